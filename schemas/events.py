@@ -1,0 +1,130 @@
+"""Stream events: a discriminated union of pydantic models with a ``kind`` literal.
+
+Each event carries the episode id, the step it concerns and a UTC timestamp (Unix
+seconds). ``SCHEMA_VERSION`` is written beside every entry by :mod:`schemas.wire`; a
+reader refuses entries of another version instead of guessing.
+"""
+
+import time
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.episode import EpisodeSpec
+
+SCHEMA_VERSION = 1
+
+Values = dict[str, float]
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=_new_id, max_length=64)
+    episode_id: str = Field(min_length=1, max_length=128)
+    ts: float = Field(default_factory=_now, description="UTC Unix seconds when emitted")
+
+
+class EpisodeStarted(_Event):
+    """First entry of every episode: the detectors build their state from the spec."""
+
+    kind: Literal["episode_started"] = "episode_started"
+    step: Literal[0] = 0
+    spec: EpisodeSpec
+
+
+class StepEvent(_Event):
+    """One agent step: what the agent saw, what it did and what followed."""
+
+    kind: Literal["step"] = "step"
+    step: int = Field(ge=1)
+    observation: Values = Field(description="levels/totals/stock the agent saw before acting")
+    action: Values = Field(description="amount per objective")
+    after: Values | None = Field(default=None, description="levels after action and noise")
+    noise: Values | None = Field(
+        default=None, description="the environment's own change per objective (noise, shocks)"
+    )
+    rewards: Values = Field(default_factory=dict)
+    reference: Values | None = Field(default=None, description="reference policy's action")
+    text: str | None = Field(default=None, max_length=100_000, description="raw agent answer")
+    invalid_answers: int = Field(default=0, ge=0, description="rejected answers this step")
+    mitigation: str | None = None
+
+
+class Verdict(_Event):
+    """The detectors' answer to one step; also the signal that makes a savepoint."""
+
+    kind: Literal["verdict"] = "verdict"
+    step: int = Field(ge=1)
+    verdict: Literal["continue", "reset"]
+    savepoint_step: int | None = Field(default=None, ge=0)
+    runaway_index: float = Field(ge=0, le=1)
+    hazard: float = Field(default=0.0, ge=0, le=1)
+    flags: list[str] = Field(default_factory=list)
+    step_ts: float = Field(description="ts of the step this answers (for lag)")
+
+
+class FlipEvent(_Event):
+    """A flip was detected: raised once per episode and flag kind."""
+
+    kind: Literal["flip"] = "flip"
+    step: int = Field(ge=1, description="step at which the flip was detected")
+    flag: Literal["runaway", "self_imitation"] = "runaway"
+    onset_step: int = Field(ge=0, description="step at which the sustained runaway began")
+    mode: str = Field(default="unknown", description="unbounded_max, single_objective, ...")
+    objective: str | None = None
+    runaway_index: float = Field(ge=0, le=1)
+    step_ts: float
+
+
+class RecoveryCommand(_Event):
+    """Restore the agent's context to a savepoint. Applied once per ``command_id``."""
+
+    kind: Literal["recovery_command"] = "recovery_command"
+    step: int = Field(ge=1, description="step at which the flip was detected")
+    command_id: str = Field(min_length=1, max_length=200)
+    savepoint_step: int = Field(ge=0, description="restore the context as of this step")
+    reminder: str | None = Field(default=None, max_length=10_000)
+    reason: str = ""
+    rollback_environment: bool = False
+    step_ts: float
+
+
+class RecoveryApplied(_Event):
+    """A worker applied a recovery command."""
+
+    kind: Literal["recovery_applied"] = "recovery_applied"
+    step: int = Field(ge=0, description="last step played when the recovery was applied")
+    command_id: str
+    savepoint_step: int = Field(ge=0)
+    messages_dropped: int = Field(ge=0)
+
+
+class EpisodeFinished(_Event):
+    """Last entry of an episode."""
+
+    kind: Literal["episode_finished"] = "episode_finished"
+    step: int = Field(ge=0, description="steps played")
+    reason: Literal["done", "exhausted", "abandoned", "error", "cancelled"] = "done"
+    error: str | None = Field(default=None, max_length=2_000)
+
+
+Event = Annotated[
+    EpisodeStarted
+    | StepEvent
+    | Verdict
+    | FlipEvent
+    | RecoveryCommand
+    | RecoveryApplied
+    | EpisodeFinished,
+    Field(discriminator="kind"),
+]

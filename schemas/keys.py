@@ -1,0 +1,69 @@
+"""Every Redis key and stream name, in one place.
+
+Keys of one shard share the hash tag ``{s<n>}`` so that a Redis Cluster keeps them on one
+node and a detector can write its state, the commands a step caused and the ack in one
+MULTI/EXEC. The episode id picks the shard (CRC32), so all of an episode's entries are
+ordered in one stream.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+DETECTOR_GROUP = "detectors"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "runaway"
+    shards: int = 1
+
+    def shard_of(self, episode_id: str) -> int:
+        return zlib.crc32(episode_id.encode()) % self.shards
+
+    def _tagged(self, shard: int, name: str) -> str:
+        return f"{self.prefix}:{{s{shard}}}:{name}"
+
+    # streams
+    def steps(self, shard: int) -> str:
+        """Episode starts, steps, applied recoveries and episode ends; read by detectors."""
+        return self._tagged(shard, "steps")
+
+    def flips(self, shard: int) -> str:
+        """FlipEvents (all episodes of the shard), for dashboards, SSE and reports."""
+        return self._tagged(shard, "flips")
+
+    def control(self, episode_id: str) -> str:
+        """Verdicts and RecoveryCommands for one episode; read by its worker or sidecar."""
+        return self._tagged(self.shard_of(episode_id), f"control:{episode_id}")
+
+    def deadletter(self, shard: int) -> str:
+        """Entries that could not be processed, with the reason."""
+        return self._tagged(shard, "deadletter")
+
+    # detector bookkeeping
+    def detector_state(self, shard: int) -> str:
+        """Hash: episode id -> checkpointed scorer state."""
+        return self._tagged(shard, "detector-state")
+
+    def lease(self, shard: int) -> str:
+        """Which detector owns the shard (SET NX PX); keeps each episode on one reader."""
+        return self._tagged(shard, "lease")
+
+    def detectors(self) -> str:
+        """Sorted set: detector consumer name -> last heartbeat (Unix seconds)."""
+        return f"{self.prefix}:detectors"
+
+    # episodes
+    def episode(self, episode_id: str) -> str:
+        """Hash of one episode's summary (spec, last step, RI, flips), for the API."""
+        return self._tagged(self.shard_of(episode_id), f"episode:{episode_id}")
+
+    def episodes(self) -> str:
+        """Sorted set: episode id -> start time, for listing."""
+        return f"{self.prefix}:episodes"
+
+    def all_steps(self) -> list[str]:
+        return [self.steps(s) for s in range(self.shards)]
+
+    def all_flips(self) -> list[str]:
+        return [self.flips(s) for s in range(self.shards)]

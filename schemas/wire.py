@@ -1,0 +1,55 @@
+"""Encoding of events as Redis stream entries, and the one place that decodes them.
+
+An entry is ``{"k": kind, "v": schema version, "d": event JSON}``. Decoding accepts the
+bytes or str shapes that redis-py returns under RESP2 and RESP3 and raises
+:class:`BadEntry` with a reason that goes to the dead-letter stream.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.events import SCHEMA_VERSION, Event
+
+_EVENT = TypeAdapter(Event)
+MAX_ENTRY_BYTES = 256 * 1024
+
+
+class BadEntry(ValueError):
+    """A stream entry that cannot be turned into an event; the message says why."""
+
+
+def encode(event: Any) -> dict[str, bytes]:
+    """Stream fields for one event (pydantic's Rust serializer does the JSON)."""
+    return {
+        "k": event.kind.encode(),
+        "v": b"%d" % SCHEMA_VERSION,
+        "d": event.__pydantic_serializer__.to_json(event),
+    }
+
+
+def _field(fields: Mapping[Any, Any], name: str) -> bytes:
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        raise BadEntry(f"missing field {name!r}")
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def decode(fields: Mapping[Any, Any]) -> Any:
+    """The event in one stream entry, or :class:`BadEntry`."""
+    version = _field(fields, "v")
+    if version != b"%d" % SCHEMA_VERSION:
+        raise BadEntry(f"schema version {version[:16]!r} is not {SCHEMA_VERSION}")
+    data = _field(fields, "d")
+    if len(data) > MAX_ENTRY_BYTES:
+        raise BadEntry(f"entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
+    try:
+        event = _EVENT.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "entry"
+        raise BadEntry(f"invalid {where}: {first['msg']}") from None
+    if event.kind.encode() != _field(fields, "k"):
+        raise BadEntry("field 'k' does not match the event kind")
+    return event

@@ -1,0 +1,1 @@
+"""Workers: environments, agents, the episode runner and the worker process."""

@@ -1,0 +1,31 @@
+"""The objective specs of the built-in environments (the one definition of their bands)."""
+
+from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
+
+H = ObjectiveKind.HOMEOSTATIC
+U = ObjectiveKind.UNBOUNDED
+R = ObjectiveKind.RENEWABLE
+
+_MO_HOMEOSTASIS = ObjectiveSet(
+    objectives=(
+        ObjectiveSpec(name="A", kind=H, target=110, band=11),
+        ObjectiveSpec(name="B", kind=H, target=120, band=12),
+    )
+)
+_BALANCING = ObjectiveSet(
+    objectives=(ObjectiveSpec(name="A", kind=U), ObjectiveSpec(name="B", kind=U)),
+    total_action_limit=10,
+)
+
+OBJECTIVES: dict[str, ObjectiveSet] = {
+    "sustainability": ObjectiveSet(objectives=(ObjectiveSpec(name="stock", kind=R, capacity=20),)),
+    "homeostasis": ObjectiveSet(
+        objectives=(ObjectiveSpec(name="level", kind=H, target=100, band=10),)
+    ),
+    "multiobjective-homeostasis": _MO_HOMEOSTASIS,
+    "multiobjective-homeostasis-shocks": _MO_HOMEOSTASIS,
+    "balancing-unbounded-objectives": _BALANCING,
+    "balancing-noise": _BALANCING,
+}
+
+ENVIRONMENT_NAMES: tuple[str, ...] = tuple(OBJECTIVES)
