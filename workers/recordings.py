@@ -170,11 +170,10 @@ def read_tsv(path: str | Path) -> Recording:
     if not rows:
         raise RecordingError(f"{path}: no rows")
     header = rows[0].keys()
-    for column, environment, parse in _FORMATS:
-        if column in header:
-            break
-    else:
+    found = next((f for f in _FORMATS if f[0] in header), None)
+    if found is None:
         raise RecordingError(f"{path}: header matches no BioBlue benchmark format")
+    _, environment, parse = found
     if "Prompt message" not in header:
         raise RecordingError(f"{path}: missing column 'Prompt message'")
     steps = [parse(row, f"{path.name} row {i + 2}") for i, row in enumerate(rows)]
