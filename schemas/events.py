@@ -69,7 +69,8 @@ class Verdict(_Event):
     savepoint_step: int | None = Field(default=None, ge=0)
     runaway_index: float = Field(ge=0, le=1)
     hazard: float = Field(default=0.0, ge=0, le=1)
-    flags: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, description="flags raised so far")
+    detections: list[str] = Field(default_factory=list, description="flags raised at this step")
     step_ts: float = Field(description="ts of the step this answers (for lag)")
 
 

@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass
 
 DETECTOR_GROUP = "detectors"
+WORKER_GROUP = "workers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,10 @@ class Keys:
     def episodes(self) -> str:
         """Sorted set: episode id -> start time, for listing."""
         return f"{self.prefix}:episodes"
+
+    def jobs(self) -> str:
+        """Episode specs waiting for a worker (consumer group ``workers``)."""
+        return f"{self.prefix}:jobs"
 
     def all_steps(self) -> list[str]:
         return [self.steps(s) for s in range(self.shards)]

@@ -1,0 +1,59 @@
+"""Per-episode detector state: the scorer plus bookkeeping, and its Redis checkpoint form.
+
+The spec is checkpointed once (field ``<episode>:spec``) and the scorer state after every
+batch (field ``<episode>``), both in the shard's state hash, so a detector that takes a
+shard over resumes each episode exactly where the last one acked.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from detectors.scoring import EpisodeScorer, StepScore
+from schemas.episode import EpisodeSpec
+
+
+@dataclass(slots=True)
+class EpisodeRecord:
+    spec: EpisodeSpec
+    scorer: EpisodeScorer
+    last_step: int = 0
+    flips: int = 0
+    recoveries_sent: int = 0
+    last_score: StepScore | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, spec: EpisodeSpec) -> "EpisodeRecord":
+        return cls(spec=spec, scorer=EpisodeScorer(spec))
+
+    def dump_state(self) -> bytes:
+        return orjson.dumps(
+            {
+                "last_step": self.last_step,
+                "flips": self.flips,
+                "recoveries_sent": self.recoveries_sent,
+                "scorer": self.scorer.to_state(),
+            }
+        )
+
+    def dump_spec(self) -> bytes:
+        return self.spec.model_dump_json().encode()
+
+    @classmethod
+    def load(cls, spec_json: bytes, state_json: bytes | None) -> "EpisodeRecord":
+        spec = EpisodeSpec.model_validate_json(spec_json)
+        if state_json is None:
+            return cls.start(spec)
+        state: dict[str, Any] = orjson.loads(state_json)
+        return cls(
+            spec=spec,
+            scorer=EpisodeScorer.from_state(spec, state["scorer"]),
+            last_step=state["last_step"],
+            flips=state["flips"],
+            recoveries_sent=state["recoveries_sent"],
+        )
+
+
+def spec_field(episode_id: str) -> str:
+    return f"{episode_id}:spec"

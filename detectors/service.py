@@ -1,0 +1,187 @@
+"""The detector process: shard leases, one consumer task per owned shard, heartbeats.
+
+Shards are spread over the live detectors (each takes about ``shards / live``) with
+leases (``SET NX PX``) renewed every heartbeat. A detector that dies stops renewing; after
+``claim_idle_ms`` its shards are free, and the next owner claims their pending entries
+(XAUTOCLAIM) and scores them before new ones, so no step is lost or scored out of order.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from detectors.consumer import ShardConsumer
+from monitor.connections import ensure_group
+from monitor.metrics import DetectorMetrics
+from schemas.keys import DETECTOR_GROUP
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+def consumer_name() -> str:
+    """Stable per process (host:pid), so dead consumers are recognisable."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class DetectorService:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: Settings,
+        metrics: DetectorMetrics | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = settings.keys
+        self.metrics = metrics or DetectorMetrics()
+        self.name = name or consumer_name()
+        self.consumers: dict[int, ShardConsumer] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self.ready = False
+
+    @property
+    def lease_ms(self) -> int:
+        return self.settings.claim_idle_ms
+
+    async def ensure_groups(self) -> None:
+        for stream in self.keys.all_steps():
+            await ensure_group(self.redis, stream, DETECTOR_GROUP)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Score until ``stop`` is set; then finish the batch in hand and hand shards back."""
+        self.metrics.up.set(1)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.ensure_groups()
+                    await self._balance(stop)
+                    self.ready = True
+                except RedisError as exc:
+                    self.ready = False
+                    log.warning("detector: redis unavailable (%s); retrying", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.heartbeat_s)
+        finally:
+            self.ready = False
+            self.metrics.up.set(0)
+            await self._release_all()
+
+    async def run_until_idle(self) -> int:
+        """Burst mode for tests and replay: own every shard, score all that is there, return."""
+        await self.ensure_groups()
+        handled = 0
+        for shard in range(self.keys.shards):
+            if await self._acquire(shard):
+                consumer = self.consumers[shard] = self._consumer(shard)
+                await consumer.take_over()
+        try:
+            idle_rounds = 0
+            while idle_rounds < 2:
+                n = 0
+                for consumer in self.consumers.values():
+                    n += await consumer.poll(block_ms=1)
+                handled += n
+                idle_rounds = idle_rounds + 1 if n == 0 else 0
+        finally:
+            await self._release_all()
+        return handled
+
+    def _consumer(self, shard: int) -> ShardConsumer:
+        return ShardConsumer(self.redis, self.settings, shard, self.name, self.metrics)
+
+    async def _heartbeat(self) -> int:
+        """Record this detector as alive; the number of live detectors."""
+        now = time.time()
+        key = self.keys.detectors()
+        horizon = now - 3 * self.settings.heartbeat_s - self.lease_ms / 1000
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(key, {self.name: now})
+        pipe.zremrangebyscore(key, "-inf", horizon)
+        pipe.zcard(key)
+        return max(1, (await pipe.execute())[2])
+
+    async def _balance(self, stop: asyncio.Event) -> None:
+        live = await self._heartbeat()
+        wanted = math.ceil(self.keys.shards / live)
+        for shard in list(self._tasks):
+            lost = not await self._renew(
+                keys=[self.keys.lease(shard)], args=[self.name, self.lease_ms]
+            )
+            if lost or self._tasks[shard].done():
+                await self._stop_shard(shard, release=not lost)
+        for shard in sorted(self._tasks, reverse=True)[: max(0, len(self._tasks) - wanted)]:
+            await self._stop_shard(shard, release=True)
+        offset = hash(self.name) % self.keys.shards
+        for i in range(self.keys.shards):
+            shard = (offset + i) % self.keys.shards
+            if len(self._tasks) >= wanted or stop.is_set():
+                break
+            if shard not in self._tasks and await self._acquire(shard):
+                self._tasks[shard] = asyncio.create_task(self._run_shard(shard, stop))
+        self.metrics.shards.set(len(self._tasks))
+
+    async def _acquire(self, shard: int) -> bool:
+        return bool(
+            await self.redis.set(self.keys.lease(shard), self.name, nx=True, px=self.lease_ms)
+        )
+
+    async def _run_shard(self, shard: int, stop: asyncio.Event) -> None:
+        consumer = self.consumers[shard] = self._consumer(shard)
+        backoff, taken_over = 0.05, False
+        while not stop.is_set() and shard in self._tasks:
+            try:
+                if not taken_over:
+                    await consumer.take_over()
+                    taken_over = True
+                await consumer.poll()
+                backoff = 0.05
+            except RedisError as exc:
+                log.warning("detector shard %d: %s; retrying in %.2fs", shard, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _stop_shard(self, shard: int, *, release: bool) -> None:
+        task = self._tasks.pop(shard, None)
+        self.consumers.pop(shard, None)
+        if task is not None:
+            # the loop sees the shard gone and ends after its batch; a blocked read is cut
+            try:
+                await asyncio.wait_for(asyncio.shield(task), self.settings.block_ms / 1000 + 5)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if release:
+            with contextlib.suppress(RedisError):
+                await self._release(keys=[self.keys.lease(shard)], args=[self.name])
+
+    async def _release_all(self) -> None:
+        shards = set(self._tasks) | set(self.consumers)
+        for shard in shards:
+            await self._stop_shard(shard, release=True)
+        with contextlib.suppress(RedisError):
+            await self.redis.zrem(self.keys.detectors(), self.name)

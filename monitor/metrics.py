@@ -1,0 +1,78 @@
+"""Prometheus metrics of workers and detectors, created on an injected registry.
+
+Names follow ``runaway_<what>_<unit>``; labels are bounded sets (environment, agent kind,
+mitigation, flag, outcome), never episode ids.
+"""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+RI_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass
+class WorkerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        env_labels = ("environment", "agent", "mitigation")
+        self.steps = Counter("runaway_steps_total", "Agent steps played", env_labels, registry=r)
+        self.invalid_actions = Counter(
+            "runaway_invalid_actions_total", "Answers rejected and re-asked", env_labels, registry=r
+        )
+        self.recoveries = Counter(
+            "runaway_recoveries_total", "Recovery commands applied", env_labels, registry=r
+        )
+        self.episodes = Counter(
+            "runaway_episodes_total", "Episodes ended", ("environment", "outcome"), registry=r
+        )
+        self.active = Gauge("runaway_active_episodes", "Episodes running now", registry=r)
+        self.verdict_lag = Histogram(
+            "runaway_detection_lag_seconds",
+            "Time from a step's publication to its verdict reaching the worker",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+
+
+@dataclass
+class DetectorMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.steps = Counter(
+            "runaway_detector_steps_total", "Steps scored", ("environment",), registry=r
+        )
+        self.flips = Counter(
+            "runaway_flips_total", "Flags raised", ("environment", "flag"), registry=r
+        )
+        self.deadletters = Counter(
+            "runaway_deadletter_total", "Stream entries dead-lettered", ("reason",), registry=r
+        )
+        self.duplicates = Counter(
+            "runaway_duplicate_steps_total", "Steps at or below the last one seen", registry=r
+        )
+        self.reclaimed = Counter(
+            "runaway_reclaimed_entries_total", "Pending entries claimed from others", registry=r
+        )
+        self.batch = Histogram(
+            "runaway_detector_batch_size",
+            "Entries per read",
+            buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.runaway_index = Histogram(
+            "runaway_runaway_index", "Runaway Index per scored step", buckets=RI_BUCKETS, registry=r
+        )
+        self.processing_lag = Histogram(
+            "runaway_detector_lag_seconds",
+            "Time from a step's publication to its verdict being written",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.shards = Gauge("runaway_detector_shards", "Shards this detector owns", registry=r)
+        self.up = Gauge("runaway_detector_up", "1 while the detector loop runs", registry=r)
