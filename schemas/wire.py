@@ -53,3 +53,23 @@ def decode(fields: Mapping[Any, Any]) -> Any:
     if event.kind.encode() != _field(fields, "k"):
         raise BadEntry("field 'k' does not match the event kind")
     return event
+
+
+def encode_job(spec: Any) -> dict[str, bytes]:
+    """A jobs-stream entry: one episode for a worker to run."""
+    return {"k": b"job", "v": b"%d" % SCHEMA_VERSION, "d": spec.model_dump_json().encode()}
+
+
+def decode_job(fields: Mapping[Any, Any]) -> Any:
+    """The EpisodeSpec in a jobs-stream entry, or :class:`BadEntry`."""
+    from schemas.episode import EpisodeSpec
+
+    version = _field(fields, "v")
+    if version != b"%d" % SCHEMA_VERSION:
+        raise BadEntry(f"schema version {version[:16]!r} is not {SCHEMA_VERSION}")
+    try:
+        return EpisodeSpec.model_validate_json(_field(fields, "d"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        raise BadEntry(f"invalid {where}: {first['msg']}") from None

@@ -1,0 +1,212 @@
+"""One episode: environment + agent + history + savepoints, publishing every step.
+
+The runner never runs more than ``max_inflight_steps`` ahead of the detectors' verdicts
+(backpressure: a slow detector slows the agents instead of growing memory). Verdicts
+confirm savepoints; a RecoveryCommand restores the history to its savepoint, adds the
+reminder, and is applied once per ``command_id`` however often it is delivered.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.metrics import WorkerMetrics
+from schemas.episode import EpisodeSpec
+from schemas.events import (
+    EpisodeFinished,
+    EpisodeStarted,
+    RecoveryApplied,
+    RecoveryCommand,
+    StepEvent,
+    Verdict,
+)
+from schemas.settings import Settings
+from workers.agents.base import Agent, AgentContext
+from workers.environments.base import Environment, InvalidAction
+from workers.history import History
+from workers.publisher import StreamPublisher
+
+log = logging.getLogger(__name__)
+MAX_REASKS = 10
+
+
+class AgentGaveUp(RuntimeError):
+    """The agent gave no valid answer after ``MAX_REASKS`` re-asks."""
+
+
+@dataclass
+class EpisodeResult:
+    episode_id: str
+    environment: str
+    agent: str
+    steps: int = 0
+    flips: int = 0
+    self_imitation: int = 0
+    recoveries: int = 0
+    invalid_answers: int = 0
+    outcome: str = "done"
+    error: str | None = None
+    flip_steps: list[int] = field(default_factory=list)
+    recovery_steps: list[int] = field(default_factory=list)
+    lags_s: list[float] = field(default_factory=list)
+    runaway_index: float = 0.0
+
+
+class EpisodeRunner:
+    def __init__(
+        self,
+        spec: EpisodeSpec,
+        env: Environment,
+        agent: Agent,
+        publisher: StreamPublisher,
+        inbox: "asyncio.Queue[Any]",
+        settings: Settings,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.spec = spec
+        self.env = env
+        self.agent = agent
+        self.publisher = publisher
+        self.inbox = inbox
+        self.settings = settings
+        self.metrics = metrics
+        self.keys = settings.keys
+        self.stream = self.keys.steps(self.keys.shard_of(spec.episode_id))
+        self.history = History(env.system_prompt())
+        self.applied: set[str] = set()
+        self.last_verdict = 0
+        self.restored = False
+        agent_kind = spec.agent.kind if spec.agent else "unknown"
+        mitigation = spec.labels.get("mitigation", "none")
+        self.labels = (spec.environment or "custom", agent_kind, mitigation)
+        self.result = EpisodeResult(spec.episode_id, self.labels[0], agent_kind)
+
+    async def _publish(self, event: Any) -> None:
+        await self.publisher.publish(self.stream, event, self.settings.steps_maxlen)
+
+    async def run(self) -> EpisodeResult:
+        await self._publish(EpisodeStarted(episode_id=self.spec.episode_id, spec=self.spec))
+        try:
+            for step in range(1, self.spec.steps + 1):
+                if self.env.done:
+                    self.result.outcome = "exhausted"
+                    break
+                await self._handle_control(block_until=step - self.settings.max_inflight_steps)
+                await self._play(step)
+            await self._publish(self._finished())
+            await self._handle_control(block_until=self.result.steps)
+        except asyncio.CancelledError:
+            self.result.outcome = "cancelled"
+            await asyncio.shield(self._publish(self._finished()))
+            raise
+        except AgentGaveUp as exc:
+            self.result.outcome, self.result.error = "error", str(exc)
+            await self._publish(self._finished())
+        return self.result
+
+    def _finished(self) -> EpisodeFinished:
+        return EpisodeFinished(
+            episode_id=self.spec.episode_id,
+            step=self.result.steps,
+            reason=self.result.outcome,  # type: ignore[arg-type]
+            error=self.result.error,
+        )
+
+    async def _play(self, step: int) -> None:
+        observation = self.env.values()
+        self.history.add_observation(self.env.observation_text())
+        action, text, invalid = await self._ask(step)
+        transition = self.env.step(action)
+        self.history.add_answer(step, text)
+        self.result.steps = step
+        self.result.invalid_answers += invalid
+        self.metrics.steps.labels(*self.labels).inc()
+        if invalid:
+            self.metrics.invalid_actions.labels(*self.labels).inc(invalid)
+        await self._publish(
+            StepEvent(
+                episode_id=self.spec.episode_id,
+                step=step,
+                observation=observation,
+                action={k: float(v) for k, v in action.items()},
+                after=transition.after,
+                noise=transition.noise or None,
+                rewards=transition.rewards,
+                reference=None,
+                text=text,
+                invalid_answers=invalid,
+                mitigation=self.labels[2],
+            )
+        )
+
+    async def _ask(self, step: int) -> tuple[dict[str, int], str, int]:
+        """Ask until the answer parses; rejected answers never enter the history."""
+        for invalid in range(MAX_REASKS + 1):
+            context = AgentContext(self.history.messages, step, self.env, self.restored)
+            reply = await self.agent.act(context)
+            self.restored = False
+            try:
+                return self.env.parse_action(reply.text), reply.text, invalid
+            except InvalidAction:
+                continue
+        raise AgentGaveUp(f"no valid answer at step {step} after {MAX_REASKS} re-asks")
+
+    async def _handle_control(self, block_until: int) -> None:
+        """Apply queued control events; wait while verdicts lag ``block_until`` or more."""
+        while True:
+            while not self.inbox.empty():
+                await self._apply(self.inbox.get_nowait())
+            if self.last_verdict >= block_until:
+                return
+            try:
+                event = await asyncio.wait_for(self.inbox.get(), self.settings.verdict_timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "episode %s: no verdict for step %d within %.0fs; still waiting",
+                    self.spec.episode_id, self.last_verdict + 1, self.settings.verdict_timeout_s,
+                )  # fmt: skip
+                continue
+            await self._apply(event)
+
+    async def _apply(self, event: Any) -> None:
+        if isinstance(event, Verdict):
+            if event.step <= self.last_verdict:
+                return  # redelivered
+            self.last_verdict = event.step
+            lag = max(0.0, time.time() - event.step_ts)
+            self.result.lags_s.append(lag)
+            self.metrics.verdict_lag.observe(lag)
+            self.result.runaway_index = event.runaway_index
+            if event.savepoint_step is not None:
+                self.history.confirm_safe(event.savepoint_step)
+            for flag in event.detections:
+                if flag == "runaway":
+                    self.result.flips += 1
+                    self.result.flip_steps.append(event.step)
+                else:
+                    self.result.self_imitation += 1
+        elif isinstance(event, RecoveryCommand):
+            await self._recover(event)
+
+    async def _recover(self, cmd: RecoveryCommand) -> None:
+        if cmd.command_id in self.applied:
+            return
+        self.applied.add(cmd.command_id)
+        if self.result.steps >= self.spec.steps or self.result.outcome != "done":
+            return  # the episode is over; nothing left to recover
+        dropped = self.history.restore(cmd.savepoint_step, cmd.reminder)
+        self.restored = True
+        self.result.recoveries += 1
+        self.result.recovery_steps.append(self.result.steps)
+        self.metrics.recoveries.labels(*self.labels).inc()
+        await self._publish(
+            RecoveryApplied(
+                episode_id=self.spec.episode_id,
+                step=self.result.steps,
+                command_id=cmd.command_id,
+                savepoint_step=cmd.savepoint_step,
+                messages_dropped=dropped,
+            )
+        )
