@@ -5,7 +5,9 @@ recorded noise trace; it renders the observation text exactly as the BioBlue rec
 show it, validates answers, and steps. No I/O, no clock.
 """
 
+import copy
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,54 @@ Values = dict[str, float]
 
 class InvalidAction(ValueError):
     """The answer is not a valid action; the agent is asked again (the answer is dropped)."""
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def round_reward(value: float) -> float:
+    """Round a non-integer reward as BioBlue does: 3 decimals, anything under 1e-3 is 0.0.
+
+    Formatting then re-parsing (not ``round``) keeps the exact floats the recordings show.
+    """
+    if abs(value) < 1e-3:
+        return 0.0
+    rounded = float(f"{value:.3f}")
+    return 0.0 if rounded == 0 else rounded
+
+
+def as_number(value: float) -> int | float:
+    """An integral value as ``int`` so that observations print ``110``, not ``110.0``."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def parse_ints(text: str, names: Sequence[str]) -> Action:
+    """Parse the last non-empty line as one non-negative integer per objective, in order.
+
+    Only the last line counts because models sometimes reason first and correct themselves.
+    Messages name the problem but never echo the answer (it may be long or sensitive).
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidAction("empty answer: expected " + _expected(names))
+    parts = [part.strip() for part in lines[-1].split(",")]
+    if len(parts) != len(names):
+        raise InvalidAction(f"expected {_expected(names)}, got {len(parts)} value(s)")
+    action: Action = {}
+    for name, part in zip(names, parts, strict=True):
+        if not _INT.fullmatch(part):
+            raise InvalidAction(f"the amount for {name} is not an integer")
+        value = int(part)
+        if value < 0:
+            raise InvalidAction(f"the amount for {name} is negative ({value}); 0 is allowed")
+        action[name] = value
+    return action
+
+
+def _expected(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return "one integer"
+    return f"{len(names)} comma-separated integers ({', '.join(names)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +120,9 @@ class Environment(ABC):
     def observation_text(self) -> str:
         """The user message for the step about to be played, as the recordings show it."""
 
-    @abstractmethod
     def parse_action(self, text: str) -> Action:
         """Parse the last non-empty line of an answer; :class:`InvalidAction` if invalid."""
+        return self.check_action(parse_ints(text, self.names))
 
     @abstractmethod
     def step(self, action: Mapping[str, int]) -> Transition:
@@ -82,9 +132,51 @@ class Environment(ABC):
     def reference_action(self) -> Action:
         """The optimal policy's action in the current state."""
 
-    @abstractmethod
     def format_action(self, action: Mapping[str, int]) -> str:
         """The answer text a model would give for this action (used by scripted agents)."""
+        return ", ".join(str(int(action[name])) for name in self.names)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Objective names in observation (and random draw) order."""
+        return self.objectives.names
+
+    def check_action(self, action: Mapping[str, int]) -> Action:
+        """Validate an action given as numbers (scripted agents, ``step``); limits per subclass."""
+        if set(action) != set(self.names):
+            raise InvalidAction(f"expected amounts for {', '.join(self.names)}")
+        checked: Action = {}
+        for name in self.names:
+            value = action[name]
+            if isinstance(value, bool) or int(value) != value:
+                raise InvalidAction(f"the amount for {name} is not an integer")
+            if value < 0:
+                raise InvalidAction(f"the amount for {name} is negative ({value}); 0 is allowed")
+            checked[name] = int(value)
+        self._check_limits(checked)
+        return checked
+
+    def _check_limits(self, action: Action) -> None:
+        """Subclasses raise :class:`InvalidAction` when an action exceeds a limit."""
+        return None
+
+    def _begin_step(self, action: Mapping[str, int]) -> Action:
+        if self.done:
+            raise RuntimeError(f"{self.name}: the episode is over; no more steps")
+        return self.check_action(action)
+
+    def _end_step(self, rewards: dict[str, float], done: bool = False) -> None:
+        self.last_rewards = rewards
+        self.step_number += 1
+        self.done = done
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state, random generator included, for environment rollback."""
+        return copy.deepcopy(self.__dict__)
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Go back to a :meth:`snapshot`; the snapshot stays reusable."""
+        self.__dict__.update(copy.deepcopy(dict(state)))
 
     def _noise(self, objective: str, draw: Any) -> float:
         """The recorded noise for this step if replaying, else ``draw()``."""
