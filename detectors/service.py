@@ -10,15 +10,13 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import socket
 import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from detectors.consumer import ShardConsumer
-from monitor.connections import ensure_group
+from monitor.connections import consumer_name, ensure_group
 from monitor.metrics import DetectorMetrics
 from schemas.keys import DETECTOR_GROUP
 from schemas.settings import Settings
@@ -37,11 +35,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def consumer_name() -> str:
-    """Stable per process (host:pid), so dead consumers are recognisable."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class DetectorService:

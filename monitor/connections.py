@@ -1,5 +1,7 @@
 """Redis connections, and the one adapter that normalises redis-py's reply shapes."""
 
+import os
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,3 +62,8 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
     except aioredis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+def consumer_name(role: str = "") -> str:
+    """Stable per process (host:pid), so dead consumers are recognisable."""
+    return f"{socket.gethostname()}:{os.getpid()}{':' + role if role else ''}"

@@ -7,7 +7,6 @@ against a shared server.
 import os
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,9 +14,9 @@ import redis.asyncio as aioredis
 from monitor.connections import connect
 from monitor.embedded_redis import embedded_redis
 from schemas.settings import Settings
+from workers.recordings import bundled_recordings
 
-DATA = Path(__file__).parent / "data" / "bioblue"
-RECORDINGS = sorted(DATA.glob("*_gpt-4o-mini_*.tsv"))
+RECORDINGS = bundled_recordings()
 
 
 @pytest.fixture(scope="session")

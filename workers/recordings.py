@@ -14,6 +14,13 @@ from pathlib import Path
 
 csv.field_size_limit(10_000_000)
 
+BUNDLED_DIR = Path(__file__).parent / "data" / "bioblue"
+
+
+def bundled_recordings() -> list[Path]:
+    """The 50 recorded GPT-4o-mini trials shipped with the package (MPL-2.0, see NOTICE.md)."""
+    return sorted(BUNDLED_DIR.glob("*_gpt-4o-mini_*.tsv"))
+
 
 class RecordingError(ValueError):
     """A file that is not a readable BioBlue recording; the message says where and why."""

@@ -74,6 +74,21 @@ class Worker:
         self._inboxes: dict[str, asyncio.Queue[Any]] = {}
         self._control_ids: dict[str, bytes] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._runners: dict[str, EpisodeRunner] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def steps_played(self) -> int:
+        done = sum(r.steps for r in self.results)
+        return done + sum(r.result.steps for r in self._runners.values())
+
+    @property
+    def live_flips(self) -> int:
+        """Flips detected in episodes still running."""
+        return sum(r.result.flips for r in self._runners.values())
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> list[EpisodeResult]:
         """Run jobs until ``stop`` (or, with ``until_idle``, until no job is left)."""
@@ -143,6 +158,7 @@ class Worker:
         runner = EpisodeRunner(spec, env, agent, self.publisher, inbox, self.settings, self.metrics)
         task = asyncio.create_task(self._run_episode(entry_id, spec, runner, agent))
         self._tasks[spec.episode_id] = task
+        self._runners[spec.episode_id] = runner
         self.metrics.active.set(len(self._tasks))
 
     async def _run_episode(
@@ -159,6 +175,7 @@ class Worker:
             result.outcome, result.error = "error", f"{type(exc).__name__}: {exc}"[:500]
         finally:
             self._tasks.pop(spec.episode_id, None)
+            self._runners.pop(spec.episode_id, None)
             self._inboxes.pop(spec.episode_id, None)
             self._control_ids.pop(spec.episode_id, None)
             self.metrics.active.set(len(self._tasks))

@@ -1,0 +1,44 @@
+"""``runaway-monitor detector``: score the steps streams of ``REDIS_URL`` until SIGTERM."""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from detectors.service import DetectorService
+from monitor.connections import connect, consumer_name
+from monitor.metrics import DetectorMetrics
+from monitor.runtime import metrics_endpoint, run, setup_logging
+from schemas.settings import Settings
+
+log = logging.getLogger("runaway.detector")
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("detector", help="score steps and send recoveries (needs REDIS_URL)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if not settings.redis_url:
+        print("error: the detector needs REDIS_URL (shared with workers)", file=sys.stderr)
+        return 2
+    if args.metrics_port:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+    setup_logging()
+    return run(lambda stop: serve(settings, stop))
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> int:
+    redis = connect(settings.redis_url or "")
+    metrics = DetectorMetrics()
+    service = DetectorService(redis, settings, metrics, name=consumer_name("detector"))
+    log.info("detector %s over %d shards", service.name, settings.shards)
+    try:
+        async with metrics_endpoint(metrics.registry, settings.metrics_port):
+            await service.run(stop)
+    finally:
+        await redis.aclose()
+    return 0

@@ -1,0 +1,54 @@
+"""``runaway-monitor worker``: run episode jobs from ``REDIS_URL`` until SIGTERM."""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from monitor.connections import connect, consumer_name
+from monitor.metrics import WorkerMetrics
+from monitor.runtime import metrics_endpoint, run, setup_logging
+from schemas.settings import Settings
+from workers.worker import Worker
+
+log = logging.getLogger("runaway.worker")
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("worker", help="run episode jobs (needs REDIS_URL)")
+    p.add_argument("--concurrency", type=int, help="episodes at once (RUNAWAY_CONCURRENCY)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if not settings.redis_url:
+        print(
+            "error: the worker needs REDIS_URL (shared with detectors); "
+            "'runaway-monitor demo' runs everything on a private server",
+            file=sys.stderr,
+        )
+        return 2
+    updates = {
+        k: v
+        for k, v in (("concurrency", args.concurrency), ("metrics_port", args.metrics_port))
+        if v
+    }
+    settings = settings.model_copy(update=updates)
+    setup_logging()
+    return run(lambda stop: serve(settings, stop))
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> int:
+    redis = connect(settings.redis_url or "")
+    metrics = WorkerMetrics()
+    worker = Worker(redis, settings, metrics, name=consumer_name("worker"))
+    log.info("worker %s: up to %d episodes at once", worker.name, settings.concurrency)
+    try:
+        async with metrics_endpoint(metrics.registry, settings.metrics_port):
+            await worker.run(stop)
+    finally:
+        await redis.aclose()
+    log.info("worker stopped after %d episodes", len(worker.results))
+    return 0
