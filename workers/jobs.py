@@ -5,8 +5,9 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
+from monitor.connections import ensure_group
 from schemas.episode import AgentSpec, EpisodeSpec
-from schemas.keys import Keys
+from schemas.keys import WORKER_GROUP, Keys
 from schemas.wire import encode_job
 from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
 from workers.recordings import bundled_recordings
@@ -56,6 +57,7 @@ def demo_specs(episodes: int, steps: int, run_id: str, seed: int = 0) -> list[Ep
 
 async def submit_jobs(redis: aioredis.Redis, keys: Keys, specs: Iterable[EpisodeSpec]) -> int:
     """Queue episodes for the workers (one pipelined round trip)."""
+    await ensure_group(redis, keys.jobs(), WORKER_GROUP)
     pipe = redis.pipeline(transaction=False)
     n = 0
     for spec in specs:
