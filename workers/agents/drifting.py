@@ -13,6 +13,7 @@ Modes:
 - ``cycle`` (any): a rigid period-2 or period-3 action cycle regardless of the state.
 """
 
+import math
 import random
 from typing import Literal, get_args
 
@@ -77,7 +78,8 @@ class DriftingAgent:
             self._steps_in_mode += 1
         else:
             action = env.reference_action()
-            self._relapse_left -= self.phase == "relapse"
+            if self.phase == "relapse":
+                self._relapse_left -= 1
         return Reply(text=env.format_action(action))
 
     async def aclose(self) -> None:
@@ -131,19 +133,22 @@ class DriftingAgent:
                 if limit is not None and len(env.names) == 2:
                     first = self.rng.randint(0, int(limit))
                     candidate = dict(zip(env.names, (first, int(limit) - first), strict=True))
-                else:
-                    candidate = {o: self.rng.randint(0, 10) for o in env.names}
+                else:  # homeostatic: 0..10; renewable: 1..6, like the recorded 3, 2 cycles
+                    hi = 6 if self._renewable(env) else 10
+                    candidate = {o: self.rng.randint(int(hi == 6), hi) for o in env.names}
                 if candidate not in pattern:
                     pattern.append(candidate)
             self._cycle = pattern
         return self._cycle
 
     @staticmethod
-    def _clamped(env: Environment, action: Action) -> Action:
-        """Keep a cycle action valid where a limit depends on the state (the stock)."""
-        kinds = {o.name: o.kind for o in env.objectives.objectives}
+    def _renewable(env: Environment) -> bool:
+        return any(o.kind is ObjectiveKind.RENEWABLE for o in env.objectives.objectives)
+
+    @classmethod
+    def _clamped(cls, env: Environment, action: Action) -> Action:
+        """Keep a cycle action valid, and short of exhausting a stock, where one is low."""
+        if not cls._renewable(env):
+            return dict(action)
         values = env.values()
-        return {
-            o: min(a, int(values[o])) if kinds[o] is ObjectiveKind.RENEWABLE else a
-            for o, a in action.items()
-        }
+        return {o: min(a, max(0, math.ceil(values[o]) - 1)) for o, a in action.items()}

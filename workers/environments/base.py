@@ -181,5 +181,10 @@ class Environment(ABC):
     def _noise(self, objective: str, draw: Any) -> float:
         """The recorded noise for this step if replaying, else ``draw()``."""
         if self.noise_trace is not None:
+            if self.step_number > len(self.noise_trace):
+                raise ValueError(
+                    f"the noise trace has {len(self.noise_trace)} steps; "
+                    f"step {self.step_number} needs one"
+                )
             return self.noise_trace[self.step_number - 1][objective]
         return draw()
