@@ -21,8 +21,12 @@ def summarize(
     steps = sum(r.steps for r in results)
     lags_ms = [lag * 1000 for r in results for lag in r.lags_s]
     by_outcome: dict[str, int] = {}
+    episodes_by_env: dict[str, int] = {}
+    steps_by_env: dict[str, int] = {}
     for r in results:
         by_outcome[r.outcome] = by_outcome.get(r.outcome, 0) + 1
+        episodes_by_env[r.environment] = episodes_by_env.get(r.environment, 0) + 1
+        steps_by_env[r.environment] = steps_by_env.get(r.environment, 0) + r.steps
     errors = by_outcome.get("error", 0) + deadletters + job_errors
     return {
         "episodes": len(results),
@@ -38,4 +42,6 @@ def summarize(
         "detection_lag_ms_p99": round(percentile(lags_ms, 99), 3),
         "errors": errors,
         "outcomes": by_outcome,
+        "episodes_by_environment": episodes_by_env,
+        "steps_by_environment": steps_by_env,
     }

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from workers.environments import create_environment
+from workers.recordings import BUNDLED_DIR as DATA
 from workers.recordings import Recording, read_tsv
 
-DATA = Path(__file__).parent / "data" / "bioblue"
 FILES = sorted(DATA.glob("*_gpt-4o-mini_*.tsv"))
 
 

@@ -8,9 +8,8 @@ from schemas.episode import AgentSpec
 from workers.agents import Agent, AgentContext, DriftingAgent, create_agent
 from workers.environments import ENVIRONMENT_NAMES, create_environment
 from workers.environments.base import Environment, Transition
+from workers.recordings import BUNDLED_DIR as DATA
 from workers.recordings import read_tsv
-
-DATA = Path(__file__).parent / "data" / "bioblue"
 
 
 async def play(

@@ -10,7 +10,7 @@ from schemas.episode import AgentSpec, EpisodeSpec
 from schemas.keys import WORKER_GROUP, Keys
 from schemas.wire import encode_job
 from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
-from workers.recordings import bundled_recordings
+from workers.recordings import bundled_recordings, read_tsv
 
 # recordings a replay agent can play in each environment (file name prefix, options)
 _REPLAYABLE = {
@@ -29,13 +29,15 @@ def demo_specs(episodes: int, steps: int, run_id: str, seed: int = 0) -> list[Ep
         env = ENVIRONMENT_NAMES[i % len(ENVIRONMENT_NAMES)]
         rng = random.Random(seed * 1_000_003 + i)
         options: dict[str, object] = {}
+        env_seed = 1 + i
         slot = (i // len(ENVIRONMENT_NAMES)) % 5
         if slot == 0:
             agent = AgentSpec(kind="reference")
         elif slot == 4 and env in _REPLAYABLE:
             prefix, options = _REPLAYABLE[env]
-            candidates = [p for p in recordings if p.name.startswith(prefix)]
-            agent = AgentSpec(kind="replay", options={"source": str(rng.choice(candidates))})
+            source = rng.choice([p for p in recordings if p.name.startswith(prefix)])
+            env_seed = read_tsv(source).seed  # the replayed world matches the recording
+            agent = AgentSpec(kind="replay", options={"source": str(source)})
         else:
             mode = "cycle" if slot == 3 else None
             flip = rng.randint(max(2, steps // 5), max(3, steps // 2))
@@ -46,7 +48,7 @@ def demo_specs(episodes: int, steps: int, run_id: str, seed: int = 0) -> list[Ep
                 environment=env,
                 env_options=options,
                 objectives=OBJECTIVES[env],
-                seed=1 + i,
+                seed=env_seed,
                 steps=steps,
                 agent=agent,
                 labels={"mitigation": "savepoint-recovery", "model": agent.kind},

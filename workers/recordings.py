@@ -53,6 +53,15 @@ class Recording:
     def objectives(self) -> tuple[str, ...]:
         return tuple(self.steps[0].action) if self.steps else ()
 
+    @property
+    def seed(self) -> int:
+        """The seed that reproduces the recorded noise without a trace.
+
+        The ten recorded homeostasis trials all share the noise of ``Random(0)`` (a quirk of
+        how those runs were seeded); every other benchmark used seed = trial number.
+        """
+        return 0 if self.environment == "homeostasis" else self.trial
+
     def noise_trace(self) -> list[dict[str, float]]:
         return [s.noise for s in self.steps]
 
@@ -216,7 +225,7 @@ def events_from_recording(recording: Recording, episode_id: str | None = None):
         environment=recording.environment,
         env_options=recording.env_options,
         objectives=OBJECTIVES[recording.environment],
-        seed=recording.trial,
+        seed=recording.seed,
         steps=max(len(recording.steps), 1),
         agent=AgentSpec(kind="replay", options={"source": recording.source}),
         labels={"model": recording.model, "benchmark": recording.benchmark},
