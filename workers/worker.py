@@ -24,6 +24,7 @@ from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, decode_job
 from workers.agents.base import Agent
 from workers.environments.base import Environment
+from workers.mitigations import parse_mitigations
 from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
@@ -139,6 +140,7 @@ class Worker:
     async def _start(self, entry_id: bytes, fields: dict[Any, Any]) -> None:
         try:
             spec = decode_job(fields)
+            plan = parse_mitigations(spec.mitigation)
             env = self.env_factory(spec)
             agent = self.agent_factory(spec, env)
         except (BadEntry, ValueError) as exc:
@@ -155,7 +157,9 @@ class Worker:
         inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inboxes[spec.episode_id] = inbox
         self._control_ids[spec.episode_id] = b"0-0"
-        runner = EpisodeRunner(spec, env, agent, self.publisher, inbox, self.settings, self.metrics)
+        runner = EpisodeRunner(
+            spec, env, agent, self.publisher, inbox, self.settings, self.metrics, plan
+        )
         task = asyncio.create_task(self._run_episode(entry_id, spec, runner, agent))
         self._tasks[spec.episode_id] = task
         self._runners[spec.episode_id] = runner
