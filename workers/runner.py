@@ -26,6 +26,7 @@ from schemas.events import (
 from schemas.settings import Settings
 from workers.agents.base import Agent, AgentContext
 from workers.environments.base import Environment, InvalidAction
+from workers.episode_log import EpisodeLog
 from workers.history import History
 from workers.mitigations import MitigationPlan, parse_mitigations
 from workers.prompting import SUMMARY_REQUEST, is_reset_request, system_prompt
@@ -71,6 +72,7 @@ class EpisodeRunner:
         settings: Settings,
         metrics: WorkerMetrics,
         plan: MitigationPlan | None = None,
+        log: EpisodeLog | None = None,
     ) -> None:
         self.spec = spec
         self.plan = plan or parse_mitigations(spec.mitigation)
@@ -84,6 +86,7 @@ class EpisodeRunner:
         self.stream = self.keys.steps(self.keys.shard_of(spec.episode_id))
         self.history = History(system_prompt(env, spec, self.plan))
         self.env_snapshots: dict[int, dict[str, Any]] = {}
+        self.log = log
         self.applied: set[str] = set()
         self.last_verdict = 0
         self.restored = False
@@ -95,6 +98,8 @@ class EpisodeRunner:
 
     async def _publish(self, event: Any) -> None:
         await self.publisher.publish(self.stream, event, self.settings.steps_maxlen)
+        if self.log is not None:
+            self.log.add(event)
 
     async def run(self) -> EpisodeResult:
         await self._publish(EpisodeStarted(episode_id=self.spec.episode_id, spec=self.spec))
@@ -212,6 +217,8 @@ class EpisodeRunner:
         if isinstance(event, Verdict):
             if event.step <= self.last_verdict:
                 return  # redelivered
+            if self.log is not None:
+                self.log.add(event)
             self.last_verdict = event.step
             lag = max(0.0, time.time() - event.step_ts)
             self.result.lags_s.append(lag)
@@ -234,6 +241,8 @@ class EpisodeRunner:
         if cmd.command_id in self.applied:
             return
         self.applied.add(cmd.command_id)
+        if self.log is not None:
+            self.log.add(cmd)
         if self.result.steps >= self.spec.steps or self.result.outcome != "done":
             return  # the episode is over; nothing left to recover
         plan = self.plan
