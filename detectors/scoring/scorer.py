@@ -118,7 +118,7 @@ class EpisodeScorer:
         si_strength = 0.0
         for i in range(n):
             p, r, st = patterns.update(
-                pat["hist"][i], pat["rep"][i], pat["sup"][i], a[i],
+                pat["hist"][i], pat["rep"][i], pat["mask"][i], a[i],
                 abs(ref[i] - prev_ref[i]) > 1.0, viol[i], self._need_si,
             )
             if st > si_strength:

@@ -20,8 +20,9 @@ after everything):
 * ``out``  objective ``i`` ends the step on its runaway side: above the band; leading the
   mean total by more than 1 (the reference's own tolerance); a stock that fell.
 * ``viol`` a constraint violation the agent caused or worsened (homeostatic: above the
-  band by its feeding as in ``m``, or below the band with ``p < L`` and less than the
-  reference given; unbounded: the agent's harvest widened a spread already over 1;
+  band by its feeding as in ``m``, or below the band and falling further, ``f < b``, with
+  ``p < L`` and less than the reference given: noise alone can push a level down, only
+  under-feeding keeps it there and lets it sink; unbounded: the agent's harvest widened a spread already over 1;
   renewable: the harvest made the stock fall while below the cap).
 * ``noise_viol`` out of band only because of the environment's own change.
 * ``press`` sub-threshold pressure for the hazard: feeding beyond the reference while at or
@@ -101,7 +102,7 @@ def compute(
             m[i] = 1.0
             viol[i] = True
             press = 1.0
-        elif fi < lower and pi < lower and ai < r - EPS:
+        elif fi < lower and pi < lower and ai < r - EPS and fi < bi:
             viol[i] = True
         elif fi > upper or fi < lower:
             noisy += 1
