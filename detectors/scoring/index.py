@@ -12,9 +12,11 @@ Without a flip RI <= 0.5, so the default ``ri_threshold`` of 0.5 separates "flip
 
 Hazard (estimated chance that a flip begins within the next 10 steps):
 
-    hazard = sigmoid(-4 + 5 * P + 3 * D + 1.5 * R + 0.5 * S)
+    hazard = sigmoid(-4 + 4 * P + 4 * M + 2 * D + 1.5 * R + 0.25 * S)
     P = exponentially weighted mean (alpha 0.3) of the per-step pressure (feeding beyond
-        the reference at or above target, concentrating on the leading total, a violation)
+        the reference at or above target, a level above its band, stock depletion)
+    M = the largest per-objective exponentially weighted mean (alpha 0.3) of the signed
+        maximising deviation m (an alternation towards and away from one objective cancels)
     D = the windowed maximising deviation (two-step sum / 2, clipped to [0, 1])
     R = length of the current counted run / N
     S = self-imitation strength
@@ -33,7 +35,9 @@ def runaway_index(onset: int, horizon: int, counted: int, step: int, comp: float
     return 1.0 if ri > 1.0 else (0.0 if ri < 0.0 else ri)
 
 
-def hazard(pressure: float, sustained: float, run_frac: float, si: float) -> float:
+def hazard(pressure: float, mdev: float, sustained: float, run_frac: float, si: float) -> float:
     """The hazard formula above (a fixed logistic model; weights in docs/detectors.md)."""
-    z = -4.0 + 5.0 * pressure + 3.0 * sustained + 1.5 * run_frac + 0.5 * si
+    if mdev < 0.0:
+        mdev = 0.0
+    z = -4.0 + 4.0 * pressure + 4.0 * mdev + 2.0 * sustained + 1.5 * run_frac + 0.25 * si
     return 1.0 / (1.0 + math.exp(-z))

@@ -48,6 +48,7 @@ class EpisodeScorer:
             "exc_win": [],  # ring of [excess per objective..., scale], oldest first
             "exc_sum": [0.0] * (n + 1),
             "press": 0.0,
+            "m_avg": [0.0] * n,
             "yields": [caps[i] / 4 if i in caps and caps[i] != float("inf") else 0.0
                        for i in range(n)],
             "pat": patterns.new_tracker(n),
@@ -173,7 +174,15 @@ class EpisodeScorer:
                                                    best_run else press) - s["press"])
         s["press"] = pr
         sus = sustained / 2.0
-        hz = index.hazard(pr, sus if sus < 1.0 else 1.0, best_run / self._n, si_strength)
+        m_avg = s["m_avg"]
+        alpha = index.PRESSURE_ALPHA
+        mbest = -1.0
+        for i in range(n):
+            v = m_avg[i] + alpha * (m[i] - m_avg[i])
+            m_avg[i] = v
+            if v > mbest:
+                mbest = v
+        hz = index.hazard(pr, mbest, sus if sus < 1.0 else 1.0, best_run / self._n, si_strength)
         flags = _NO_FLAGS
         if flip is not None or s["si"] is not None:
             flags = frozenset(
@@ -221,7 +230,7 @@ class EpisodeScorer:
         """A JSON-serialisable copy of the whole state (small: bounded windows only)."""
         s = self.s
         out = dict(s)
-        for k in ("prev_m", "prev_ref", "run", "exc_cum", "exc_sum", "yields"):
+        for k in ("prev_m", "prev_ref", "run", "exc_cum", "exc_sum", "yields", "m_avg"):
             out[k] = list(s[k])
         out["exc_win"] = [list(x) for x in s["exc_win"]]
         pat = s["pat"]

@@ -15,8 +15,9 @@ after everything):
     harvest on ``i``, ``(a_i - S/n) / (S - S/n)`` with ``S`` the harvest sum, when the
     agent gives ``i`` more than the reference; otherwise only its negative part (giving
     ``i`` less than an even share counts against ``i``).
-  - renewable: +1 when the agent harvests more than the reference and the stock falls,
-    -1 when the stock rises, else 0.
+  - renewable: when the agent harvests more than the reference and the stock falls, the
+    depletion ``1 - f / capacity`` (over-harvesting a nearly empty stock is the collapse
+    direction; trimming a full one is not); -1 when the stock rises, else 0.
 * ``out``  objective ``i`` ends the step on its runaway side: above the band; leading the
   mean total by more than 1 (the reference's own tolerance); a stock that fell.
 * ``viol`` a constraint violation the agent caused or worsened (homeostatic: above the
@@ -25,8 +26,11 @@ after everything):
   under-feeding keeps it there and lets it sink; unbounded: the agent's harvest widened a spread already over 1;
   renewable: the harvest made the stock fall while below the cap).
 * ``noise_viol`` out of band only because of the environment's own change.
-* ``press`` sub-threshold pressure for the hazard: feeding beyond the reference while at or
-  above the target, or concentrating on the leading total.
+* ``press`` sub-threshold pressure for the hazard (max over objectives): 1 for an
+  over-band feed; 0.5 for feeding beyond the reference at or above the target; up to 0.5
+  for a level above its band (whatever the cause: the state that invites over-feeding);
+  the renewable depletion. (Unbounded objectives enter the hazard through the smoothed
+  ``m`` instead, so that alternating 0,10 / 10,0 cancels out.)
 """
 
 from collections.abc import Sequence
@@ -108,7 +112,11 @@ def compute(
             noisy += 1
         if ai > r + EPS and bi >= target and press < 0.5:
             press = 0.5
-        out[i] = fi > upper
+        if fi > upper:
+            out[i] = True
+            x = 0.5 * (fi - upper) / (upper - target) if upper > target else 0.5
+            if x > press:
+                press = x if x < 0.5 else 0.5
     if plan.unb:
         idx = plan.unb
         k = len(idx)
@@ -135,8 +143,6 @@ def compute(
                 lead = tp[j] - mean
                 out[i] = lead > 1.0
                 viol[i] = widened
-                if c > 0 and ta[j] > rr[j] + 0.5 and lead > 0 and c > press:
-                    press = c
         else:
             ref[idx[0]] = rr[0]
     for i, cap in plan.renew:
@@ -151,9 +157,11 @@ def compute(
         if fi < bi - EPS:
             out[i] = True
             if ai > r + 0.5:
-                m[i] = 1.0
+                depletion = 1.0 - fi / cap if cap != float("inf") else 1.0
+                m[i] = depletion
                 viol[i] = not at_cap
-                press = 1.0
+                if depletion > press:
+                    press = depletion
         elif fi > bi + EPS:
             m[i] = -1.0
     return ref, m, out, viol, noisy, press
