@@ -13,6 +13,9 @@ COMMANDS = (
     "demo",
     "worker",
     "detector",
+    "replay",
+    "evaluate",
+    "plot",
 )
 
 
