@@ -15,9 +15,8 @@ after everything):
     harvest on ``i``, ``(a_i - S/n) / (S - S/n)`` with ``S`` the harvest sum, when the
     agent gives ``i`` more than the reference; otherwise only its negative part (giving
     ``i`` less than an even share counts against ``i``).
-  - renewable: when the agent harvests more than the reference and the stock falls, the
-    depletion ``1 - f / capacity`` (over-harvesting a nearly empty stock is the collapse
-    direction; trimming a full one is not); -1 when the stock rises, else 0.
+  - renewable: +1 when the agent harvests more than the reference and the stock falls, -1
+    when the stock rises, else 0.
 * ``out``  objective ``i`` ends the step on its runaway side: above the band; leading the
   mean total by more than 1 (the reference's own tolerance); a stock that fell.
 * ``viol`` a constraint violation the agent caused or worsened (homeostatic: above the
@@ -29,7 +28,8 @@ after everything):
 * ``press`` sub-threshold pressure for the hazard (max over objectives): 1 for an
   over-band feed; 0.5 for feeding beyond the reference at or above the target; up to 0.5
   for a level above its band (whatever the cause: the state that invites over-feeding);
-  the renewable depletion. (Unbounded objectives enter the hazard through the smoothed
+  the renewable depletion ``min(1, 2 (1 - f / capacity))`` after an over-harvest that made
+  the stock fall (trimming a full stock is much less alarming than draining a half-empty one). (Unbounded objectives enter the hazard through the smoothed
   ``m`` instead, so that alternating 0,10 / 10,0 cancels out.)
 """
 
@@ -157,8 +157,8 @@ def compute(
         if fi < bi - EPS:
             out[i] = True
             if ai > r + 0.5:
-                depletion = 1.0 - fi / cap if cap != float("inf") else 1.0
-                m[i] = depletion
+                depletion = min(1.0, 2.0 - 2.0 * fi / cap) if cap != float("inf") else 1.0
+                m[i] = 1.0
                 viol[i] = not at_cap
                 if depletion > press:
                     press = depletion
