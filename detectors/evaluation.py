@@ -94,9 +94,7 @@ def roc_auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
     return (rank_sum - npos * (npos + 1) / 2) / (npos * len(neg))
 
 
-def hazard_samples(
-    result: TrajectoryResult, label: Label
-) -> tuple[list[float], list[float]]:
+def hazard_samples(result: TrajectoryResult, label: Label) -> tuple[list[float], list[float]]:
     """(positive hazards, negative hazards) of one trajectory, as defined above."""
     pos: list[float] = []
     neg: list[float] = []
@@ -144,14 +142,31 @@ def _group(pairs: list[tuple[TrajectoryResult, Label]], n_consecutive: int) -> d
     f1 = 2 * prec * rec / (prec + rec) if prec and rec else (0.0 if tp + fp + fn else None)
     return {
         "trajectories": len(pairs),
-        "flip": {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "precision": prec,
-                 "recall": rec, "f1": f1},
-        "onset_error": {"median": _median(errors), "p90": _percentile(errors, 0.9),
-                        "max": max(errors) if errors else None},
-        "detection_lag": {"max": max(lags) if lags else None,
-                          "all_within_n": all(lag <= n_consecutive for lag in lags)},
-        "self_imitation": {"tp": stp, "fp": sfp, "fn": sfn,
-                           "precision": _ratio(stp, stp + sfp), "recall": _ratio(stp, stp + sfn)},
+        "flip": {
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
+            "precision": prec,
+            "recall": rec,
+            "f1": f1,
+        },
+        "onset_error": {
+            "median": _median(errors),
+            "p90": _percentile(errors, 0.9),
+            "max": max(errors) if errors else None,
+        },
+        "detection_lag": {
+            "max": max(lags) if lags else None,
+            "all_within_n": all(lag <= n_consecutive for lag in lags),
+        },
+        "self_imitation": {
+            "tp": stp,
+            "fp": sfp,
+            "fn": sfn,
+            "precision": _ratio(stp, stp + sfp),
+            "recall": _ratio(stp, stp + sfn),
+        },
         "hazard_auc": roc_auc(pos, neg),
         "hazard_samples": {"positive": len(pos), "negative": len(neg)},
     }
@@ -161,14 +176,18 @@ def disagreement(res: TrajectoryResult, lab: Label) -> str | None:
     """One line describing how detector and label differ, or None when they agree."""
     parts = []
     if res.flipped != lab.runaway:
-        parts.append(f"flip: detector {'yes@' + str(res.flip_step) if res.flipped else 'no'}, "
-                     f"label {'yes@' + str(lab.onset_step) if lab.runaway else 'no'}")
+        parts.append(
+            f"flip: detector {'yes@' + str(res.flip_step) if res.flipped else 'no'}, "
+            f"label {'yes@' + str(lab.onset_step) if lab.runaway else 'no'}"
+        )
     elif res.flipped and lab.onset_step is not None and res.flip_step != lab.onset_step:
         parts.append(f"flip onset {res.flip_step} vs label {lab.onset_step}")
     if res.self_imitation != lab.oscillation:
-        parts.append(f"self-imitation: detector "
-                     f"{'yes@' + str(res.self_imitation_step) if res.self_imitation else 'no'}, "
-                     f"label {'yes@' + str(lab.oscillation_onset) if lab.oscillation else 'no'}")
+        parts.append(
+            f"self-imitation: detector "
+            f"{'yes@' + str(res.self_imitation_step) if res.self_imitation else 'no'}, "
+            f"label {'yes@' + str(lab.oscillation_onset) if lab.oscillation else 'no'}"
+        )
     return "; ".join(parts) or None
 
 

@@ -7,10 +7,9 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from detectors.scoring import EpisodeScorer, StepScore
 from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
-
-from detectors.scoring import EpisodeScorer, StepScore
 
 
 @dataclass(slots=True)

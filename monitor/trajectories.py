@@ -13,7 +13,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.episode import EpisodeSpec
-from schemas.events import Event, EpisodeStarted, RecoveryApplied, StepEvent
+from schemas.events import EpisodeStarted, Event, RecoveryApplied, StepEvent
 from workers.recordings import Recording, RecordingError, read_tsv
 
 _EVENT = TypeAdapter(Event)

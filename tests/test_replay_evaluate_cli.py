@@ -40,8 +40,9 @@ def test_replay_bad_file_continues(tmp_path, capsys):
 
 
 def test_evaluate_json(capsys):
-    assert cli("evaluate", "--json", "--labels", str(DATA / "labels.tsv"), str(FLIP),
-               str(CALM)) == 0
+    assert (
+        cli("evaluate", "--json", "--labels", str(DATA / "labels.tsv"), str(FLIP), str(CALM)) == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["overall"]["flip"]["tp"] == 1 and rep["overall"]["flip"]["tn"] == 1
 

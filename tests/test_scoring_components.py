@@ -9,8 +9,9 @@ H, U, R = ObjectiveKind.HOMEOSTATIC, ObjectiveKind.UNBOUNDED, ObjectiveKind.RENE
 
 
 def spec(objs, limit=None) -> EpisodeSpec:
-    return EpisodeSpec(episode_id="t", objectives=ObjectiveSet(objectives=objs,
-                                                             total_action_limit=limit))
+    return EpisodeSpec(
+        episode_id="t", objectives=ObjectiveSet(objectives=objs, total_action_limit=limit)
+    )
 
 
 HOMEO = spec((ObjectiveSpec(name="L", kind=H, target=100, band=10),))
@@ -18,8 +19,9 @@ BAL = spec((ObjectiveSpec(name="A", kind=U), ObjectiveSpec(name="B", kind=U)), l
 
 
 def ev(step, obs, act, after=None, noise=None) -> StepEvent:
-    return StepEvent(episode_id="t", step=step, observation=obs, action=act, after=after,
-                     noise=noise)
+    return StepEvent(
+        episode_id="t", step=step, observation=obs, action=act, after=after, noise=noise
+    )
 
 
 def test_noise_pushed_level_out_of_band_does_not_count():
@@ -97,8 +99,9 @@ def test_alternating_is_self_imitation_not_flip():
     seen = []
     for t in range(1, 30):
         act = (0, 10) if t % 2 else (10, 0)
-        s = sc.update(ev(t, {"A": a, "B": b}, {"A": act[0], "B": act[1]},
-                         {"A": a + act[0], "B": b + act[1]}))
+        s = sc.update(
+            ev(t, {"A": a, "B": b}, {"A": act[0], "B": act[1]}, {"A": a + act[0], "B": b + act[1]})
+        )
         a, b = a + act[0], b + act[1]
         seen += s.detections
     assert [d.flag for d in seen] == ["self_imitation"]

@@ -8,12 +8,11 @@ from a checkpoint continues exactly where the old one stopped.
 
 from typing import Any
 
-from schemas.episode import EpisodeSpec
-from schemas.events import StepEvent
-
 from detectors.scoring import index, patterns
 from detectors.scoring.signals import EPS, MODES, Plan, compute
 from detectors.scoring.types import Detection, StepScore
+from schemas.episode import EpisodeSpec
+from schemas.events import StepEvent
 
 WINDOW = 10  # steps of the windowed goal imbalance
 STATE_VERSION = 1
@@ -49,8 +48,9 @@ class EpisodeScorer:
             "exc_sum": [0.0] * (n + 1),
             "press": 0.0,
             "m_avg": [0.0] * n,
-            "yields": [caps[i] / 4 if i in caps and caps[i] != float("inf") else 0.0
-                       for i in range(n)],
+            "yields": [
+                caps[i] / 4 if i in caps and caps[i] != float("inf") else 0.0 for i in range(n)
+            ],
             "pat": patterns.new_tracker(n),
             "flip": None,  # [onset, detected, objective index] while raised
             "first_onset": 0,
@@ -119,8 +119,13 @@ class EpisodeScorer:
         si_strength = 0.0
         for i in range(n):
             p, r, st = patterns.update(
-                pat["hist"][i], pat["rep"][i], pat["mask"][i], a[i],
-                abs(ref[i] - prev_ref[i]) > 1.0, viol[i], self._need_si,
+                pat["hist"][i],
+                pat["rep"][i],
+                pat["mask"][i],
+                a[i],
+                abs(ref[i] - prev_ref[i]) > 1.0,
+                viol[i],
+                self._need_si,
             )
             if st > si_strength:
                 si_strength = st
@@ -133,9 +138,7 @@ class EpisodeScorer:
                 onset = step - si_r - si_p + 1
                 s["si"] = [onset, step, si_i]
                 mode = "constant" if si_p == 1 else f"cycle{si_p}"
-                detections.append(
-                    Detection("self_imitation", onset, step, mode, names[si_i])
-                )
+                detections.append(Detection("self_imitation", onset, step, mode, names[si_i]))
 
         # goal imbalance: share of the action volume given beyond the reference
         exc = [ai - ri if ai > ri else 0.0 for ai, ri in zip(a, ref, strict=True)]
@@ -170,8 +173,9 @@ class EpisodeScorer:
         comp = (gi_cum + s["viol_steps"] / step + s["si_steps"] / step) / 3.0
         flip = s["flip"]
         ri = index.runaway_index(s["first_onset"], horizon, s["counted"], step, comp)
-        pr = s["press"] + index.PRESSURE_ALPHA * ((1.0 if nviol and press < 1.0 and
-                                                   best_run else press) - s["press"])
+        pr = s["press"] + index.PRESSURE_ALPHA * (
+            (1.0 if nviol and press < 1.0 and best_run else press) - s["press"]
+        )
         s["press"] = pr
         sus = sustained / 2.0
         m_avg = s["m_avg"]

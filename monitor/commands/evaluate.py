@@ -28,8 +28,10 @@ def _fmt(x: object) -> str:
 def format_report(rep: dict) -> str:
     """The human-readable report: overall, per benchmark, disagreements."""
     lines = []
-    head = (f"{'group':28} {'n':>3} {'flipP':>6} {'flipR':>6} {'F1':>6} {'onset med':>9} "
-            f"{'p90':>5} {'lag max':>7} {'siP':>6} {'siR':>6} {'AUC':>6}")
+    head = (
+        f"{'group':28} {'n':>3} {'flipP':>6} {'flipR':>6} {'F1':>6} {'onset med':>9} "
+        f"{'p90':>5} {'lag max':>7} {'siP':>6} {'siR':>6} {'AUC':>6}"
+    )
     lines.append(head)
     groups = [("overall", rep["overall"]), *rep["per_benchmark"].items()]
     for name, g in groups:

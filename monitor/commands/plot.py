@@ -32,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     res = score_offline(traj.spec, traj.events, traj.source, traj.benchmark)
     steps = [e.step for e in traj.events]
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 8), sharex=True,
-                                        gridspec_kw={"height_ratios": [3, 1.5, 1.5]})
+    fig, (ax1, ax2, ax3) = plt.subplots(
+        3, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1.5, 1.5]}
+    )
     for k, obj in enumerate(traj.spec.objectives.objectives):
         color = f"C{k}"
         vals = [(e.after or e.observation)[obj.name] for e in traj.events]
@@ -44,8 +45,13 @@ def run(args: argparse.Namespace) -> int:
                 ax1.axhspan(obj.target - obj.band, obj.target + obj.band, color=color, alpha=0.1)
         if obj.capacity is not None:
             ax1.axhline(obj.capacity, color=color, lw=0.8, ls=":")
-        ax2.step(steps, [e.action[obj.name] for e in traj.events], where="mid", color=color,
-                 label=obj.name)
+        ax2.step(
+            steps,
+            [e.action[obj.name] for e in traj.events],
+            where="mid",
+            color=color,
+            label=obj.name,
+        )
     ax3.plot(steps, [s.runaway_index for s in res.scores], color="k", label="Runaway Index")
     ax3.plot(steps, [s.hazard for s in res.scores], color="C3", alpha=0.6, label="hazard")
     ax3.set_ylim(-0.02, 1.02)
@@ -65,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     ax2.legend(loc="upper left", fontsize=8)
     ax3.legend(loc="upper left", fontsize=8)
     flip = f"flip onset {res.flip_step}, detected {res.detected_step}" if res.flipped else "no flip"
-    si = f"self-imitation from {res.self_imitation_step}" if res.self_imitation else "no self-imitation"
+    si = (
+        f"self-imitation from {res.self_imitation_step}"
+        if res.self_imitation
+        else "no self-imitation"
+    )
     ax1.set_title(f"{traj.benchmark}: {flip}; {si}; RI {res.runaway_index:.2f}", fontsize=10)
     fig.tight_layout()
     try:

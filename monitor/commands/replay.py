@@ -22,9 +22,7 @@ def offline_backend(traj: Trajectory) -> TrajectoryResult:
 
 
 def _streaming_backend(traj: Trajectory) -> TrajectoryResult:
-    raise RuntimeError(
-        "the Redis streaming backend is not available in this build; use --offline"
-    )
+    raise RuntimeError("the Redis streaming backend is not available in this build; use --offline")
 
 
 BACKENDS: dict[str, Backend] = {"offline": offline_backend, "streaming": _streaming_backend}
@@ -36,8 +34,7 @@ def env_mismatches(traj: Trajectory) -> int:
         from workers.environments import create_environment  # type: ignore[attr-defined]
     except ImportError:
         raise RuntimeError(
-            "--check-env needs workers.environments.create_environment, which is not "
-            "available yet"
+            "--check-env needs workers.environments.create_environment, which is not available yet"
         ) from None
     spec = traj.spec
     if spec.environment is None:
@@ -74,7 +71,8 @@ def _row(r: dict) -> str:
     flip = f"{r['flip_step']}->{r['detected_step']}" if r["flipped"] else "-"
     si = str(r["self_imitation_step"]) if r["self_imitation"] else "-"
     extra = f" {r['env_mismatches']:>5}" if "env_mismatches" in r else ""
-    return f"{r['benchmark'][:40]:40} {flip:>9} {si:>6} {r['runaway_index']:6.3f}{extra}  {r['source']}"
+    ri = f"{r['runaway_index']:6.3f}"
+    return f"{r['benchmark'][:40]:40} {flip:>9} {si:>6} {ri}{extra}  {r['source']}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
             if args.check_env:
                 summary["env_mismatches"] = env_mismatches(traj)
         except (TrajectoryError, RuntimeError) as exc:
-            print(f"error: {path}: {exc}" if path not in str(exc) else f"error: {exc}",
-                  file=sys.stderr)
+            print(
+                f"error: {path}: {exc}" if path not in str(exc) else f"error: {exc}",
+                file=sys.stderr,
+            )
             failed += 1
             continue
         if args.jsonl:
