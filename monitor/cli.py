@@ -14,6 +14,9 @@ COMMANDS = (
     "worker",
     "detector",
     "run",
+    "replay",
+    "evaluate",
+    "plot",
 )
 
 
