@@ -46,7 +46,7 @@ async def run_episodes(
             return await _run(redis, settings, worker, specs, stop, show_progress)
         finally:
             if settings.redis_url:
-                await _delete_keys(redis, settings.key_prefix)
+                await delete_keys(redis, settings.key_prefix)
             await redis.aclose()
 
 
@@ -96,7 +96,7 @@ async def _progress(worker: Worker, total: int, started: float, show: bool) -> N
         print(f"\r{line}\x1b[K" if tty else line, end=end, file=sys.stderr, flush=True)
 
 
-async def _delete_keys(redis: aioredis.Redis, prefix: str) -> None:
+async def delete_keys(redis: aioredis.Redis, prefix: str) -> None:
     with contextlib.suppress(Exception):
         keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
         for i in range(0, len(keys), 500):

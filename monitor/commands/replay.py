@@ -1,8 +1,8 @@
 """``runaway-monitor replay PATH...``: score recorded trajectories through the detectors.
 
-The scoring backend is a function ``(Trajectory) -> TrajectoryResult``: ``--offline`` runs
-the in-process scorer; the default (through Redis and the streaming detector) is plugged
-in by the service side via :data:`BACKENDS`.
+The scoring backend is a function ``(trajectories) -> results``: ``--offline`` runs the
+in-process scorer; the default publishes the trajectories to Redis (``REDIS_URL`` or the
+embedded server) and reads back what the streaming detector made of them.
 """
 
 import argparse
@@ -13,29 +13,28 @@ import orjson
 
 from detectors.offline import TrajectoryResult, score_offline
 from monitor.trajectories import Trajectory, TrajectoryError, load_trajectory
+from schemas.settings import Settings
 
-Backend = Callable[[Trajectory], TrajectoryResult]
-
-
-def offline_backend(traj: Trajectory) -> TrajectoryResult:
-    return score_offline(traj.spec, traj.events, traj.source, traj.benchmark)
+Backend = Callable[[list[Trajectory]], list[TrajectoryResult]]
 
 
-def _streaming_backend(traj: Trajectory) -> TrajectoryResult:
-    raise RuntimeError("the Redis streaming backend is not available in this build; use --offline")
+def offline_backend(trajectories: list[Trajectory]) -> list[TrajectoryResult]:
+    return [score_offline(t.spec, t.events, t.source, t.benchmark) for t in trajectories]
 
 
-BACKENDS: dict[str, Backend] = {"offline": offline_backend, "streaming": _streaming_backend}
+def streaming_backend(trajectories: list[Trajectory]) -> list[TrajectoryResult]:
+    from monitor.replay_streaming import score_streaming
+
+    return score_streaming(trajectories, Settings())
+
+
+BACKENDS: dict[str, Backend] = {"offline": offline_backend, "streaming": streaming_backend}
 
 
 def env_mismatches(traj: Trajectory) -> int:
     """Steps where re-simulating the recorded actions and noise differs from the record."""
-    try:
-        from workers.environments import create_environment  # type: ignore[attr-defined]
-    except ImportError:
-        raise RuntimeError(
-            "--check-env needs workers.environments.create_environment, which is not available yet"
-        ) from None
+    from workers.environments import create_environment
+
     spec = traj.spec
     if spec.environment is None:
         raise RuntimeError("--check-env needs a built-in environment name in the spec")
@@ -81,19 +80,23 @@ def run(args: argparse.Namespace) -> int:
     if not args.jsonl:
         head = f"{'benchmark':40} {'flip':>9} {'selfim':>6} {'RI':>6}"
         print(head + (" envmm" if args.check_env else "") + "  source")
+    trajectories = []
     for path in args.paths:
         try:
-            traj = load_trajectory(path)
-            summary = backend(traj).summary()
-            if args.check_env:
-                summary["env_mismatches"] = env_mismatches(traj)
-        except (TrajectoryError, RuntimeError) as exc:
-            print(
-                f"error: {path}: {exc}" if path not in str(exc) else f"error: {exc}",
-                file=sys.stderr,
-            )
+            trajectories.append(load_trajectory(path))
+        except TrajectoryError as exc:
+            print(f"error: {path}: {exc}" if path not in str(exc) else f"error: {exc}",
+                  file=sys.stderr)  # fmt: skip
             failed += 1
-            continue
+    for traj, result in zip(trajectories, backend(trajectories), strict=True):
+        summary = result.summary()
+        if args.check_env:
+            try:
+                summary["env_mismatches"] = env_mismatches(traj)
+            except (RuntimeError, ValueError) as exc:
+                print(f"error: {traj.source}: --check-env: {exc}", file=sys.stderr)
+                failed += 1
+                continue
         if args.jsonl:
             sys.stdout.write(orjson.dumps(summary).decode() + "\n")
         else:
