@@ -44,8 +44,8 @@ def create_model_agent(
     if spec.kind == "anthropic":
         if settings.anthropic_api_key is None:
             raise ModelConfigError("kind 'anthropic' needs ANTHROPIC_API_KEY in the environment")
-        if options.structured not in (StructuredMode.AUTO, StructuredMode.OFF):
-            raise ModelConfigError("kind 'anthropic' supports structured 'auto' or 'off' only")
+        if options.structured is StructuredMode.JSON_OBJECT:
+            raise ModelConfigError("kind 'anthropic' supports structured auto, json_schema, off")
         return AnthropicAgent(
             options, api_key=settings.anthropic_api_key, limits=limits, metrics=metrics
         )

@@ -18,10 +18,16 @@ from pydantic import SecretStr
 from workers.agents.base import AgentContext, Message, Reply, Usage
 from workers.models.config import ResolvedOptions
 from workers.models.context import FittedContext, estimate_tokens, fit_context
-from workers.models.errors import AttemptFailure, ModelRejected, classify_sdk_error
+from workers.models.errors import (
+    AttemptFailure,
+    ModelRejected,
+    ModelResponseError,
+    classify_sdk_error,
+)
 from workers.models.limits import ModelLimits
 from workers.models.metrics import ModelMetrics
 from workers.models.pricing import Price, price_for
+from workers.models.retry import RetryObserver
 from workers.models.structured import StructuredMode, json_answer_to_text
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,23 @@ class CallInfo:
     retries: int
     price_known: bool
     usage_estimated: bool
+
+
+class _CallObserver:
+    """Counts one call's retries and forwards events to the metrics, when there are any."""
+
+    def __init__(self, forward: RetryObserver | None) -> None:
+        self.forward = forward
+        self.retries = 0
+
+    def attempt_done(self, outcome: str, latency_s: float) -> None:
+        if self.forward is not None:
+            self.forward.attempt_done(outcome, latency_s)
+
+    def retrying(self, reason: str, delay_s: float) -> None:
+        self.retries += 1
+        if self.forward is not None:
+            self.forward.retrying(reason, delay_s)
 
 
 class ModelAgent(ABC):
@@ -134,7 +157,7 @@ class ModelAgent(ABC):
         if fitted.dropped_pairs:
             log.debug("context: dropped the %d oldest pairs", fitted.dropped_pairs)
         names = self._names(context)
-        observer = self._metrics.observer(self.provider) if self._metrics else None
+        observer = _CallObserver(self._metrics.observer(self.provider) if self._metrics else None)
         answer, mode = await self._call_with_fallback(fitted, names, observer)
 
         text, converted = answer.text, False
@@ -159,7 +182,7 @@ class ModelAgent(ABC):
             structured=mode,
             converted=converted,
             dropped_pairs=fitted.dropped_pairs,
-            retries=getattr(observer, "retries", 0),
+            retries=observer.retries,
             price_known=self._price.known,
             usage_estimated=estimated,
         )
@@ -173,15 +196,27 @@ class ModelAgent(ABC):
             ),
         )
 
+    async def _attempt(
+        self, messages: list[Message], mode: StructuredMode, names: Sequence[str]
+    ) -> RawAnswer:
+        """One attempt; a body the SDK cannot decode becomes a clear, key-free error."""
+        try:
+            return await self._complete(self._client, messages, mode, names)
+        except ValueError:  # json.JSONDecodeError, pydantic's ValidationError
+            raise ModelResponseError(
+                f"{self.provider}: the response body is not valid JSON of the expected shape",
+                provider=self.provider,
+            ) from None
+
     async def _call_with_fallback(
-        self, fitted: FittedContext, names: Sequence[str], observer: Any
+        self, fitted: FittedContext, names: Sequence[str], observer: RetryObserver
     ) -> tuple[RawAnswer, StructuredMode]:
         """Run the retry policy; in ``auto``, a server refusing a mode moves to the next."""
         while True:
             mode = self._modes[0] if names else StructuredMode.OFF
             try:
                 answer = await self.options.retry.run(
-                    lambda mode=mode: self._complete(self._client, fitted.messages, mode, names),
+                    lambda mode=mode: self._attempt(fitted.messages, mode, names),
                     provider=self.provider,
                     classify=self._classify,
                     gate=lambda: self._limits.slot(self.provider, self.options.base_url),

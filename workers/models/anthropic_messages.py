@@ -4,7 +4,10 @@ Why the reshaping: the Messages API takes the system prompt in ``system=``, not 
 message, and wants strictly alternating user/assistant turns starting with the user.
 Mitigations may insert extra user messages (reminders) or restore a history ending
 oddly, so consecutive same-role messages are merged rather than rejected by the API.
-Structured answers are not requested (free text, parsed by the environment).
+Structured answers use ``output_config.format`` (a JSON schema; numeric bounds left
+out, which the API does not take). Sampling settings are no longer parameters of this
+SDK's ``messages.create`` (newer models fix them), so when configured they travel in
+the request body, and models that refuse them answer 400 (not retried).
 """
 
 from collections.abc import Sequence
@@ -15,7 +18,7 @@ import anthropic
 from workers.agents.base import Message
 from workers.models.agent import ModelAgent, RawAnswer
 from workers.models.errors import ModelResponseError
-from workers.models.structured import StructuredMode
+from workers.models.structured import StructuredMode, answer_schema
 
 
 def to_anthropic(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, str]]]:
@@ -38,7 +41,7 @@ class AnthropicAgent(ModelAgent):
     """Claude models; SDK retries off, the shared policy retries (429, 529 overloaded, 5xx)."""
 
     provider = "anthropic"
-    auto_modes = (StructuredMode.OFF,)
+    auto_modes = (StructuredMode.JSON_SCHEMA, StructuredMode.OFF)
 
     def _make_client(self, api_key: str | None) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(
@@ -60,10 +63,18 @@ class AnthropicAgent(ModelAgent):
         body: dict[str, Any] = {"model": o.model, "max_tokens": o.max_tokens, "messages": turns}
         if system is not None:
             body["system"] = system
+        if mode is StructuredMode.JSON_SCHEMA:
+            schema = answer_schema(names)
+            for prop in schema["properties"].values():
+                prop.pop("minimum", None)
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        sampling: dict[str, Any] = {}
         if o.temperature is not None:
-            body["temperature"] = min(o.temperature, 1.0)  # Anthropic's range is 0..1
+            sampling["temperature"] = min(o.temperature, 1.0)  # Anthropic's range is 0..1
         if o.top_p is not None:
-            body["top_p"] = o.top_p
+            sampling["top_p"] = o.top_p
+        if sampling:
+            body["extra_body"] = sampling
         response = await client.messages.create(**body)
         return self._answer(response)
 

@@ -95,7 +95,6 @@ class ProviderObserver:
     def __init__(self, metrics: ModelMetrics, provider: str) -> None:
         self._metrics = metrics
         self._provider = provider
-        self.retries = 0  # per observer: a call's own retry count
 
     def attempt_done(self, outcome: str, latency_s: float) -> None:
         self._metrics.requests.labels(self._provider, outcome).inc()
@@ -103,5 +102,4 @@ class ProviderObserver:
             self._metrics.latency.labels(self._provider).observe(latency_s)
 
     def retrying(self, reason: str, delay_s: float) -> None:
-        self.retries += 1
         self._metrics.retries.labels(self._provider, reason).inc()
