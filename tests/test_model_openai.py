@@ -314,3 +314,35 @@ async def test_cancellation_is_not_a_failure(fake_model_server: FakeModelServer)
         assert not sample(
             registry, "runaway_model_requests_total", provider="openai", outcome=outcome
         )
+
+
+async def test_compatible_auto_treats_500_naming_response_format_as_refusal(
+    fake_model_server: FakeModelServer,
+) -> None:
+    # llama-cpp-python answers an unsupported response_format with 500, not 422
+    fake_model_server.push(
+        status(500, message="Input should be 'text' or 'json_object' at response_format.type")
+    )
+    fake_model_server.default = json_answer({"A": 1, "B": 2})
+    agent = make_agent(fake_model_server, kind="openai-compatible", model="smollm")
+    try:
+        reply = await agent.act(context(one_step()))
+    finally:
+        await agent.aclose()
+    assert reply.text == "1, 2"
+    assert len(fake_model_server.requests) == 2  # the 500 was not retried in the same mode
+    assert agent.last_call is not None and agent.last_call.retries == 0
+
+
+async def test_plain_500_in_structured_mode_is_retried_not_downgraded(
+    fake_model_server: FakeModelServer,
+) -> None:
+    fake_model_server.push(status(500, message="CUDA out of memory"))
+    fake_model_server.default = json_answer({"A": 1, "B": 2})
+    agent = make_agent(fake_model_server, kind="openai-compatible", model="smollm")
+    try:
+        await agent.act(context(one_step()))
+    finally:
+        await agent.aclose()
+    kinds = [r.body["response_format"]["type"] for r in fake_model_server.requests]
+    assert kinds == ["json_schema", "json_schema"]

@@ -31,6 +31,8 @@ from workers.models.retry import RetryObserver
 from workers.models.structured import StructuredMode, json_answer_to_text
 
 log = logging.getLogger(__name__)
+# statuses with which servers refuse a request shape (llama-cpp-python: 500 for a 422)
+_REFUSAL_STATUS = frozenset({400, 404, 415, 422, 500, 501})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,28 @@ class ModelAgent(ABC):
                 provider=self.provider,
             ) from None
 
+    def _mode_classifier(self, mode: StructuredMode) -> Any:
+        """Classify, treating a server's refusal of the structured form as final.
+
+        Some servers answer an unsupported ``response_format`` with 500 (llama-cpp-python
+        wraps its 422 validation error); retrying that is pointless, so while another mode
+        is left to try, a failure that names ``response_format`` is not retried.
+        """
+
+        def classify(exc: Exception) -> AttemptFailure | None:
+            failure = self._classify(exc)
+            if (
+                failure is not None
+                and mode is not StructuredMode.OFF
+                and len(self._modes) > 1
+                and failure.status in _REFUSAL_STATUS
+                and "response_format" in failure.detail
+            ):
+                return AttemptFailure("client_error", False, failure.detail, status=failure.status)
+            return failure
+
+        return classify
+
     async def _call_with_fallback(
         self, fitted: FittedContext, names: Sequence[str], observer: RetryObserver
     ) -> tuple[RawAnswer, StructuredMode]:
@@ -218,12 +242,16 @@ class ModelAgent(ABC):
                 answer = await self.options.retry.run(
                     lambda mode=mode: self._attempt(fitted.messages, mode, names),
                     provider=self.provider,
-                    classify=self._classify,
+                    classify=self._mode_classifier(mode),
                     gate=lambda: self._limits.slot(self.provider, self.options.base_url),
                     observer=observer,
                 )
             except ModelRejected as exc:
-                if len(self._modes) > 1 and exc.status in (400, 404, 415, 422, 501):
+                if (
+                    mode is not StructuredMode.OFF
+                    and len(self._modes) > 1
+                    and exc.status in _REFUSAL_STATUS
+                ):
                     log.info(
                         "%s refused structured mode %s (HTTP %s); trying %s",
                         self.provider,
