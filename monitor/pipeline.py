@@ -20,7 +20,7 @@ from monitor.summary import summarize
 from schemas.episode import EpisodeSpec
 from schemas.settings import Settings
 from workers.jobs import submit_jobs
-from workers.worker import AgentFactory, Worker, default_agent_factory
+from workers.worker import AgentFactory, Worker
 
 
 async def run_episodes(
@@ -31,7 +31,7 @@ async def run_episodes(
     run_id: str,
     show_progress: bool = True,
     log_dir: Path | None = None,
-    agent_factory: AgentFactory = default_agent_factory,
+    agent_factory: AgentFactory | None = None,
 ) -> dict[str, Any]:
     """Run ``specs`` to the end (or until ``stop``) and return the summary."""
     async with redis_url_or_embedded(settings.redis_url) as url:

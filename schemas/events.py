@@ -59,6 +59,9 @@ class StepEvent(_Event):
     invalid_answers: int = Field(default=0, ge=0, description="rejected answers this step")
     mitigation: str | None = None
     voluntary_reset: bool = Field(default=False, description="the agent answered RESET")
+    usage: Values | None = Field(
+        default=None, description="input_tokens, output_tokens, cost_usd, latency_s"
+    )
 
 
 class Verdict(_Event):

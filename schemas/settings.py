@@ -48,6 +48,37 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     metrics_port: int | None = Field(default=None, description="worker/detector /metrics port")
 
+    # model agents (keys: RUNAWAY_OPENAI_API_KEY or OPENAI_API_KEY, and so on; never logged)
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("RUNAWAY_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RUNAWAY_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    model_api_key: SecretStr | None = Field(
+        default=None, description="key for OpenAI-compatible servers (never the OpenAI key)"
+    )
+    model_base_url: str | None = Field(default=None, description="default --base-url")
+    model_timeout_s: float = Field(default=60.0, gt=0, description="per-attempt timeout")
+    model_max_retries: int = Field(default=4, ge=0, le=20, description="retries after the first")
+    model_backoff_base_s: float = Field(default=0.5, ge=0, description="first backoff ceiling")
+    model_backoff_max_s: float = Field(default=30.0, ge=0, description="backoff ceiling")
+    model_max_retry_after_s: float = Field(
+        default=120.0, ge=0, description="give up rather than wait longer than this"
+    )
+    model_concurrency: int = Field(default=16, ge=1, description="calls at once per provider")
+    model_rate_limit_rps: float | None = Field(
+        default=None, gt=0, description="requests/s per provider; none: unlimited"
+    )
+    model_temperature: float | None = Field(default=None, ge=0, le=2)
+    model_top_p: float | None = Field(default=None, gt=0, le=1)
+    model_max_tokens: int = Field(default=256, ge=1, description="answer budget per call")
+    model_seed: int | None = None
+    context_tokens: int = Field(
+        default=8192, ge=256, description="history budget; oldest pairs dropped past it"
+    )
+
     @property
     def keys(self) -> Keys:
         return Keys(prefix=self.key_prefix, shards=self.shards)

@@ -18,6 +18,8 @@ from workers.recordings import bundled_recordings
 
 RECORDINGS = bundled_recordings()
 
+pytest_plugins = ["tests.fakes.model_server", "tests.fakes.llama_server"]
+
 
 @pytest.fixture(scope="session")
 async def redis_url() -> AsyncIterator[str]:

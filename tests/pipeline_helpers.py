@@ -32,6 +32,7 @@ async def run_pipeline(
     settings: Settings,
     specs: list[EpisodeSpec],
     worker: Worker | None = None,
+    timeout_s: float = 60,
 ) -> tuple[list[EpisodeResult], DetectorService]:
     detector = DetectorService(redis, settings, name="test-detector")
     worker = worker or Worker(redis, settings, name="test-worker")
@@ -40,7 +41,7 @@ async def run_pipeline(
     stop, detector_stop = asyncio.Event(), asyncio.Event()
     detector_task = asyncio.create_task(detector.run(detector_stop))
     try:
-        results = await asyncio.wait_for(worker.run(stop, until_idle=True), 60)
+        results = await asyncio.wait_for(worker.run(stop, until_idle=True), timeout_s)
     finally:
         detector_stop.set()
         await detector_task

