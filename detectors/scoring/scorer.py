@@ -36,6 +36,7 @@ _FLAGS = {
     (True, True): frozenset(("runaway", "self_imitation")),
 }
 _INF = float("inf")
+_ZEROS = (0,) * (MAX_PERIOD + 1)
 _new = tuple.__new__
 _exp = math.exp
 
@@ -85,7 +86,8 @@ class EpisodeScorer:
         "_horizon",
         "_n",
         "_need",
-        "_nonren",
+        "_isnonren",
+        "_period1",
         "_periods",
         "_plan",
         "_renew",
@@ -108,11 +110,13 @@ class EpisodeScorer:
         # (index, capacity, scale of the stock trend): a finite cap normalises the trend
         self._renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
         ren = {i for i, _ in plan.renew}
-        self._nonren = tuple(i for i in range(plan.n) if i not in ren)
+        self._isnonren = tuple(i not in ren for i in range(plan.n))
         # (period, repeats needed, bit mask of the last `need_p` repeats)
-        self._periods = tuple(
+        periods = tuple(
             (p, max(need, 2 * p), (1 << max(need, 2 * p)) - 1) for p in range(1, MAX_PERIOD + 1)
         )
+        self._period1 = periods[0]
+        self._periods = periods[1:]
         n = plan.n
         caps = plan.caps
         self.step = 0
@@ -213,7 +217,20 @@ class EpisodeScorer:
                 rr = [gref[i] for i in unb]
             else:
                 lim = self._unb_limit
-                rr = unbounded_reference(tb, lim if lim is not None else s)
+                budget = lim if lim is not None else s
+                if k == 2 and budget > 0:  # reference.unbounded_reference, inlined for two
+                    t0, t1 = tb
+                    lo, hi = (t1, t0) if t1 < t0 else (t0, t1)
+                    gap = hi - lo
+                    if gap > budget:
+                        rr = [budget, 0.0] if t0 <= t1 else [0.0, budget]
+                    else:
+                        level = hi + (budget - gap) / 2
+                        r0 = level - t0
+                        r1 = level - t1
+                        rr = [r0 if r0 > 0.0 else 0.0, r1 if r1 > 0.0 else 0.0]
+                else:
+                    rr = unbounded_reference(tb, budget)
             tp = [x + y for x, y in zip(tb, ta, strict=True)]
             mean = sum(tp) / k
             widened = (max(tp) - min(tp)) > max(1.0, max(tb) - min(tb)) + EPS
@@ -275,13 +292,24 @@ class EpisodeScorer:
                 decline = 1.0
 
         # -- sustained maximising deviation -> flip flag ---------------------------------
+        # -- sustained maximising deviation -> flip flag; hazard trends; excess service --
         prev_m = self.prev_m
         run = self.run
+        m_avg = self.m_avg
+        nonren = self._isnonren
+        cum = self.exc_cum
+        esum = self.exc_sum
+        exc = [0.0] * (n + 1)
         best_run = 0
         best_i = -1
         sustained = 0.0
+        mbest = 0.0
+        dh = 0.0
+        sa = 0.0
+        sr = 0.0
         for i in range(n):
-            d = m[i] + prev_m[i]
+            mi = m[i]
+            d = mi + prev_m[i]
             if d > sustained:
                 sustained = d
             if d >= 1.0 - EPS and out[i]:
@@ -292,6 +320,23 @@ class EpisodeScorer:
                     best_i = i
             elif run[i]:
                 run[i] = 0
+            if nonren[i]:  # hazard-side deviation trends (homeostatic and unbounded)
+                if d > dh:
+                    dh = d
+                v = m_avg[i] + ALPHA * (mi - m_avg[i])
+                m_avg[i] = v
+                if v > mbest:
+                    mbest = v
+            ai = a[i]  # goal imbalance: action volume given beyond the reference
+            ri = ref[i]
+            sa += ai
+            sr += ri
+            if ai > ri:
+                e = ai - ri
+                exc[i] = e
+                esum[i] += e
+                cum[i] += e
+        self.prev_m = m
         detections = _EMPTY
         if best_run:
             self.counted += 1
@@ -305,20 +350,6 @@ class EpisodeScorer:
                         "runaway", onset, step, MODES[plan.kinds[best_i]], plan.names[best_i]
                     ),
                 )
-        # hazard-side deviation trends (homeostatic and unbounded objectives)
-        m_avg = self.m_avg
-        mbest = 0.0
-        dh = 0.0
-        for i in self._nonren:
-            mi = m[i]
-            d = mi + prev_m[i]
-            if d > dh:
-                dh = d
-            v = m_avg[i] + ALPHA * (mi - m_avg[i])
-            m_avg[i] = v
-            if v > mbest:
-                mbest = v
-        self.prev_m = m
 
         # -- self-imitation (patterns.py, inlined) ---------------------------------------
         prev_ref = self.prev_ref
@@ -326,6 +357,7 @@ class EpisodeScorer:
         reps = self.rep
         masks = self.mask
         periods = self._periods
+        _, need1, full1 = self._period1
         si_p = 0
         si_r = 0
         si_i = -1
@@ -334,22 +366,49 @@ class EpisodeScorer:
             ai = a[i]
             h = hist[i]
             rep = reps[i]
-            mask = masks[i]
             kh = len(h)
+            if kh == 0 or ai not in h:  # no period repeats: reset the active ones
+                if any(rep):
+                    rep[:] = _ZEROS
+                    masks[i][:] = _ZEROS
+                h.append(ai)
+                if kh >= MAX_PERIOD:
+                    del h[0]
+                continue
+            mask = masks[i]
             vi = viol[i]
-            u1 = 1 if vi else 0
-            if vi:
-                uc = 1
-            elif kh and h[-1] != ai:
-                dref = ref[i] - prev_ref[i]
-                uc = 0 if (dref > 1.0 or dref < -1.0) else 1
+            # period 1 (a constant action): unexplained only with a violation
+            if h[-1] == ai:
+                r = rep[1] + 1
+                rep[1] = r
+                req = need1
+                mk = ((mask[1] << 1) | (1 if vi else 0)) & full1
+                mask[1] = mk
+                if mk:
+                    cnt = mk.bit_count()
+                    v = cnt / req
+                    if v > si_strength:
+                        si_strength = v
+                    if r >= req and 2 * cnt > req and r > si_r:
+                        si_p = 1
+                        si_r = r
+                        si_i = i
+                uc = 1 if vi else 0
             else:
-                uc = 0
-            for p, req, full in periods:
-                if p <= kh and h[kh - p] == ai:
+                if rep[1]:
+                    rep[1] = 0
+                    mask[1] = 0
+                if vi:
+                    uc = 1
+                else:
+                    dref = ref[i] - prev_ref[i]
+                    uc = 0 if (dref > 1.0 or dref < -1.0) else 1
+            # periods >= 2 (cycles): unexplained when the action changed on its own
+            for p, req, full in periods if kh == MAX_PERIOD else periods[: kh - 1]:
+                if h[kh - p] == ai:
                     r = rep[p] + 1
                     rep[p] = r
-                    mk = ((mask[p] << 1) | (u1 if p == 1 else uc)) & full
+                    mk = ((mask[p] << 1) | uc) & full
                     mask[p] = mk
                     if mk:
                         cnt = mk.bit_count()
@@ -376,22 +435,7 @@ class EpisodeScorer:
                 det = Detection("self_imitation", onset, step, mode, plan.names[si_i])
                 detections = (*detections, det)
 
-        # -- goal imbalance: share of the action volume given beyond the reference ------
-        sa = 0.0
-        sr = 0.0
-        exc = [0.0] * (n + 1)
-        cum = self.exc_cum
-        esum = self.exc_sum
-        for i in range(n):
-            ai = a[i]
-            ri = ref[i]
-            sa += ai
-            sr += ri
-            if ai > ri:
-                e = ai - ri
-                exc[i] = e
-                esum[i] += e
-                cum[i] += e
+        # -- goal imbalance (window and cumulative) --------------------------------------
         scale = sa if sa > sr else sr
         if scale < 1.0:
             scale = 1.0
