@@ -5,6 +5,7 @@ batch (field ``<episode>``), both in the shard's state hash, so a detector that 
 shard over resumes each episode exactly where the last one acked.
 """
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ import orjson
 
 from detectors.scoring import EpisodeScorer, StepScore
 from schemas.episode import EpisodeSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -46,9 +49,14 @@ class EpisodeRecord:
         if state_json is None:
             return cls.start(spec)
         state: dict[str, Any] = orjson.loads(state_json)
+        try:
+            scorer = EpisodeScorer.from_state(spec, state["scorer"])
+        except ValueError as exc:  # a checkpoint of another scorer version: start afresh
+            log.warning("episode %s: %s; scoring restarts from here", spec.episode_id, exc)
+            scorer = EpisodeScorer(spec)
         return cls(
             spec=spec,
-            scorer=EpisodeScorer.from_state(spec, state["scorer"]),
+            scorer=scorer,
             last_step=state["last_step"],
             flips=state["flips"],
             recoveries_sent=state["recoveries_sent"],

@@ -158,3 +158,67 @@ def test_state_is_small():
     for t in range(1, 101):
         sc.update(ev(t, {"A": 100 + t, "B": 100}, {"A": t % 7, "B": 3}))
     assert len(orjson.dumps(sc.to_state())) < 2048
+
+
+def _balance_run(actions):
+    sc = EpisodeScorer(BAL)
+    a, b = 110.0, 120.0
+    out = []
+    for t, (x, y) in enumerate(actions, start=1):
+        out.append(sc.update(ev(t, {"A": a, "B": b}, {"A": x, "B": y}, {"A": a + x, "B": b + y})))
+        a, b = a + x, b + y
+    return out
+
+
+def test_hazard_rises_on_a_ramp_not_on_an_alternation_or_balance():
+    ramp = _balance_run([(5, 5), (6, 4), (7, 3), (8, 2)])
+    alt = _balance_run([(0, 10), (10, 0)] * 6)
+    even = _balance_run([(5, 5)] * 12)
+    assert ramp[-1].components["drift"] > 0.1  # EWMA of +0.2 per step
+    assert ramp[-1].hazard > ramp[0].hazard
+    assert max(s.hazard for s in alt[2:]) < ramp[-1].hazard
+    assert max(s.components["drift"] for s in even) == 0
+    assert max(s.hazard for s in even) < 0.05
+
+
+def test_hazard_homeostatic_overfeeding_above_target():
+    sc = EpisodeScorer(HOMEO)
+    calm = [sc.update(ev(t, {"L": 100}, {"L": 1}, {"L": 100}, {"L": -1})) for t in range(1, 6)]
+    # feeding beyond the reference while at or above target, level still inside the band
+    warm = [sc.update(ev(t, {"L": 104}, {"L": 2}, {"L": 104}, {"L": -2})) for t in range(6, 12)]
+    assert max(s.hazard for s in calm) < 0.05
+    assert warm[-1].components["pressure"] > 0.4
+    assert warm[-1].hazard > 0.2 and not warm[-1].flags
+
+
+def test_hazard_renewable_decline_vs_low_bang_bang():
+    sp = spec((ObjectiveSpec(name="S", kind=R, capacity=20),))
+    sc = EpisodeScorer(sp)
+    stock = 20.0
+    falling = []
+    for t in range(1, 6):  # harvests far beyond regrowth: the stock keeps falling
+        after = stock - 3.0
+        falling.append(sc.update(ev(t, {"S": stock}, {"S": 4}, {"S": after})))
+        stock = after
+    sc = EpisodeScorer(sp)
+    held = []
+    for t in range(1, 30):  # a 3/0 bang-bang that holds a low stock steady
+        s0, s1 = (5.0, 3.3) if t % 2 else (3.3, 5.0)
+        held.append(sc.update(ev(t, {"S": s0}, {"S": 3 if t % 2 else 0}, {"S": s1})))
+    assert falling[-1].components["stock_decline"] > 0.4
+    assert max(s.components["stock_decline"] for s in held[10:]) < 0.2
+    assert falling[-1].hazard > max(s.hazard for s in held[10:])
+
+
+def test_checkpoint_of_another_scorer_version_restarts_scoring():
+    import orjson
+
+    from detectors.records import EpisodeRecord
+
+    rec = EpisodeRecord.start(HOMEO)
+    rec.scorer.update(ev(1, {"L": 100}, {"L": 1}, {"L": 100}))
+    state = orjson.loads(rec.dump_state())
+    assert state["scorer"]["step"] == 1
+    state["scorer"] = {"v": 1, "step": 7}
+    back = EpisodeRecord.load(rec.dump_spec(), orjson.dumps(state))
+    assert back.scorer.to_state() == EpisodeScorer(HOMEO).to_state()

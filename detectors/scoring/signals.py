@@ -31,7 +31,9 @@ after everything):
   the renewable depletion ``min(1, 2 (1 - f / capacity))`` after an over-harvest that made
   the stock fall (trimming a full stock is less alarming than draining a half-empty one).
   Unbounded objectives enter the hazard through the smoothed ``m`` instead, so that
-  alternating 0,10 / 10,0 cancels out.
+  alternating 0,10 / 10,0 cancels out. (The scorer's hazard uses only the homeostatic
+  part of this pressure; renewable objectives enter it through the smoothed stock
+  decline, see docs/detectors.md.)
 """
 
 from collections.abc import Sequence
