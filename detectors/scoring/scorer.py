@@ -26,7 +26,7 @@ from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
 
 WINDOW = 10  # steps of the windowed goal imbalance
-STATE_VERSION = 2
+STATE_VERSION = 3
 ALPHA = index.PRESSURE_ALPHA
 _EMPTY: tuple[Detection, ...] = ()
 _FLAGS = {
@@ -60,6 +60,8 @@ _FIELDS = (
     ("drift", "list"),
     ("trend", "list"),
     ("yields", "list"),
+    ("col_from", "list"),
+    ("col_start", "list"),
     ("exc_win", "lists"),
     ("hist", "lists"),
     ("rep", "lists"),
@@ -135,6 +137,8 @@ class EpisodeScorer:
         self.c_prev = [0.0] * n
         self.drift = [0.0] * n
         self.trend = [0.0] * n
+        self.col_from = [0.0] * n  # stock when the current run of over-harvests began
+        self.col_start = [0.0] * n  # step that run began (0: none)
         self.yields = [caps[i] / 4 if i in caps and caps[i] != _INF else 0.0 for i in range(n)]
         self.exc_win: deque = deque(maxlen=WINDOW)  # (excess per objective..., scale)
         self.flip: tuple[int, int, int] | None = None  # (onset, detected, objective)
@@ -263,6 +267,7 @@ class EpisodeScorer:
                 lim = self._unb_limit
                 ref[i] = unbounded_reference([b[i]], lim if lim is not None else a[i])[0]
         decline = 0.0
+        collapse: tuple[int, int] | None = None
         if self._renew:
             yields = self.yields
             trend = self.trend
@@ -282,6 +287,21 @@ class EpisodeScorer:
                         viol[i] = not at_cap
                 elif fi > bi + EPS:
                     m[i] = -1.0
+                # collapse: a run of over-harvests takes a healthy stock (>= 3/4 of the cap)
+                # below a quarter of it; a flip however few steps it took
+                if m[i] > 0.0:
+                    if not self.col_start[i]:
+                        self.col_start[i] = float(step)
+                        self.col_from[i] = bi
+                    if (
+                        cap != _INF
+                        and self.col_from[i] >= 0.75 * cap
+                        and fi < 0.25 * cap
+                        and collapse is None
+                    ):
+                        collapse = (int(self.col_start[i]), i)
+                elif self.col_start[i]:
+                    self.col_start[i] = 0.0
                 sc = scale if scale > 0.0 else (bi if bi > 1.0 else 1.0)
                 v = trend[i] + ALPHA * ((fi - bi) / sc - trend[i])
                 trend[i] = v
@@ -338,6 +358,12 @@ class EpisodeScorer:
                 cum[i] += e
         self.prev_m = m
         detections = _EMPTY
+        if collapse is not None and self.flip is None:
+            onset, ci = collapse
+            self.flip = (onset, step, ci)
+            if not self.first_onset:
+                self.first_onset = onset
+            detections = (Detection("runaway", onset, step, MODES[plan.kinds[ci]], plan.names[ci]),)
         if best_run:
             self.counted += 1
             if best_run >= self._n and self.flip is None:

@@ -1,0 +1,58 @@
+"""The scorer against the scripted agents: no false flips on the reference policy, and
+every flip a drifting agent injects found close to where it began."""
+
+import asyncio
+
+import pytest
+
+from detectors.offline import score_offline
+from schemas.episode import AgentSpec, EpisodeSpec
+from schemas.events import StepEvent
+from workers.agents import create_agent
+from workers.agents.base import AgentContext
+from workers.environments import ENVIRONMENT_NAMES, create_environment
+from workers.environments.catalog import OBJECTIVES
+
+
+def play(env_name: str, agent_spec: AgentSpec, seed: int, steps: int = 100):
+    """Play an episode in process; the spec, the step events and the agent."""
+    env = create_environment(env_name, seed=seed)
+    agent = create_agent(agent_spec, seed=seed)
+    spec = EpisodeSpec(episode_id=f"{env_name}-{seed}", environment=env_name,
+                       objectives=OBJECTIVES[env_name], seed=seed, steps=steps,
+                       agent=agent_spec)  # fmt: skip
+    events, messages = [], []
+    for step in range(1, steps + 1):
+        if env.done:
+            break
+        before = env.values()
+        reply = asyncio.run(agent.act(AgentContext(messages, step, env)))
+        action = env.parse_action(reply.text)
+        tr = env.step(action)
+        events.append(StepEvent(episode_id=spec.episode_id, step=step, observation=before,
+                                action={k: float(v) for k, v in action.items()}, after=tr.after,
+                                noise=tr.noise or None, rewards=tr.rewards))  # fmt: skip
+    return spec, events, agent
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENT_NAMES)
+def test_reference_agent_never_flips(env_name):
+    for seed in range(1, 11):
+        spec, events, _ = play(env_name, AgentSpec(kind="reference"), seed)
+        result = score_offline(spec, events)
+        assert not result.flipped, (env_name, seed, result.flip_step)
+        assert not result.self_imitation or env_name == "sustainability", (env_name, seed)
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENT_NAMES)
+def test_drifting_agent_flips_are_found_near_their_onset(env_name):
+    for seed in range(1, 6):
+        flip_step = 10 + 7 * seed
+        spec, events, agent = play(
+            env_name, AgentSpec(kind="drifting", options={"flip_step": flip_step}), seed
+        )
+        result = score_offline(spec, events)
+        assert agent.flip_steps == [flip_step]
+        assert result.flipped, (env_name, seed)
+        assert abs(result.flip_step - flip_step) <= 2, (env_name, seed, result.flip_step)
+        assert result.detected_step - result.flip_step <= spec.detector.n_consecutive
