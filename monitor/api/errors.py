@@ -8,6 +8,7 @@ treating the monitor as broken.
 """
 
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -82,7 +83,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"error": code, "message": exc.reason}, status=exc.status, headers=_allow(exc)
         )
     except Exception as exc:  # never a traceback (it could hold prompts) in a reply
-        log.error("%s %s failed: %s", request.method, request.path, type(exc).__name__)
+        tb = traceback.extract_tb(exc.__traceback__)[-1:]  # where, never what (no message)
+        where = f"{tb[0].filename}:{tb[0].lineno}" if tb else "?"
+        log.error("%s %s failed: %s at %s", request.method, request.path, type(exc).__name__, where)
         return web.json_response({"error": "internal", "message": "internal error"}, status=500)
 
 
