@@ -13,6 +13,7 @@ COMMANDS = (
     "demo",
     "worker",
     "detector",
+    "serve",
 )
 
 

@@ -58,6 +58,6 @@ async def test_redis_down_gives_503_and_recovers(settings):
             assert (
                 'runaway_http_requests_total{method="POST",route="/v1/episodes/{episode_id}/steps",status="503"}'
                 in metrics
-            )  # noqa: E501
+            )
     finally:
         await server.stop()
