@@ -26,7 +26,7 @@ async def index(_: web.Request) -> web.Response:
         content_type="text/html",
         headers={
             "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-            "style-src 'self' 'unsafe-inline'",
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:",
             "Cache-Control": "no-cache",
         },
     )
