@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default=5_000, ge=1, description="episodes whose verdicts the live feed follows"
     )
     metrics_port: int | None = Field(default=None, description="worker/detector /metrics port")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
+    )
 
     @property
     def keys(self) -> Keys:
