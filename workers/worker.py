@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,6 +25,8 @@ from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, decode_job
 from workers.agents.base import Agent
 from workers.environments.base import Environment
+from workers.episode_log import EpisodeLog
+from workers.mitigations import parse_mitigations
 from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
@@ -59,6 +62,7 @@ class Worker:
         env_factory: EnvFactory = default_env_factory,
         agent_factory: AgentFactory = default_agent_factory,
         on_result: Callable[[EpisodeResult], None] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -68,6 +72,7 @@ class Worker:
         self.env_factory = env_factory
         self.agent_factory = agent_factory
         self.on_result = on_result
+        self.log_dir = log_dir
         self.publisher = StreamPublisher(redis)
         self.results: list[EpisodeResult] = []
         self.errors: list[str] = []
@@ -139,6 +144,7 @@ class Worker:
     async def _start(self, entry_id: bytes, fields: dict[Any, Any]) -> None:
         try:
             spec = decode_job(fields)
+            plan = parse_mitigations(spec.mitigation)
             env = self.env_factory(spec)
             agent = self.agent_factory(spec, env)
         except (BadEntry, ValueError) as exc:
@@ -155,7 +161,10 @@ class Worker:
         inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inboxes[spec.episode_id] = inbox
         self._control_ids[spec.episode_id] = b"0-0"
-        runner = EpisodeRunner(spec, env, agent, self.publisher, inbox, self.settings, self.metrics)
+        runner = EpisodeRunner(
+            spec, env, agent, self.publisher, inbox, self.settings, self.metrics, plan,
+            EpisodeLog(self.log_dir, spec.episode_id) if self.log_dir else None,
+        )  # fmt: skip
         task = asyncio.create_task(self._run_episode(entry_id, spec, runner, agent))
         self._tasks[spec.episode_id] = task
         self._runners[spec.episode_id] = runner
@@ -166,6 +175,8 @@ class Worker:
     ) -> None:
         try:
             result = await runner.run()
+            if runner.log is not None:
+                await runner.log.write()
         except asyncio.CancelledError:
             self.metrics.episodes.labels(runner.labels[0], "cancelled").inc()
             raise  # the job stays un-acked: handed back to another worker
