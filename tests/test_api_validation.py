@@ -150,6 +150,7 @@ async def test_auth(settings, redis):
     async with api_client(settings, detector=False, api_token=SecretStr(token)) as client:
         resp = await client.post("/v1/episodes", json=MO)
         assert resp.status == 401 and (await resp.json())["field"] == "Authorization"
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
         resp = await client.post("/v1/episodes", json=MO, headers={"Authorization": "Basic x"})
         assert resp.status == 401
         resp = await client.post("/v1/episodes", json=MO, headers={"Authorization": "Bearer wrong"})

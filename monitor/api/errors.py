@@ -33,13 +33,14 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     def response(self) -> web.Response:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
         body.update(self.extra)
-        return web.json_response(body, status=self.status)
+        return web.json_response(body, status=self.status, headers=self.headers)
 
 
 class Unavailable(ApiError):
