@@ -27,7 +27,9 @@ def auth_middleware(token: str | None) -> web.middleware:  # type: ignore[valid-
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            raise ApiError(401, "unauthorized", "a bearer token is required", "Authorization")
+            err = ApiError(401, "unauthorized", "a bearer token is required", "Authorization")
+            err.headers["WWW-Authenticate"] = 'Bearer realm="runaway-monitor"'
+            raise err
         if not hmac.compare_digest(given.strip().encode(), expected):
             raise ApiError(403, "forbidden", "the bearer token is not valid", "Authorization")
         return await handler(request)
