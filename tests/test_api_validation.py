@@ -131,6 +131,7 @@ async def test_duplicates_and_gaps_are_409_and_write_nothing(settings, redis):
         assert summary[b"accepted_step"] == b"2"
         # a finished episode takes no more steps
         assert (await client.post(f"/v1/episodes/{ep}/finish")).status == 200
+        assert (await (await client.get(f"/v1/episodes/{ep}")).json())["status"] == "finished"
         resp = await client.post(url, json=mo_step(3))
         assert resp.status == 409 and (await resp.json())["error"] == "episode_finished"
 

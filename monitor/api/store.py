@@ -140,7 +140,15 @@ class EpisodeStore:
         return await self._publish(event, event.step, "")
 
     async def finish(self, event: EpisodeFinished) -> Accepted:
-        return await self._publish(event, 0, "finished")
+        """Mark the episode finished and publish EpisodeFinished (the detectors drop it).
+
+        Its control stream, which no worker deletes for a sidecar episode, expires with
+        the summary instead of staying forever.
+        """
+        accepted = await self._publish(event, 0, "finished")
+        control = self.keys.control(event.episode_id)
+        await self.bounded(self.redis.expire(control, EPISODE_SUMMARY_TTL_S))
+        return accepted
 
     async def _publish(self, event: Any, step: int, final: str) -> Accepted:
         episode_id = event.episode_id
