@@ -17,6 +17,7 @@ COMMANDS = (
     "replay",
     "evaluate",
     "plot",
+    "serve",
 )
 
 

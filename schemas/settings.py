@@ -46,7 +46,19 @@ class Settings(BaseSettings):
     step_timeout_s: float = Field(default=2.0, gt=0, description="sidecar waits for a verdict")
     fail_mode: FailMode = FailMode.CLOSED
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    redis_op_timeout_s: float = Field(
+        default=2.0, gt=0, description="bound on one Redis call in a request (then 503)"
+    )
+    ready_max_lag: int = Field(
+        default=10_000, ge=0, description="/readyz: most unread steps per shard for the group"
+    )
+    follow_max_episodes: int = Field(
+        default=5_000, ge=1, description="episodes whose verdicts the live feed follows"
+    )
     metrics_port: int | None = Field(default=None, description="worker/detector /metrics port")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
+    )
 
     # model agents (keys: RUNAWAY_OPENAI_API_KEY or OPENAI_API_KEY, and so on; never logged)
     openai_api_key: SecretStr | None = Field(

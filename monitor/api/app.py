@@ -1,0 +1,142 @@
+"""The aiohttp application factory of the sidecar service.
+
+``create_app(settings)`` builds the app without touching the event loop; Redis clients,
+the live feed, the readiness watcher and (when asked) an in-process detector are started
+in ``cleanup_ctx`` generators and cancelled and awaited after their ``yield``, in reverse
+order. The request path and the feed use separate Redis pools, so blocking reads of the
+feed never take a connection a request needs.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.api import routes_episodes, routes_service, sse
+from monitor.api.auth import auth_middleware
+from monitor.api.errors import Handler, error_middleware
+from monitor.api.feed import Feed
+from monitor.api.health import watch
+from monitor.api.hub import Hub
+from monitor.api.metrics import ApiMetrics
+from monitor.api.state import FEED, HUB, METRICS, REDIS, SETTINGS, STORE, WAITERS
+from monitor.api.store import EpisodeStore
+from monitor.api.verdicts import Waiters
+from monitor.connections import connect
+from monitor.metrics import DetectorMetrics
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    with_detector: bool = False,
+    registry: CollectorRegistry | None = None,
+) -> web.Application:
+    """The service for ``settings`` (``redis_url`` must be set: serve resolves it first)."""
+    if not settings.redis_url:
+        raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    metrics = ApiMetrics(registry or CollectorRegistry())
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, _metrics_middleware(metrics), auth_middleware(token)],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[HUB] = Hub()
+    app[WAITERS] = Waiters()
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_background_ctx)
+    if with_detector:
+        app.cleanup_ctx.append(_detector_ctx)
+    app.on_shutdown.append(_close_streams)
+    routes_episodes.setup(app)
+    sse.setup(app)
+    routes_service.setup(app)
+    return app
+
+
+def _metrics_middleware(metrics: ApiMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except Exception as exc:
+            status = getattr(exc, "status", 500)
+            raise
+        finally:
+            metrics.http_requests.labels(request.method, name, str(status)).inc()
+            if name != "/v1/events":
+                metrics.http_duration.labels(request.method, name).observe(
+                    time.perf_counter() - started
+                )
+
+    return middleware
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = connect(settings.redis_url or "")
+    app[REDIS] = redis
+    app[STORE] = EpisodeStore(redis, settings)
+    yield
+    await redis.aclose()
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    feed_redis = connect(settings.redis_url or "", max_connections=settings.shards + 4)
+    feed = app[FEED] = Feed(feed_redis, settings, app[WAITERS], app[HUB], app[METRICS])
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(feed.run(stop), name="feed"),
+        asyncio.create_task(watch(app[REDIS], settings, app[METRICS], stop), name="readiness"),
+    ]
+    yield
+    stop.set()
+    await _stop(tasks, settings.block_ms / 1000 + 2)
+    await feed_redis.aclose()
+
+
+async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:
+    from detectors.service import DetectorService
+
+    settings = app[SETTINGS]
+    redis = connect(settings.redis_url or "")
+    detector = DetectorService(redis, settings, DetectorMetrics(app[METRICS].registry))
+    stop = asyncio.Event()
+    task = asyncio.create_task(detector.run(stop), name="detector")
+    yield
+    stop.set()
+    await _stop([task], settings.shutdown_grace_s + 5)
+    await redis.aclose()
+
+
+async def _stop(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
+    """Let tasks end by themselves within ``grace_s``, then cancel; never raise."""
+    _, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for t in pending:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[HUB].close_all()

@@ -1,0 +1,202 @@
+"""The live feed: one reader task per shard over its steps, flips and control streams.
+
+Each task blocks in a single XREAD on the shard's steps and flips streams plus the
+control streams of the shard's followed episodes (all share the shard's hash tag, so one
+call suits a Redis Cluster too). A new step wakes the read, so an episode followed just
+before publishing is in the very next call. What it reads goes to the verdict waiters,
+the SSE hub and the metrics. Episodes are followed from their EpisodeStarted (or the
+first step seen after a restart) until they finish or go idle, at most
+``follow_max_episodes`` at once. Reads start at the server's current time: the feed is
+live, history is in ``GET /v1/episodes/{id}``.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from monitor.api.hub import Hub
+from monitor.api.metrics import ApiMetrics
+from monitor.api.verdicts import Waiters
+from monitor.connections import stream_entries
+from schemas.settings import Settings
+from schemas.wire import BadEntry, decode
+
+log = logging.getLogger(__name__)
+
+IDLE_UNFOLLOW_S = 600.0
+FINISHED_GRACE_S = 5.0
+
+
+@dataclass(slots=True)
+class Followed:
+    episode_id: str
+    shard: int
+    last_seen: float
+    finished_at: float | None = None
+
+
+def before(entry_id: str) -> str:
+    """A stream id just below every id written at or after ``entry_id``'s millisecond."""
+    ms = int(entry_id.split("-")[0])
+    return f"{max(ms - 1, 0)}-18446744073709551615"
+
+
+class Feed:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: Settings,
+        waiters: Waiters,
+        hub: Hub,
+        metrics: ApiMetrics,
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = settings.keys
+        self.waiters = waiters
+        self.hub = hub
+        self.metrics = metrics
+        self.labels: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self.followed: dict[str, Followed] = {}
+        self._cursors: list[dict[str, str]] = [{} for _ in range(self.keys.shards)]
+        self.healthy = False
+
+    # following ------------------------------------------------------------------------
+    def remember(self, episode_id: str, environment: str | None, labels: dict[str, str]) -> None:
+        """Metric labels of an episode (bounded by :class:`LabelCap`)."""
+        self.labels[episode_id] = self.metrics.episode_labels(
+            environment or "custom",
+            labels.get("model", "unknown"),
+            labels.get("mitigation", "none"),
+        )
+        self.labels.move_to_end(episode_id)
+        while len(self.labels) > 4 * self.settings.follow_max_episodes:
+            self.labels.popitem(last=False)
+
+    def follow(self, episode_id: str, since: str) -> None:
+        """Read the episode's control stream from just after ``since`` (if not already)."""
+        now = time.monotonic()
+        f = self.followed.get(episode_id)
+        if f is not None:
+            f.last_seen, f.finished_at = now, None
+            return
+        if len(self.followed) >= self.settings.follow_max_episodes:
+            self._evict(now, force=True)
+        shard = self.keys.shard_of(episode_id)
+        self.followed[episode_id] = Followed(episode_id, shard, now)
+        self._cursors[shard][self.keys.control(episode_id)] = since
+        self.metrics.followed.set(len(self.followed))
+
+    def _unfollow(self, episode_id: str) -> None:
+        f = self.followed.pop(episode_id, None)
+        if f is not None:
+            self._cursors[f.shard].pop(self.keys.control(episode_id), None)
+        self.metrics.followed.set(len(self.followed))
+
+    def _evict(self, now: float, force: bool = False) -> None:
+        for f in list(self.followed.values()):
+            if f.finished_at is not None and now - f.finished_at > FINISHED_GRACE_S:
+                self._unfollow(f.episode_id)
+            elif now - f.last_seen > IDLE_UNFOLLOW_S:
+                self._unfollow(f.episode_id)
+        if force and len(self.followed) >= self.settings.follow_max_episodes:
+            oldest = min(self.followed.values(), key=lambda f: f.last_seen)
+            self._unfollow(oldest.episode_id)
+
+    # reading --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [asyncio.create_task(self._run_shard(s, stop)) for s in range(self.keys.shards)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _start_ids(self, shard: int) -> None:
+        seconds, micros = await self.redis.time()
+        now_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+        cursors = self._cursors[shard]
+        cursors.setdefault(self.keys.steps(shard), now_id)
+        cursors.setdefault(self.keys.flips(shard), now_id)
+
+    async def _run_shard(self, shard: int, stop: asyncio.Event) -> None:
+        backoff, started, last_evict = 0.05, False, time.monotonic()
+        while not stop.is_set():
+            try:
+                if not started:
+                    await self._start_ids(shard)
+                    started = True
+                reply = await self.redis.xread(
+                    dict(self._cursors[shard]), count=500, block=self.settings.block_ms
+                )
+                self.healthy, backoff = True, 0.05
+            except (RedisError, OSError) as exc:
+                self.healthy = False
+                log.warning("feed shard %d: redis unavailable (%s)", shard, type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            for stream, entries in stream_entries(reply):
+                for entry_id, fields in entries:
+                    eid = entry_id.decode()
+                    if stream in self._cursors[shard]:
+                        self._cursors[shard][stream] = eid
+                    try:
+                        self._route(stream, eid, decode(fields))
+                    except BadEntry:
+                        continue  # the detector dead-letters bad steps; nothing to show
+            now = time.monotonic()
+            if now - last_evict > 1.0:
+                last_evict = now
+                self._evict(now)
+                self.metrics.active.set(sum(1 for f in self.followed.values() if not f.finished_at))
+
+    def _route(self, stream: str, entry_id: str, ev: Any) -> None:
+        kind, episode_id = ev.kind, ev.episode_id
+        f = self.followed.get(episode_id)
+        if f is not None:
+            f.last_seen = time.monotonic()
+        labels = self.labels.get(episode_id, ("unknown", "unknown", "unknown"))
+        payload: dict[str, Any]
+        if kind == "episode_started":
+            self.remember(episode_id, ev.spec.environment, ev.spec.labels)
+            self.follow(episode_id, before(entry_id))
+            payload = {
+                "episode_id": episode_id, "environment": ev.spec.environment or "custom",
+                "objectives": list(ev.spec.objectives.names), "labels": ev.spec.labels,
+                "ts": ev.ts,
+            }  # fmt: skip
+        elif kind == "step":
+            if f is None:
+                self.follow(episode_id, before(entry_id))  # joined mid-episode
+            self.metrics.feed_steps.labels(*labels).inc()
+            payload = ev.model_dump(mode="json", exclude={"text"})  # prompts stay out
+        elif kind == "verdict":
+            self.waiters.on_verdict(ev)
+            self.metrics.detection_lag.observe(max(0.0, time.time() - ev.step_ts))
+            payload = ev.model_dump(mode="json")
+        elif kind == "recovery_command":
+            self.waiters.on_recovery(ev)
+            self.metrics.feed_recoveries.labels(*labels).inc()
+            payload = ev.model_dump(mode="json", exclude={"reminder"})
+        elif kind == "flip":
+            self.metrics.feed_flips.labels(*labels, ev.flag).inc()
+            payload = ev.model_dump(mode="json")
+        elif kind == "episode_finished":
+            if f is not None:
+                f.finished_at = time.monotonic()
+            payload = ev.model_dump(mode="json", exclude={"error"})
+        else:
+            payload = ev.model_dump(mode="json")
+        payload["kind"] = kind
+        self.hub.publish(kind, episode_id, ev.id, orjson.dumps(payload))

@@ -1,0 +1,148 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``, built from the pydantic models.
+
+Schemas come from the same models that validate requests, so the document cannot drift
+from what the service accepts.
+"""
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
+
+REF = "#/components/schemas/{model}"
+
+
+def _json(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("Error", description)
+
+
+_EPISODE_ID = {"name": "episode_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SECURED = [{"bearer": []}]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in (RegisterRequest, StepRequest, FinishRequest)]
+        + [(StepVerdict, "serialization")],
+        ref_template=REF,
+    )
+    schemas = dict(defs.get("$defs", {}))
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "field": {"type": "string", "description": "the field at fault"},
+        },
+    }
+    step_params = [
+        _EPISODE_ID,
+        {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": True},
+         "description": "false: answer 202 at once; the verdict comes on /v1/events"},
+    ]  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "runaway-monitor sidecar",
+            "version": "1",
+            "description": "Report each agent step, get 'continue' or 'reset to savepoint'. "
+            "When the detectors do not answer within the step timeout the fail mode answers "
+            "(closed: reset to the last savepoint; open: continue), marked in 'fail_mode'.",
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/v1/episodes": {
+                "post": {
+                    "summary": "Register an episode (built-in environment or objectives)",
+                    "security": _SECURED,
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": REF.format(model="RegisterRequest")}}}},
+                    "responses": {
+                        "201": {"description": "registered; body has episode_id"},
+                        "200": {"description": "the same spec was already registered"},
+                        "401": _error("no bearer token"), "403": _error("wrong token"),
+                        "409": _error("the id exists with another spec"),
+                        "422": _error("invalid field"), "503": _error("Redis unavailable"),
+                    },
+                },
+                "get": {
+                    "summary": "Episodes, newest first",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": t}}
+                        for n, t in (("limit", "integer"), ("offset", "integer"),
+                                     ("environment", "string"), ("status", "string"),
+                                     ("flipped", "boolean"))
+                    ],
+                    "responses": {"200": {"description": "items and next_offset"}},
+                },
+            },
+            "/v1/episodes/{episode_id}": {
+                "get": {
+                    "summary": "State, RI history, flips and recoveries of one episode",
+                    "parameters": [_EPISODE_ID],
+                    "responses": {"200": {"description": "the episode"},
+                                  "404": _error("unknown episode")},
+                },
+            },
+            "/v1/episodes/{episode_id}/steps": {
+                "post": {
+                    "summary": "Report one step and get its verdict",
+                    "security": _SECURED,
+                    "parameters": step_params,
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": REF.format(model="StepRequest")}}}},
+                    "responses": {
+                        "200": _json("StepVerdict", "the verdict"),
+                        "202": {"description": "accepted (wait=false)"},
+                        "401": _error("no bearer token"), "403": _error("wrong token"),
+                        "404": _error("unknown episode"),
+                        "409": _error("duplicate step, a gap, or a finished episode"),
+                        "413": _error("body too large"), "422": _error("invalid field"),
+                        "503": _error("Redis unavailable"),
+                    },
+                },
+            },
+            "/v1/episodes/{episode_id}/finish": {
+                "post": {
+                    "summary": "End an episode (the detectors drop its state)",
+                    "security": _SECURED,
+                    "parameters": [_EPISODE_ID],
+                    "responses": {"200": {"description": "finished"},
+                                  "404": _error("unknown episode")},
+                },
+            },
+            "/v1/events": {
+                "get": {
+                    "summary": "Server-Sent Events: steps, verdicts, flips, recoveries",
+                    "parameters": [
+                        {"name": "episode_id", "in": "query", "schema": {"type": "string"}},
+                        {"name": "kinds", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "text/event-stream"}},
+                },
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text format"}}}},
+            "/healthz": {"get": {"summary": "Process alive",
+                                 "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Redis, detector group, lag and heartbeat",
+                                "responses": {"200": {"description": "ready"},
+                                              "503": {"description": "not ready"}}}},
+            "/": {"get": {"summary": "Live page",
+                          "responses": {"200": {"description": "text/html"}}}},
+        },
+    }  # fmt: skip

@@ -1,0 +1,316 @@
+"""``/v1/episodes``: register, report steps (and get the verdict), finish, read, list.
+
+A step is validated against the episode (its objective names), published atomically with
+the order check (:mod:`monitor.api.store`), then answered with the detectors' verdict
+within ``step_timeout_s``. When the detectors do not answer in time, the episode's (or
+the service's) fail mode answers instead, says so in ``fail_mode`` and is counted.
+"""
+
+import time
+import uuid
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from monitor.api.errors import ApiError, validation_error
+from monitor.api.feed import before
+from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
+from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
+from schemas.episode import EpisodeSpec, FailMode
+from schemas.events import EpisodeFinished, StepEvent
+from schemas.objectives import ObjectiveSet
+from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
+
+MAX_PAGE = 200
+M = TypeVar("M", bound=BaseModel)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/episodes", register)
+    app.router.add_get("/v1/episodes", list_episodes)
+    app.router.add_get("/v1/episodes/{episode_id}", get_episode)
+    app.router.add_post("/v1/episodes/{episode_id}/steps", post_step)
+    app.router.add_post("/v1/episodes/{episode_id}/finish", finish)
+
+
+async def _body(request: web.Request, model: type[M], empty_ok: bool = False) -> M:
+    """The JSON body as ``model``; 400/422 naming the field, never echoing the body."""
+    raw = await request.read()
+    if not raw and empty_ok:
+        raw = b"{}"
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON", "body") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_error", "the body must be a JSON object", "body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def _spec(req: RegisterRequest) -> EpisodeSpec:
+    if req.environment is not None:
+        if req.environment not in OBJECTIVES:
+            raise ApiError(
+                422, "validation_error",
+                f"unknown environment; one of: {', '.join(ENVIRONMENT_NAMES)}", "environment",
+            )  # fmt: skip
+        objectives = OBJECTIVES[req.environment]
+    else:
+        try:
+            objectives = ObjectiveSet(
+                objectives=tuple(req.objectives or ()), total_action_limit=req.total_action_limit
+            )
+        except ValidationError as exc:
+            raise validation_error(exc, "objectives.") from None
+    return EpisodeSpec(
+        episode_id=req.episode_id or f"ep-{uuid.uuid4().hex}",
+        environment=req.environment,
+        env_options=req.env_options,
+        objectives=objectives,
+        steps=req.steps,
+        detector=req.detector,
+        fail_mode=req.fail_mode,
+        labels=req.labels,
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    req = await _body(request, RegisterRequest)
+    spec = _spec(req)
+    app = request.app
+    labels = {
+        "environment": spec.environment or "custom",
+        "model": spec.labels.get("model", "unknown"),
+        "mitigation": spec.labels.get("mitigation", "none"),
+    }
+    created = await app[STORE].register(spec, labels)
+    app[FEED].remember(spec.episode_id, spec.environment, spec.labels)
+    if created:
+        app[METRICS].registered.labels(app[METRICS].environment(labels["environment"])).inc()
+    settings = app[SETTINGS]
+    body = {
+        "episode_id": spec.episode_id,
+        "objectives": list(spec.objectives.names),
+        "fail_mode": (spec.fail_mode or settings.fail_mode).value,
+        "step_timeout_s": settings.step_timeout_s,
+        "created": created,
+    }
+    return web.json_response(body, status=201 if created else 200)
+
+
+def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
+    names = set(spec.objectives.names)
+    for field in ("observation", "action"):
+        given = set(getattr(req, field))
+        if given != names:
+            missing = sorted(names - given)
+            detail = f"missing {missing}" if missing else f"{len(given - names)} unknown name(s)"
+            raise ApiError(
+                422, "validation_error",
+                f"objectives must be exactly {sorted(names)} ({detail})", field,
+            )  # fmt: skip
+
+
+async def post_step(request: web.Request) -> web.Response:
+    received = time.perf_counter()
+    app = request.app
+    settings, metrics = app[SETTINGS], app[METRICS]
+    episode_id = request.match_info["episode_id"]
+    wait = request.query.get("wait", "true").lower() not in ("false", "0", "no")
+    req = await _body(request, StepRequest)
+    spec = await app[STORE].spec(episode_id)
+    _check_objectives(spec, req)
+    event = StepEvent(
+        episode_id=episode_id, step=req.step, observation=req.observation, action=req.action,
+        rewards=req.rewards, text=req.text, invalid_answers=req.invalid_answers,
+        mitigation=req.mitigation,
+    )  # fmt: skip
+    accepted = await app[STORE].accept_step(event)
+    app[FEED].follow(episode_id, before(accepted.entry_id))
+    labels = metrics.episode_labels(
+        spec.environment or "custom",
+        spec.labels.get("model", "unknown"),
+        spec.labels.get("mitigation", "none"),
+    )
+    metrics.steps.labels(*labels).inc()
+    if not wait:
+        return web.json_response(
+            {"episode_id": episode_id, "step": req.step, "accepted": True, "verdict": None},
+            status=202,
+        )
+    answer = await app[WAITERS].wait(episode_id, req.step, settings.step_timeout_s)
+    if answer is not None:
+        verdict, cmd = answer
+        result = StepVerdict(
+            episode_id=episode_id, step=req.step, verdict=verdict.verdict,
+            savepoint_step=verdict.savepoint_step, runaway_index=verdict.runaway_index,
+            flags=verdict.flags, hazard=verdict.hazard, detections=verdict.detections,
+            reminder=cmd.reminder if cmd else None, reason=cmd.reason if cmd else None,
+            command_id=cmd.command_id if cmd else None,
+        )  # fmt: skip
+        if cmd is not None:
+            result.savepoint_step = cmd.savepoint_step
+        source = "detector"
+    else:
+        result = await _fail_mode_verdict(request, spec, req.step)
+        source = "fail_mode"
+        metrics.fail_mode.labels(result.fail_mode.value if result.fail_mode else "").inc()
+    elapsed = time.perf_counter() - received
+    result.latency_ms = round(elapsed * 1000, 3)
+    metrics.verdicts.labels(result.verdict, source).inc()
+    metrics.verdict_latency.labels(source).observe(elapsed)
+    return web.json_response(result.model_dump(mode="json"))
+
+
+async def _fail_mode_verdict(request: web.Request, spec: EpisodeSpec, step: int) -> StepVerdict:
+    """The explicit answer when no verdict came in time: closed holds, open continues."""
+    app = request.app
+    mode = spec.fail_mode or app[SETTINGS].fail_mode
+    savepoint = app[WAITERS].savepoints.get(spec.episode_id)
+    summary: dict[str, str] = {}
+    try:
+        summary = await app[STORE].summary(spec.episode_id)
+    except ApiError:
+        pass  # Redis is gone as well: the fail mode still answers
+    flags = [f for f in summary.get("flags", "").split(",") if f]
+    return StepVerdict(
+        episode_id=spec.episode_id, step=step,
+        verdict="reset" if mode is FailMode.CLOSED else "continue",
+        savepoint_step=(savepoint or 0) if mode is FailMode.CLOSED else savepoint,
+        runaway_index=float(summary.get("runaway_index", 0.0)), flags=flags,
+        reason="no verdict from the detectors in time", fail_mode=mode,
+    )  # fmt: skip
+
+
+async def finish(request: web.Request) -> web.Response:
+    req = await _body(request, FinishRequest, empty_ok=True)
+    episode_id = request.match_info["episode_id"]
+    await request.app[STORE].spec(episode_id)
+    step = int((await request.app[STORE].summary(episode_id)).get("accepted_step", 0))
+    await request.app[STORE].finish(
+        EpisodeFinished(episode_id=episode_id, step=step, reason=req.reason)
+    )
+    return web.json_response({"episode_id": episode_id, "status": "finished", "steps": step})
+
+
+def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    from schemas.wire import BadEntry, decode
+
+    history, flips, recoveries = [], [], []
+    for _, fields in reversed(entries):
+        try:
+            ev = decode(fields)
+        except BadEntry:
+            continue
+        if ev.kind == "verdict":
+            history.append(
+                {"step": ev.step, "runaway_index": ev.runaway_index, "verdict": ev.verdict,
+                 "savepoint_step": ev.savepoint_step}
+            )  # fmt: skip
+            flips += [{"step": ev.step, "flag": d, "runaway_index": ev.runaway_index}
+                      for d in ev.detections]  # fmt: skip
+        elif ev.kind == "recovery_command":
+            recoveries.append(
+                {"step": ev.step, "savepoint_step": ev.savepoint_step, "reason": ev.reason,
+                 "command_id": ev.command_id}
+            )  # fmt: skip
+    return {"history": history, "flips": flips, "recoveries": recoveries}
+
+
+def _summary_view(episode_id: str, s: dict[str, str]) -> dict[str, Any]:
+    def num(name: str, cast: Any = int, default: Any = 0) -> Any:
+        try:
+            return cast(s[name])
+        except (KeyError, ValueError):
+            return default
+
+    return {
+        "episode_id": episode_id,
+        "status": s.get("status", "active"),
+        "source": s.get("source", "worker"),
+        "environment": s.get("environment", "unknown"),
+        "model": s.get("model", "unknown"),
+        "mitigation": s.get("mitigation", "none"),
+        "accepted_step": num("accepted_step"),
+        "last_step": num("last_step"),
+        "runaway_index": num("runaway_index", float, 0.0),
+        "hazard": num("hazard", float, 0.0),
+        "flags": [f for f in s.get("flags", "").split(",") if f],
+        "flip_count": num("flips"),
+        "registered_at": num("registered_at", float, None),
+    }
+
+
+async def get_episode(request: web.Request) -> web.Response:
+    episode_id = request.match_info["episode_id"]
+    store = request.app[STORE]
+    summary = await store.summary(episode_id)
+    if not summary:
+        raise ApiError(404, "unknown_episode", "no such episode", "episode_id")
+    body = _summary_view(episode_id, summary)
+    if "spec" in summary:
+        spec = EpisodeSpec.model_validate_json(summary["spec"])
+        body["objectives"] = [o.model_dump(mode="json", exclude_none=True)
+                              for o in spec.objectives.objectives]  # fmt: skip
+        body["fail_mode"] = (spec.fail_mode or request.app[SETTINGS].fail_mode).value
+        body["labels"] = spec.labels
+    entries = await store.control_entries(episode_id, 2 * request.app[SETTINGS].control_maxlen)
+    body.update(_history(entries))
+    return web.json_response(body)
+
+
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, "validation_error", "must be an integer", name) from None
+    if not lo <= value <= hi:
+        raise ApiError(422, "validation_error", f"must be between {lo} and {hi}", name)
+    return value
+
+
+async def list_episodes(request: web.Request) -> web.Response:
+    """Newest first. Filters (environment, status, flipped) scan at most 10 pages."""
+    limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
+    offset = _int_query(request, "offset", 0, 0, 10_000_000)
+    environment = request.query.get("environment")
+    status = request.query.get("status")
+    if status not in (None, "active", "finished"):
+        raise ApiError(422, "validation_error", "must be 'active' or 'finished'", "status")
+    flipped = request.query.get("flipped")
+    if flipped not in (None, "true", "false"):
+        raise ApiError(422, "validation_error", "must be 'true' or 'false'", "flipped")
+    store = request.app[STORE]
+    items: list[dict[str, Any]] = []
+    cursor = offset
+    for _ in range(10):
+        page = await store.page(cursor, MAX_PAGE)
+        if not page:
+            cursor = -1
+            break
+        summaries = await store.summaries([e for e, _ in page])
+        for (episode_id, _), s in zip(page, summaries, strict=True):
+            cursor += 1
+            view = _summary_view(episode_id, s)
+            if environment and view["environment"] != environment:
+                continue
+            if status and view["status"] != status:
+                continue
+            if flipped and (view["flip_count"] > 0) != (flipped == "true"):
+                continue
+            items.append(view)
+            if len(items) == limit:
+                break
+        if len(items) == limit:
+            break
+    return web.json_response(
+        {"items": items, "next_offset": cursor if cursor >= 0 and len(items) == limit else None}
+    )

@@ -1,0 +1,55 @@
+"""Service endpoints: the live page, OpenAPI, Prometheus metrics, liveness and readiness."""
+
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.api.health import probe
+from monitor.api.openapi import openapi_document
+from monitor.api.state import FEED, METRICS, REDIS, SETTINGS
+
+STATIC = Path(__file__).parent / "static"
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+async def index(_: web.Request) -> web.Response:
+    return web.Response(
+        body=(STATIC / "index.html").read_bytes(),
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """The process is alive and its loop answers; says nothing about Redis."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when Redis, the detector group, its lag and a detector heartbeat are fine."""
+    result = await probe(request.app[REDIS], request.app[SETTINGS])
+    if result.ready and not request.app[FEED].healthy:
+        result.ready = False
+        result.reasons.append("live feed not reading yet")
+    return web.json_response(result.body(), status=200 if result.ready else 503)

@@ -1,0 +1,68 @@
+"""``GET /v1/events``: Server-Sent Events of steps, verdicts, flips and recoveries.
+
+``?episode_id=`` narrows the stream to one episode, ``?kinds=step,flip`` to some kinds.
+Step events never carry the agent's text, and recovery events not the reminder: the feed
+is for watching, prompts stay out of it. A comment line every 15 s keeps proxies from
+closing an idle stream; a client too slow to keep up is dropped and reconnects.
+"""
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from monitor.api.errors import ApiError
+from monitor.api.state import HUB, METRICS
+
+KINDS = frozenset(
+    {"episode_started", "step", "verdict", "flip", "recovery_command", "recovery_applied",
+     "episode_finished"}
+)  # fmt: skip
+KEEPALIVE_S = 15.0
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/events", events)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    episode_id = request.query.get("episode_id") or None
+    kinds = None
+    if "kinds" in request.query:
+        kinds = frozenset(k for k in request.query["kinds"].split(",") if k)
+        if not kinds <= KINDS:
+            raise ApiError(422, "validation_error", f"kinds must be among {sorted(KINDS)}", "kinds")
+    hub, metrics = request.app[HUB], request.app[METRICS]
+    sub = hub.subscribe(episode_id, kinds)
+    if sub is None:
+        raise ApiError(503, "too_many_streams", "too many open event streams")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    metrics.sse_clients.inc()
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n: connected\n\n")
+        while True:
+            try:
+                kind, event_id, data = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            if kind == "close":
+                break
+            await response.write(
+                b"event: %s\nid: %s\ndata: %s\n\n" % (kind.encode(), event_id.encode(), data)
+            )
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the client went away, or the service is stopping
+    finally:
+        hub.unsubscribe(sub)
+        metrics.sse_clients.dec()
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response

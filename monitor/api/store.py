@@ -1,0 +1,200 @@
+"""Episodes of the sidecar in Redis: register, accept a step, finish, read, list.
+
+Accepting a step is one Lua script over two keys with the shard's hash tag (the episode
+hash and the shard's steps stream), so the order check and the publication happen
+together or not at all: a duplicate, a gap or an unknown episode writes nothing, and a
+Redis Cluster runs the script on the one node that holds both keys. Every call is bounded
+by ``redis_op_timeout_s``; a slow or absent Redis is a 503, never a hang.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from detectors.consumer import EPISODE_SUMMARY_TTL_S
+from monitor.api.errors import ApiError, Unavailable
+from schemas.episode import EpisodeSpec
+from schemas.events import EpisodeFinished, EpisodeStarted, StepEvent
+from schemas.settings import Settings
+from schemas.wire import encode
+
+T = TypeVar("T")
+
+# KEYS: episode hash, steps stream. ARGV: spec json, maxlen, k, v, d, ttl, field/value...
+_REGISTER = """
+if redis.call('exists', KEYS[1]) == 1 then
+  if redis.call('hget', KEYS[1], 'spec') == ARGV[1] then return {0, ''} end
+  return {-1, ''}
+end
+redis.call('hset', KEYS[1], 'spec', ARGV[1], unpack(ARGV, 7))
+redis.call('expire', KEYS[1], ARGV[6])
+local id = redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+                      'k', ARGV[3], 'v', ARGV[4], 'd', ARGV[5])
+return {1, id}
+"""
+
+# KEYS: episode hash, steps stream. ARGV: step, maxlen, k, v, d, now, final status or ''
+_ACCEPT = """
+if redis.call('hexists', KEYS[1], 'spec') == 0 then return {-404, 0} end
+local accepted = tonumber(redis.call('hget', KEYS[1], 'accepted_step') or '0')
+if redis.call('hget', KEYS[1], 'status') ~= 'active' then return {-410, accepted} end
+local step = tonumber(ARGV[1])
+if ARGV[7] == '' then
+  if step <= accepted then return {-409, accepted} end
+  if step ~= accepted + 1 then return {-422, accepted} end
+end
+local id = redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+                      'k', ARGV[3], 'v', ARGV[4], 'd', ARGV[5])
+if ARGV[7] == '' then
+  redis.call('hset', KEYS[1], 'accepted_step', step, 'updated_at', ARGV[6])
+else
+  redis.call('hset', KEYS[1], 'status', ARGV[7], 'updated_at', ARGV[6])
+end
+return {1, id}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    entry_id: str
+    ts: float
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class EpisodeStore:
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = settings.keys
+        self._register = redis.register_script(_REGISTER)
+        self._accept = redis.register_script(_ACCEPT)
+        self._specs: dict[str, EpisodeSpec] = {}  # immutable once registered: safe to cache
+
+    def _keys(self, episode_id: str) -> list[str]:
+        """The episode hash and its shard's steps stream: one hash tag, one cluster slot."""
+        return [self.keys.episode(episode_id), self.keys.steps(self.keys.shard_of(episode_id))]
+
+    async def bounded(self, aw: Awaitable[T]) -> T:
+        """``aw`` within the Redis bound, or :class:`Unavailable` (503)."""
+        try:
+            async with asyncio.timeout(self.settings.redis_op_timeout_s):
+                return await aw
+        except (RedisError, OSError, TimeoutError):
+            raise Unavailable() from None
+
+    async def register(self, spec: EpisodeSpec, labels: dict[str, str]) -> bool:
+        """Store the spec and publish EpisodeStarted; False when it was already registered."""
+        episode_id = spec.episode_id
+        spec_json = spec.model_dump_json()
+        fields = encode(EpisodeStarted(episode_id=episode_id, spec=spec))
+        now = time.time()
+        meta = {
+            "status": "active", "source": "api", "accepted_step": 0, "registered_at": now,
+            "updated_at": now, **labels,
+        }  # fmt: skip
+        flat = [x for kv in meta.items() for x in kv]
+        result = await self.bounded(
+            self._register(
+                keys=self._keys(episode_id),
+                args=[spec_json, self.settings.steps_maxlen, fields["k"], fields["v"],
+                      fields["d"], EPISODE_SUMMARY_TTL_S, *flat],
+            )
+        )  # fmt: skip
+        if int(result[0]) < 0:
+            raise ApiError(
+                409, "episode_exists", "an episode with this id exists with another spec",
+                "episode_id",
+            )  # fmt: skip
+        created = int(result[0]) == 1
+        if created:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys.episodes(), {episode_id: now})
+            pipe.zremrangebyscore(self.keys.episodes(), "-inf", now - EPISODE_SUMMARY_TTL_S)
+            await self.bounded(pipe.execute())
+        self._specs[episode_id] = spec
+        return created
+
+    async def spec(self, episode_id: str) -> EpisodeSpec:
+        """The registered spec (404 when the episode is unknown)."""
+        spec = self._specs.get(episode_id)
+        if spec is None:
+            raw = await self.bounded(self.redis.hget(self.keys.episode(episode_id), "spec"))
+            if raw is None:
+                raise ApiError(404, "unknown_episode", "no such episode", "episode_id")
+            spec = EpisodeSpec.model_validate_json(raw)
+            if len(self._specs) > 10_000:
+                self._specs.clear()
+            self._specs[episode_id] = spec
+        return spec
+
+    async def accept_step(self, event: StepEvent) -> Accepted:
+        """Publish ``event`` if it is exactly the next step of an active episode."""
+        return await self._publish(event, event.step, "")
+
+    async def finish(self, event: EpisodeFinished) -> Accepted:
+        """Mark the episode finished and publish EpisodeFinished (the detectors drop it).
+
+        Its control stream, which no worker deletes for a sidecar episode, expires with
+        the summary instead of staying forever.
+        """
+        accepted = await self._publish(event, 0, "finished")
+        control = self.keys.control(event.episode_id)
+        await self.bounded(self.redis.expire(control, EPISODE_SUMMARY_TTL_S))
+        return accepted
+
+    async def _publish(self, event: Any, step: int, final: str) -> Accepted:
+        episode_id = event.episode_id
+        fields = encode(event)
+        code, value = await self.bounded(
+            self._accept(
+                keys=self._keys(episode_id),
+                args=[step, self.settings.steps_maxlen, fields["k"], fields["v"], fields["d"],
+                      event.ts, final],
+            )
+        )  # fmt: skip
+        code = int(code)
+        if code == 1:
+            return Accepted(_text(value), event.ts)
+        accepted = int(value)
+        if code == -404:
+            raise ApiError(404, "unknown_episode", "no such episode", "episode_id")
+        if code == -410:
+            raise ApiError(409, "episode_finished", "the episode has finished", "episode_id")
+        if code == -409:
+            raise ApiError(
+                409, "duplicate_step", f"step {step} was already accepted; next is {accepted + 1}",
+                "step", last_step=accepted, expected_step=accepted + 1,
+            )  # fmt: skip
+        raise ApiError(
+            409, "step_gap", f"steps must arrive in order: expected step {accepted + 1}, "
+            f"got {step}", "step", last_step=accepted, expected_step=accepted + 1,
+        )  # fmt: skip
+
+    async def summary(self, episode_id: str) -> dict[str, str]:
+        raw = await self.bounded(self.redis.hgetall(self.keys.episode(episode_id)))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def control_entries(self, episode_id: str, count: int) -> list[Any]:
+        return await self.bounded(self.redis.xrevrange(self.keys.control(episode_id), count=count))
+
+    async def page(self, offset: int, count: int) -> list[tuple[str, float]]:
+        """Episode ids, newest first, from the listing index."""
+        rows = await self.bounded(
+            self.redis.zrevrange(self.keys.episodes(), offset, offset + count - 1, withscores=True)
+        )
+        return [(_text(e), float(s)) for e, s in rows]
+
+    async def summaries(self, episode_ids: list[str]) -> list[dict[str, str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for e in episode_ids:
+            pipe.hgetall(self.keys.episode(e))
+        rows = await self.bounded(pipe.execute())
+        return [{_text(k): _text(v) for k, v in r.items()} for r in rows]
