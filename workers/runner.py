@@ -82,6 +82,7 @@ class EpisodeRunner:
         mitigation = spec.labels.get("mitigation", "none")
         self.labels = (spec.environment or "custom", agent_kind, mitigation)
         self.result = EpisodeResult(spec.episode_id, self.labels[0], agent_kind)
+        self._steps_metric = metrics.steps.labels(*self.labels)
 
     async def _publish(self, event: Any) -> None:
         await self.publisher.publish(self.stream, event, self.settings.steps_maxlen)
@@ -122,7 +123,7 @@ class EpisodeRunner:
         self.history.add_answer(step, text)
         self.result.steps = step
         self.result.invalid_answers += invalid
-        self.metrics.steps.labels(*self.labels).inc()
+        self._steps_metric.inc()
         if invalid:
             self.metrics.invalid_actions.labels(*self.labels).inc(invalid)
         await self._publish(

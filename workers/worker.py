@@ -73,6 +73,8 @@ class Worker:
         self.errors: list[str] = []
         self._inboxes: dict[str, asyncio.Queue[Any]] = {}
         self._control_ids: dict[str, bytes] = {}
+        # shard -> {control stream: episode id}, kept up to date as episodes start and end
+        self._control_streams: dict[int, dict[str, str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runners: dict[str, EpisodeRunner] = {}
 
@@ -155,6 +157,10 @@ class Worker:
         inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inboxes[spec.episode_id] = inbox
         self._control_ids[spec.episode_id] = b"0-0"
+        shard = self.keys.shard_of(spec.episode_id)
+        self._control_streams.setdefault(shard, {})[self.keys.control(spec.episode_id)] = (
+            spec.episode_id
+        )
         runner = EpisodeRunner(spec, env, agent, self.publisher, inbox, self.settings, self.metrics)
         task = asyncio.create_task(self._run_episode(entry_id, spec, runner, agent))
         self._tasks[spec.episode_id] = task
@@ -178,6 +184,8 @@ class Worker:
             self._runners.pop(spec.episode_id, None)
             self._inboxes.pop(spec.episode_id, None)
             self._control_ids.pop(spec.episode_id, None)
+            shard_streams = self._control_streams.get(self.keys.shard_of(spec.episode_id), {})
+            shard_streams.pop(self.keys.control(spec.episode_id), None)
             self.metrics.active.set(len(self._tasks))
             with contextlib.suppress(Exception):
                 await agent.aclose()
@@ -203,11 +211,7 @@ class Worker:
     async def _read_control(self, shard: int, stop: asyncio.Event) -> None:
         """Route this shard's control entries (verdicts, recoveries) to episode inboxes."""
         while not stop.is_set():
-            streams = {
-                self.keys.control(ep): ep
-                for ep in self._control_ids
-                if self.keys.shard_of(ep) == shard
-            }
+            streams = dict(self._control_streams.get(shard, {}))
             if not streams:
                 await asyncio.sleep(self.settings.block_ms / 1000)
                 continue
