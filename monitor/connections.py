@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import (
     BlockingConnectionPool,
     Connection,
@@ -55,12 +56,26 @@ class FastUnixConnection(_HiredisPackMixin, UnixDomainSocketConnection):
     pass
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
 def connect(url: str, *, max_connections: int = 64) -> aioredis.Redis:
     """A pooled client with bounded reconnect backoff (the pool reconnects by itself).
 
     The pool blocks (up to 20 s) for a free connection instead of failing: hundreds of
     episodes that end at once each ack their job, and must queue, not error.
+
+    ``redis+cluster://host:port`` (or ``rediss+cluster://``) gives a Redis Cluster client
+    seeded from that node. Every key of one shard shares the hash tag ``{s<n>}``, so each
+    MULTI/EXEC and each multi-stream XREAD stays within one slot; other pipelines are
+    split per node by the client.
     """
+    if is_cluster_url(url):
+        return connect_cluster(url, max_connections=max_connections)  # type: ignore[return-value]
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -120,3 +135,15 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
 def consumer_name(role: str = "") -> str:
     """Stable per process (host:pid), so dead consumers are recognisable."""
     return f"{socket.gethostname()}:{os.getpid()}{':' + role if role else ''}"
+
+
+def connect_cluster(url: str, *, max_connections: int = 64) -> RedisCluster:
+    """A Redis Cluster client from a ``redis+cluster://`` URL (see :func:`connect`)."""
+    plain = url.replace("+cluster://", "://", 1)
+    return RedisCluster.from_url(
+        plain,
+        max_connections=max_connections,
+        socket_connect_timeout=5,
+        connection_class=FastConnection if _hiredis_pack is not None else Connection,
+        retry=Retry(EqualJitterBackoff(cap=1.0, base=0.02), retries=3),
+    )
