@@ -51,31 +51,30 @@ async def redis_cluster(masters: int = 3) -> AsyncIterator[str]:
         for port in ports:
             d = Path(tmp.name) / str(port)
             d.mkdir()
-            procs.append(
-                await asyncio.create_subprocess_exec(
-                    server,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(d),
-                    "--loglevel",
-                    "warning",
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
-            )
+            proc = await asyncio.create_subprocess_exec(
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(d),
+                "--loglevel",
+                "warning",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(proc)
         for port in ports:
             for _ in range(100):
                 ping = await asyncio.create_subprocess_exec(
