@@ -99,7 +99,9 @@ async def worker_memory(url: str, settings: Settings, episodes: int) -> dict:
     task = asyncio.create_task(worker.run(stop))
     deadline = time.monotonic() + 120
     target = episodes * settings.max_inflight_steps
-    while worker.steps_played < target and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if worker.steps_played >= target:
+            break
         await asyncio.sleep(0.2)
     gc.collect()
     after = rss_bytes()

@@ -13,6 +13,10 @@ COMMANDS = (
     "demo",
     "worker",
     "detector",
+    "run",
+    "replay",
+    "evaluate",
+    "plot",
 )
 
 

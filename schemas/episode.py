@@ -49,6 +49,11 @@ class EpisodeSpec(BaseModel):
     agent: AgentSpec | None = None
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     fail_mode: FailMode | None = None
+    mitigation: str = Field(
+        default="savepoint-recovery",
+        max_length=500,
+        description="mitigation names joined with '+' (see workers/mitigations.py)",
+    )
     labels: dict[str, str] = Field(
         default_factory=dict, description="model, mitigation, ...: metric labels"
     )

@@ -73,6 +73,7 @@ class StepEvent(_Event):
     text: str | None = Field(default=None, max_length=100_000, description="raw agent answer")
     invalid_answers: int = Field(default=0, ge=0, description="rejected answers this step")
     mitigation: str | None = None
+    voluntary_reset: bool = Field(default=False, description="the agent answered RESET")
 
 
 class Verdict(_Event):

@@ -51,7 +51,7 @@ def demo_specs(episodes: int, steps: int, run_id: str, seed: int = 0) -> list[Ep
                 seed=env_seed,
                 steps=steps,
                 agent=agent,
-                labels={"mitigation": "savepoint-recovery", "model": agent.kind},
+                labels={"model": agent.kind},
             )
         )
     return specs

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectors.reminder import reminder_text
 from monitor.metrics import WorkerMetrics
 from schemas.episode import EpisodeSpec
 from schemas.events import (
@@ -25,7 +26,10 @@ from schemas.events import (
 from schemas.settings import Settings
 from workers.agents.base import Agent, AgentContext
 from workers.environments.base import Environment, InvalidAction
+from workers.episode_log import EpisodeLog
 from workers.history import History
+from workers.mitigations import MitigationPlan, parse_mitigations
+from workers.prompting import SUMMARY_REQUEST, is_reset_request, system_prompt
 from workers.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class EpisodeResult:
     error: str | None = None
     flip_steps: list[int] = field(default_factory=list)
     recovery_steps: list[int] = field(default_factory=list)
+    recoveries_ignored: int = 0
+    voluntary_resets: list[int] = field(default_factory=list)
+    mitigation: str = "savepoint-recovery"
     lags_s: list[float] = field(default_factory=list)
     runaway_index: float = 0.0
 
@@ -64,8 +71,11 @@ class EpisodeRunner:
         inbox: "asyncio.Queue[Any]",
         settings: Settings,
         metrics: WorkerMetrics,
+        plan: MitigationPlan | None = None,
+        log: EpisodeLog | None = None,
     ) -> None:
         self.spec = spec
+        self.plan = plan or parse_mitigations(spec.mitigation)
         self.env = env
         self.agent = agent
         self.publisher = publisher
@@ -74,18 +84,23 @@ class EpisodeRunner:
         self.metrics = metrics
         self.keys = settings.keys
         self.stream = self.keys.steps(self.keys.shard_of(spec.episode_id))
-        self.history = History(env.system_prompt())
+        self.history = History(system_prompt(env, spec, self.plan))
+        self.env_snapshots: dict[int, dict[str, Any]] = {}
+        self.log = log
         self.applied: set[str] = set()
         self.last_verdict = 0
         self.restored = False
         agent_kind = spec.agent.kind if spec.agent else "unknown"
-        mitigation = spec.labels.get("mitigation", "none")
-        self.labels = (spec.environment or "custom", agent_kind, mitigation)
-        self.result = EpisodeResult(spec.episode_id, self.labels[0], agent_kind)
+        self.labels = (spec.environment or "custom", agent_kind, self.plan.label)
+        self.result = EpisodeResult(
+            spec.episode_id, self.labels[0], agent_kind, mitigation=self.plan.label
+        )
         self._steps_metric = metrics.steps.labels(*self.labels)
 
     async def _publish(self, event: Any) -> None:
         await self.publisher.publish(self.stream, event, self.settings.steps_maxlen)
+        if self.log is not None:
+            self.log.add(event)
 
     async def run(self) -> EpisodeResult:
         await self._publish(EpisodeStarted(episode_id=self.spec.episode_id, spec=self.spec))
@@ -116,11 +131,18 @@ class EpisodeRunner:
         )
 
     async def _play(self, step: int) -> None:
+        plan = self.plan
+        if plan.rollback_environment:
+            self.env_snapshots[step - 1] = self.env.snapshot()
+        if plan.reminder_every and step % plan.reminder_every == 0:
+            self.history.pending_reminder = reminder_text(self.spec.objectives)
         observation = self.env.values()
         self.history.add_observation(self.env.observation_text())
-        action, text, invalid = await self._ask(step)
+        action, text, invalid, reset = await self._ask(step)
         transition = self.env.step(action)
         self.history.add_answer(step, text)
+        if plan.summary_every and step % plan.summary_every == 0:
+            await self._summarise(step)
         self.result.steps = step
         self.result.invalid_answers += invalid
         self._steps_metric.inc()
@@ -139,19 +161,40 @@ class EpisodeRunner:
                 text=text,
                 invalid_answers=invalid,
                 mitigation=self.labels[2],
+                voluntary_reset=reset,
             )
         )
 
-    async def _ask(self, step: int) -> tuple[dict[str, int], str, int]:
-        """Ask until the answer parses; rejected answers never enter the history."""
-        for invalid in range(MAX_REASKS + 1):
-            context = AgentContext(self.history.messages, step, self.env, self.restored)
-            reply = await self.agent.act(context)
+    async def _summarise(self, step: int) -> None:
+        """Rolling summary: the model condenses its history, which then replaces it."""
+        messages = [*self.history.messages, {"role": "user", "content": SUMMARY_REQUEST}]
+        reply = await self.agent.act(AgentContext(messages, step, self.env, False))
+        self.history.compress(step, reply.text)
+
+    async def _ask(self, step: int) -> tuple[dict[str, int], str, int, bool]:
+        """Ask until the answer parses; rejected answers never enter the history.
+
+        With ``voluntary-reset``, a RESET answer (once per step) restores the history to
+        the last savepoint and the step's observation is asked again.
+        """
+        reset = False
+        invalid = 0
+        while invalid <= MAX_REASKS:
+            messages = self.history.window(self.plan.context_steps)
+            reply = await self.agent.act(AgentContext(messages, step, self.env, self.restored))
             self.restored = False
-            try:
-                return self.env.parse_action(reply.text), reply.text, invalid
-            except InvalidAction:
+            if self.plan.voluntary_reset and not reset and is_reset_request(reply.text):
+                reset = True
+                self.result.voluntary_resets.append(step)
+                observation = self.history.messages.pop()
+                self.history.restore(self.history.safe_step)
+                self.history.messages.append(observation)
+                self.restored = True
                 continue
+            try:
+                return self.env.parse_action(reply.text), reply.text, invalid, reset
+            except InvalidAction:
+                invalid += 1
         raise AgentGaveUp(f"no valid answer at step {step} after {MAX_REASKS} re-asks")
 
     async def _handle_control(self, block_until: int) -> None:
@@ -175,6 +218,8 @@ class EpisodeRunner:
         if isinstance(event, Verdict):
             if event.step <= self.last_verdict:
                 return  # redelivered
+            if self.log is not None:
+                self.log.add(event)
             self.last_verdict = event.step
             lag = max(0.0, time.time() - event.step_ts)
             self.result.lags_s.append(lag)
@@ -182,6 +227,8 @@ class EpisodeRunner:
             self.result.runaway_index = event.runaway_index
             if event.savepoint_step is not None:
                 self.history.confirm_safe(event.savepoint_step)
+                for old in [s for s in self.env_snapshots if s < event.savepoint_step]:
+                    del self.env_snapshots[old]
             for flag in event.detections:
                 if flag == "runaway":
                     self.result.flips += 1
@@ -195,9 +242,26 @@ class EpisodeRunner:
         if cmd.command_id in self.applied:
             return
         self.applied.add(cmd.command_id)
+        if self.log is not None:
+            self.log.add(cmd)
         if self.result.steps >= self.spec.steps or self.result.outcome != "done":
             return  # the episode is over; nothing left to recover
-        dropped = self.history.restore(cmd.savepoint_step, cmd.reminder)
+        plan = self.plan
+        if plan.recovery == "ignore":
+            self.result.recoveries_ignored += 1
+            return
+        savepoint = cmd.savepoint_step
+        if plan.recovery == "truncate":
+            dropped = self.history.truncate()
+        else:
+            reminder = cmd.reminder or reminder_text(self.spec.objectives)
+            dropped = self.history.restore(
+                savepoint, reminder if plan.recovery == "restore-reminder" else None
+            )
+        if plan.rollback_environment or cmd.rollback_environment:
+            kept = [s for s in self.env_snapshots if s <= savepoint]
+            if kept:
+                self.env.restore(self.env_snapshots[max(kept)])
         self.restored = True
         self.result.recoveries += 1
         self.result.recovery_steps.append(self.result.steps)

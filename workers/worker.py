@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,6 +37,8 @@ from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, decode_job, encode
 from workers.agents.base import Agent
 from workers.environments.base import Environment
+from workers.episode_log import EpisodeLog
+from workers.mitigations import parse_mitigations
 from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
@@ -71,6 +74,7 @@ class Worker:
         env_factory: EnvFactory = default_env_factory,
         agent_factory: AgentFactory = default_agent_factory,
         on_result: Callable[[EpisodeResult], None] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -80,6 +84,7 @@ class Worker:
         self.env_factory = env_factory
         self.agent_factory = agent_factory
         self.on_result = on_result
+        self.log_dir = log_dir
         self.publisher = StreamPublisher(redis)
         self.results: list[EpisodeResult] = []
         self.errors: list[str] = []
@@ -250,6 +255,7 @@ class Worker:
             if attempt > 1:  # re-run a dead worker's episode from its seed, under a new id
                 await self._abandon(spec, attempt)
                 spec = spec.model_copy(update={"episode_id": f"{spec.episode_id}.a{attempt}"})
+            plan = parse_mitigations(spec.mitigation)
             env = self.env_factory(spec)
             agent = self.agent_factory(spec, env)
         except (BadEntry, ValueError) as exc:
@@ -262,7 +268,10 @@ class Worker:
         self._control_streams.setdefault(shard, {})[self.keys.control(spec.episode_id)] = (
             spec.episode_id
         )
-        runner = EpisodeRunner(spec, env, agent, self.publisher, inbox, self.settings, self.metrics)
+        runner = EpisodeRunner(
+            spec, env, agent, self.publisher, inbox, self.settings, self.metrics, plan,
+            EpisodeLog(self.log_dir, spec.episode_id) if self.log_dir else None,
+        )  # fmt: skip
         task = asyncio.create_task(self._run_episode(entry_id, spec, runner, agent))
         self._tasks[spec.episode_id] = task
         self._runners[spec.episode_id] = runner
@@ -274,6 +283,8 @@ class Worker:
     ) -> None:
         try:
             result = await runner.run()
+            if runner.log is not None:
+                await runner.log.write()
         except asyncio.CancelledError:
             self.metrics.episodes.labels(runner.labels[0], "cancelled").inc()
             self._lost.discard(spec.episode_id)
