@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints a table, or one JSON object with ``--json``."""

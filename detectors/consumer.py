@@ -36,6 +36,7 @@ class _Batch:
     xadds: list[tuple[str, dict[str, bytes], int]] = field(default_factory=list)
     states: dict[str, bytes] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expire: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     acks: list[bytes] = field(default_factory=list)
 
@@ -58,6 +59,7 @@ class ShardConsumer:
         self.stream = self.keys.steps(shard)
         self.records: dict[str, EpisodeRecord] = {}
         self._cursor = "0"  # own pending entries first, then new ones (">")
+        self._steps_metric: dict[str, Any] = {}
 
     async def take_over(self) -> int:
         """Claim every pending entry of the shard (its owner is gone), re-read from there."""
@@ -183,7 +185,10 @@ class ShardConsumer:
         rec.last_step = ev.step
         rec.last_score = score
         env = rec.spec.environment or "custom"
-        self.metrics.steps.labels(env).inc()
+        counter = self._steps_metric.get(env)
+        if counter is None:
+            counter = self._steps_metric[env] = self.metrics.steps.labels(env)
+        counter.inc()
         self.metrics.runaway_index.observe(score.runaway_index)
         control = self.keys.control(ev.episode_id)
         cmaxlen = self.settings.control_maxlen
@@ -225,6 +230,9 @@ class ShardConsumer:
             "flags": ",".join(sorted(score.flags)),
             "flips": rec.flips,
         }
+        if not rec.summary_ttl_set:  # HSET keeps a key's TTL: one EXPIRE per episode is enough
+            rec.summary_ttl_set = True
+            batch.expire.append(ev.episode_id)
         self.metrics.processing_lag.observe(max(0.0, time.time() - ev.ts))
         return True
 
@@ -263,6 +271,7 @@ class ShardConsumer:
             pipe.hdel(state_key, *batch.finished, *(spec_field(e) for e in batch.finished))
         for episode_id, summary in batch.summaries.items():
             pipe.hset(self.keys.episode(episode_id), mapping=summary)
+        for episode_id in batch.expire:
             pipe.expire(self.keys.episode(episode_id), EPISODE_SUMMARY_TTL_S)
         if batch.acks:
             pipe.xack(self.stream, DETECTOR_GROUP, *batch.acks)

@@ -25,6 +25,7 @@ class EpisodeRecord:
     flips: int = 0
     recoveries_sent: int = 0
     last_score: StepScore | None = field(default=None, repr=False)
+    summary_ttl_set: bool = field(default=False, repr=False)  # EXPIRE sent for the summary
 
     @classmethod
     def start(cls, spec: EpisodeSpec) -> "EpisodeRecord":

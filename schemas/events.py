@@ -5,8 +5,9 @@ seconds). ``SCHEMA_VERSION`` is written beside every entry by :mod:`schemas.wire
 reader refuses entries of another version instead of guessing.
 """
 
+import itertools
+import os
 import time
-import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,8 +23,22 @@ def _now() -> float:
     return time.time()
 
 
-def _new_id() -> str:
-    return uuid.uuid4().hex
+class _Ids:
+    """Unique event ids: a random per-process prefix and a counter (uuid4 cost 10 us/event)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(10).hex()
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):012x}"
+
+
+_new_id = _Ids()
 
 
 class _Event(BaseModel):

@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     # workers
     concurrency: int = Field(default=200, ge=1, description="episodes run at once per worker")
     max_inflight_steps: int = Field(
-        default=4, ge=1, description="steps an episode may run ahead of its verdicts"
+        default=1,
+        ge=1,
+        description=(
+            "steps an episode may run ahead of its verdicts; 1 (lockstep) makes every run "
+            "of the same seeds give the same results and halves detection lag"
+        ),
     )
     verdict_timeout_s: float = Field(default=30.0, gt=0, description="worker waits this long")
     shutdown_grace_s: float = Field(default=10.0, ge=0)

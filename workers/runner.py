@@ -95,6 +95,7 @@ class EpisodeRunner:
         self.result = EpisodeResult(
             spec.episode_id, self.labels[0], agent_kind, mitigation=self.plan.label
         )
+        self._steps_metric = metrics.steps.labels(*self.labels)
 
     async def _publish(self, event: Any) -> None:
         await self.publisher.publish(self.stream, event, self.settings.steps_maxlen)
@@ -144,7 +145,7 @@ class EpisodeRunner:
             await self._summarise(step)
         self.result.steps = step
         self.result.invalid_answers += invalid
-        self.metrics.steps.labels(*self.labels).inc()
+        self._steps_metric.inc()
         if invalid:
             self.metrics.invalid_actions.labels(*self.labels).inc(invalid)
         await self._publish(

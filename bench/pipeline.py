@@ -1,0 +1,200 @@
+"""End-to-end throughput against the raw Redis ceiling, measured side by side.
+
+pipeline: workers with scripted agents -> steps streams -> detectors -> verdicts, flips
+and recoveries back to the workers (the demo's mix of episodes), all in this process.
+raw: the very step entries the pipeline wrote, XADDed again with pipelined XADD and read
+back with XREADGROUP + XACK by plain redis-py, in the same run and on the same server.
+``ratio`` = pipeline steps/s / raw entries/s.
+
+    python bench/pipeline.py [--episodes 200] [--steps 100] [--detectors 1,2,4] [--json]
+
+``--detectors`` also runs the pipeline with that many separate detector processes
+(``python -m monitor detector``) and checks the per-episode results are identical.
+"""
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+try:
+    from bench.common import ROOT, bench_redis, print_table, run
+except ImportError:  # run as a script
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench.common import ROOT, bench_redis, print_table, run
+
+import redis.asyncio as aioredis
+
+from detectors.service import DetectorService
+from monitor.connections import connect, stream_entries
+from schemas.settings import Settings
+from workers.jobs import demo_specs, submit_jobs
+from workers.runner import EpisodeResult
+from workers.worker import Worker
+
+RAW_BATCH = 1000
+
+
+def outcome_key(r: EpisodeResult) -> tuple:
+    """What must be identical between runs: steps, flips and where, recoveries."""
+    return (r.steps, r.flips, tuple(r.flip_steps), r.recoveries, r.self_imitation, r.outcome)
+
+
+async def pipeline_run(
+    url: str, settings: Settings, episodes: int, steps: int, detectors: int = 0
+) -> dict[str, Any]:
+    """Run the demo mix; ``detectors`` > 0 runs that many detector processes instead."""
+    redis = connect(url)
+    specs = demo_specs(episodes, steps, "bench", seed=0)
+    worker = Worker(redis, settings, name="bench-worker")
+    procs: list[asyncio.subprocess.Process] = []
+    detector = DetectorService(redis, settings, name="bench-detector")
+    await detector.ensure_groups()
+    dstop = asyncio.Event()
+    dtask = None
+    if detectors:
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "RUNAWAY_KEY_PREFIX": settings.key_prefix,
+            "RUNAWAY_SHARDS": str(settings.shards),
+            "RUNAWAY_HEARTBEAT_S": "0.2",
+            "PYTHONPATH": str(ROOT),
+        }
+        for _ in range(detectors):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "monitor", "detector", env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(proc)
+        # wait until all detectors own their share of the shards
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            owners = [await redis.get(settings.keys.lease(s)) for s in range(settings.shards)]
+            if all(owners) and len(set(owners)) == min(detectors, settings.shards):
+                break
+            await asyncio.sleep(0.1)
+    else:
+        dtask = asyncio.create_task(detector.run(dstop))
+    await submit_jobs(redis, settings.keys, specs)
+    started = time.perf_counter()
+    results = await worker.run(asyncio.Event(), until_idle=True)
+    wall = time.perf_counter() - started
+    if dtask is not None:
+        dstop.set()
+        await dtask
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        await p.wait()
+    played = sum(r.steps for r in results)
+    lags = sorted(lag for r in results for lag in r.lags_s)
+    await redis.aclose()
+    return {
+        "steps": played,
+        "wall_s": wall,
+        "steps_per_s": played / wall,
+        "flips": sum(r.flips for r in results),
+        "recoveries": sum(r.recoveries for r in results),
+        "lag_ms_p50": lags[len(lags) // 2] * 1000 if lags else 0.0,
+        "results": {r.episode_id: outcome_key(r) for r in results},
+    }
+
+
+async def collect_step_entries(url: str, settings: Settings) -> list[tuple[str, dict]]:
+    redis = aioredis.Redis.from_url(url)
+    out = []
+    for shard in range(settings.shards):
+        stream = settings.keys.steps(shard)
+        for _, fields in await redis.xrange(stream):
+            if fields.get(b"k") == b"step":
+                out.append((stream, fields))
+    await redis.aclose()
+    return out
+
+
+async def raw_run(url: str, prefix: str, entries: list[tuple[str, dict]]) -> dict[str, Any]:
+    """Plain redis-py: pipelined XADD of ``entries``, XREADGROUP + XACK them back."""
+    writer = aioredis.Redis.from_url(url)
+    reader = aioredis.Redis.from_url(url)
+    streams = sorted({s for s, _ in entries})
+    renamed = {s: f"{prefix}-raw:{s}" for s in streams}
+    for s in renamed.values():
+        await writer.xgroup_create(s, "raw", id="0", mkstream=True)
+    total = len(entries)
+    done = asyncio.Event()
+    acked = 0
+
+    async def write() -> None:
+        for i in range(0, total, RAW_BATCH):
+            pipe = writer.pipeline(transaction=False)
+            for stream, fields in entries[i : i + RAW_BATCH]:
+                pipe.xadd(renamed[stream], fields, maxlen=200_000, approximate=True)
+            await pipe.execute()
+
+    async def read() -> None:
+        nonlocal acked
+        ids = dict.fromkeys(renamed.values(), ">")
+        while acked < total:
+            reply = await reader.xreadgroup("raw", "c", ids, count=500, block=50)
+            for stream, es in stream_entries(reply):
+                if es:
+                    await reader.xack(stream, "raw", *[i for i, _ in es])
+                    acked += len(es)
+        done.set()
+
+    started = time.perf_counter()
+    await asyncio.gather(write(), read())
+    wall = time.perf_counter() - started
+    for s in renamed.values():
+        await writer.delete(s)
+    await writer.aclose()
+    await reader.aclose()
+    return {"entries": total, "wall_s": wall, "entries_per_s": total / wall}
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    async with bench_redis() as (url, prefix):
+        base = Settings(redis_url=url, key_prefix=prefix)
+        pipe = await pipeline_run(url, base, args.episodes, args.steps)
+        entries = await collect_step_entries(url, base)
+        raw = await raw_run(url, prefix, entries)
+        out: dict[str, Any] = {
+            "episodes": args.episodes,
+            "steps": pipe["steps"],
+            "shards": base.shards,
+            "pipeline_steps_per_s": round(pipe["steps_per_s"], 1),
+            "raw_entries_per_s": round(raw["entries_per_s"], 1),
+            "ratio": round(pipe["steps_per_s"] / raw["entries_per_s"], 3),
+            "flips": pipe["flips"],
+            "recoveries": pipe["recoveries"],
+            "detection_lag_ms_p50": round(pipe["lag_ms_p50"], 2),
+        }
+        reference = pipe["results"]
+        for n in args.detectors:
+            settings = base.model_copy(update={"key_prefix": f"{prefix}-d{n}"})
+            res = await pipeline_run(url, settings, args.episodes, args.steps, detectors=n)
+            out[f"detectors_{n}_steps_per_s"] = round(res["steps_per_s"], 1)
+            out[f"detectors_{n}_identical"] = res["results"] == reference
+        return out
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--episodes", type=int, default=200)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument(
+        "--detectors", default="", help="comma list of detector process counts, e.g. 1,2,4"
+    )
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    args.detectors = [int(x) for x in args.detectors.split(",") if x]
+    out = run(lambda: main(args))
+    print_table("pipeline vs raw Redis (same run, same server)", list(out.items()),
+                out if args.json else None)  # fmt: skip
+
+
+if __name__ == "__main__":
+    cli()
