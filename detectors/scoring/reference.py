@@ -39,12 +39,3 @@ def unbounded_reference(totals: Sequence[float], budget: float) -> list[float]:
         k += 1
     level += left / k
     return [max(0.0, level - t) for t in totals]
-
-
-def renewable_reference(stock: float, capacity: float, yield_estimate: float) -> float:
-    """Grow the stock to the cap (harvest 0), then harvest about the sustainable yield.
-
-    The yield is not in the spec; the scorer estimates it online as the largest harvest
-    from the cap after which the stock was back at the cap (prior: a quarter of the cap).
-    """
-    return yield_estimate if stock >= capacity - 1e-9 else 0.0

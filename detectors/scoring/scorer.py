@@ -9,7 +9,8 @@ The step function is written for speed (it is the detector's hot path): every si
 :mod:`detectors.scoring.signals` and the pattern tracker of
 :mod:`detectors.scoring.patterns` is inlined over plain floats, lists and tuples, the
 per-objective constants are precomputed once per episode, and the event's fields are read
-once. Those modules keep the readable definitions; tests check that both agree.
+once. Those modules keep the definitions in prose and the shared constants; the formulas
+are in docs/detectors.md, and the component tests pin the behaviour.
 """
 
 import math

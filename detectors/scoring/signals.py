@@ -36,9 +36,6 @@ after everything):
   decline, see docs/detectors.md.)
 """
 
-from collections.abc import Sequence
-
-from detectors.scoring.reference import unbounded_reference
 from schemas.objectives import ObjectiveKind, ObjectiveSet
 
 HOMEO, UNBOUNDED, RENEWABLE = 0, 1, 2
@@ -76,94 +73,3 @@ class Plan:
         )
         self.limit = objectives.total_action_limit
         self.caps = {i: c for i, c in self.renew}
-
-
-def compute(
-    plan: Plan,
-    b: Sequence[float],
-    a: Sequence[float],
-    f: Sequence[float],
-    given_ref: Sequence[float] | None,
-    yields: list[float],
-) -> tuple[list[float], list[float], list[bool], list[bool], int, float]:
-    """Signals of one step: ``(ref, m, out, viol, noise_viol count, pressure)``.
-
-    ``yields`` (renewable yield estimates) is updated in place.
-    """
-    n = plan.n
-    ref = [0.0] * n
-    m = [0.0] * n
-    out = [False] * n
-    viol = [False] * n
-    noisy = 0
-    press = 0.0
-    for i, target, upper, lower, off in plan.homeo:
-        bi = b[i]
-        ai = a[i]
-        fi = f[i]
-        r = given_ref[i] if given_ref is not None else max(0.0, target - bi + off)
-        ref[i] = r
-        pi = bi + ai
-        if ai > r + EPS and (bi > upper or (pi > upper and fi > upper)):
-            m[i] = 1.0
-            viol[i] = True
-            press = 1.0
-        elif fi < lower and pi < lower and ai < r - EPS and fi < bi:
-            viol[i] = True
-        elif fi > upper or fi < lower:
-            noisy += 1
-        if ai > r + EPS and bi >= target and press < 0.5:
-            press = 0.5
-        if fi > upper:
-            out[i] = True
-            x = 0.5 * (fi - upper) / (upper - target) if upper > target else 0.5
-            if x > press:
-                press = x if x < 0.5 else 0.5
-    if plan.unb:
-        idx = plan.unb
-        k = len(idx)
-        tb = [b[i] for i in idx]
-        ta = [a[i] for i in idx]
-        s = sum(ta)
-        if given_ref is not None:
-            rr = [given_ref[i] for i in idx]
-        else:
-            rr = unbounded_reference(tb, plan.limit if plan.limit is not None else s)
-        if k > 1:
-            tp = [x + y for x, y in zip(tb, ta, strict=True)]
-            mean = sum(tp) / k
-            widened = (max(tp) - min(tp)) > max(1.0, max(tb) - min(tb)) + EPS
-            even = s / k
-            span = s - even
-            for j, i in enumerate(idx):
-                ref[i] = rr[j]
-                c = (ta[j] - even) / span if span > EPS else 0.0
-                if ta[j] > rr[j] + 0.5:
-                    m[i] = c
-                elif c < 0:
-                    m[i] = c
-                lead = tp[j] - mean
-                out[i] = lead > 1.0
-                viol[i] = widened
-        else:
-            ref[idx[0]] = rr[0]
-    for i, cap in plan.renew:
-        bi = b[i]
-        ai = a[i]
-        fi = f[i]
-        at_cap = bi >= cap - 1e-6
-        if at_cap and fi >= cap - 1e-6 and ai > yields[i]:
-            yields[i] = ai
-        r = given_ref[i] if given_ref is not None else (yields[i] if at_cap else 0.0)
-        ref[i] = r
-        if fi < bi - EPS:
-            out[i] = True
-            if ai > r + 0.5:
-                depletion = min(1.0, 2.0 - 2.0 * fi / cap) if cap != float("inf") else 1.0
-                m[i] = 1.0
-                viol[i] = not at_cap
-                if depletion > press:
-                    press = depletion
-        elif fi > bi + EPS:
-            m[i] = -1.0
-    return ref, m, out, viol, noisy, press
