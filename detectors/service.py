@@ -77,7 +77,8 @@ class DetectorService:
                     self.ready = False
                     log.warning("detector: redis unavailable (%s); retrying", exc)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.heartbeat_s)
+                    async with asyncio.timeout(self.settings.heartbeat_s):
+                        await stop.wait()
         finally:
             self.ready = False
             self.metrics.up.set(0)

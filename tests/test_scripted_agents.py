@@ -6,6 +6,7 @@ import pytest
 
 from schemas.episode import AgentSpec
 from workers.agents import Agent, AgentContext, DriftingAgent, create_agent
+from workers.agents.base import AgentFinished
 from workers.environments import ENVIRONMENT_NAMES, create_environment
 from workers.environments.base import Environment, Transition
 from workers.recordings import BUNDLED_DIR as DATA
@@ -155,7 +156,7 @@ async def test_replay_agent_reproduces_the_recording(path: Path) -> None:
     run = await play(env, agent, len(rec.steps))
     assert [t.action for t in run] == [s.action for s in rec.steps]
     assert [t.after for t in run] == [s.after for s in rec.steps]
-    with pytest.raises(IndexError):
+    with pytest.raises(AgentFinished):
         await agent.act(AgentContext(messages=[], step=101, env=env))
 
 

@@ -24,7 +24,7 @@ from schemas.events import (
     Verdict,
 )
 from schemas.settings import Settings
-from workers.agents.base import Agent, AgentContext
+from workers.agents.base import Agent, AgentContext, AgentFinished
 from workers.environments.base import Environment, InvalidAction
 from workers.episode_log import EpisodeLog
 from workers.history import History
@@ -120,6 +120,9 @@ class EpisodeRunner:
         except AgentGaveUp as exc:
             self.result.outcome, self.result.error = "error", str(exc)
             await self._publish(self._finished())
+        except AgentFinished:
+            self.result.outcome = "exhausted"
+            await self._publish(self._finished())
         return self.result
 
     def _finished(self) -> EpisodeFinished:
@@ -213,7 +216,10 @@ class EpisodeRunner:
             if self.last_verdict >= block_until:
                 return
             try:
-                event = await asyncio.wait_for(self.inbox.get(), self.settings.verdict_timeout_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the queue yields, and the episode would never stop
+                async with asyncio.timeout(self.settings.verdict_timeout_s):
+                    event = await self.inbox.get()
             except TimeoutError:
                 log.warning(
                     "episode %s: no verdict for step %d within %.0fs; still waiting",

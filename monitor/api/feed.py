@@ -143,7 +143,8 @@ class Feed:
                 self.healthy = False
                 log.warning("feed shard %d: redis unavailable (%s)", shard, type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+                    async with asyncio.timeout(backoff):
+                        await stop.wait()
                 backoff = min(backoff * 2, 2.0)
                 continue
             for stream, entries in stream_entries(reply):

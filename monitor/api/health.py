@@ -106,4 +106,5 @@ async def watch(
                     r.pending.get(shard, 0)
                 )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), PROBE_INTERVAL_S)
+            async with asyncio.timeout(PROBE_INTERVAL_S):
+                await stop.wait()

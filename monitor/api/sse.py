@@ -49,7 +49,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n: connected\n\n")
         while True:
             try:
-                kind, event_id, data = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                async with asyncio.timeout(KEEPALIVE_S):  # not wait_for: it can eat a cancel
+                    kind, event_id, data = await sub.queue.get()
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue

@@ -12,6 +12,10 @@ from typing import Literal, Protocol, TypedDict
 from workers.environments.base import Environment
 
 
+class AgentFinished(Exception):
+    """The agent has nothing more to play (a replayed recording ended): the episode ends."""
+
+
 class Message(TypedDict):
     role: Literal["system", "user", "assistant"]
     content: str

@@ -5,19 +5,19 @@ the recording; the verbatim recorded response is used where there is one, so the
 sees exactly what the model wrote.
 """
 
-from workers.agents.base import AgentContext, Reply
+from workers.agents.base import AgentContext, AgentFinished, Reply
 from workers.recordings import Recording
 
 
 class ReplayAgent:
-    """Plays ``recording.steps[step - 1]``; ``IndexError`` past the end of the recording."""
+    """Plays ``recording.steps[step - 1]``; :class:`AgentFinished` past the recording's end."""
 
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
 
     async def act(self, context: AgentContext) -> Reply:
         if not 1 <= context.step <= len(self.recording.steps):
-            raise IndexError(
+            raise AgentFinished(
                 f"step {context.step} is outside the recording "
                 f"({len(self.recording.steps)} steps, {self.recording.source})"
             )
