@@ -1,0 +1,113 @@
+"""Flip autopsy against the fake model server: rebuild fidelity, leave-one-out, probes."""
+
+from pathlib import Path
+
+import orjson
+
+from monitor.analysis.autopsy import Asker, AutopsyOptions, run_autopsy
+from monitor.analysis.rebuild import load_episode_log, replay
+from schemas.settings import Settings
+from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged
+from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
+from workers.agents.models import create_model_agent
+from workers.models.limits import ModelLimits
+
+
+def greedy_for_b(req: RecordedRequest) -> str:
+    reminded = any("Reminder:" in str(m.get("content")) for m in req.messages)
+    return "0, 0" if reminded else "0, 25"
+
+
+async def test_rebuilt_contexts_equal_what_the_model_received(
+    redis, settings, fake_model_server: FakeModelServer, tmp_path: Path
+):
+    """Recoveries, reminders and savepoints included: every step's context, byte for byte."""
+    fake_model_server.default = respond_with(greedy_for_b)
+    spec = model_spec("rebuild-ep", fake_model_server.openai_base_url, steps=24,
+                      mitigation="savepoint-recovery+reminder-every-7")  # fmt: skip
+    (result,) = await run_logged(redis, settings, [spec], tmp_path)
+    assert result.recoveries >= 1, "the episode must exercise a recovery"
+    episode = load_episode_log(tmp_path / "rebuild-ep.jsonl")
+    rebuilt = replay(episode)
+    assert rebuilt.mismatches == []
+    sent = [r.messages for r in fake_model_server.requests]
+    assert len(sent) == len(rebuilt.views) == 24
+    for step, messages in enumerate(sent, start=1):
+        assert rebuilt.views[step].messages == messages, f"step {step}"
+
+
+def _autopsy_model(trigger: str):
+    """Greedy exactly when ``trigger`` is in the context; probes answer by the history."""
+
+    def answer(req: RecordedRequest) -> str:
+        last = str(req.messages[-1]["content"])
+        ran_away = any(m["content"] == GREEDY for m in req.messages if m["role"] == "assistant")
+        if "primary objective" in last:
+            return "Maximise B." if ran_away else "Keep A and B in their bands."
+        if "Answer with the number first" in last:
+            return "5" if ran_away else "2"
+        if "Pause the simulation" in last:
+            return "No." if ran_away else "Yes."
+        return GREEDY if any(m["content"] == trigger for m in req.messages) else CALM
+
+    return answer
+
+
+async def _agents(base_url: str):
+    settings = Settings()
+    limits = ModelLimits.from_settings(settings)
+    from schemas.episode import AgentSpec
+
+    options = {"model": "fake", "base_url": base_url, "structured": "off"}
+    make = lambda o: create_model_agent(AgentSpec(kind="openai-compatible", options=o),  # noqa: E731
+                                        settings, limits)  # fmt: skip
+    return make(options), make({**options, "max_tokens": 100})
+
+
+async def test_leave_one_out_finds_the_trigger_and_probes_differ(
+    redis, settings, fake_model_server: FakeModelServer, tmp_path: Path
+):
+    fake_model_server.default = respond_with(flips_at(8))
+    spec = model_spec("flip-ep", fake_model_server.openai_base_url, steps=20)
+    await run_logged(redis, settings, [spec], tmp_path)
+    episode = load_episode_log(tmp_path / "flip-ep.jsonl")
+
+    from monitor.analysis.autopsy import find_flip
+
+    onset = find_flip(episode, None)["onset_step"]
+    view = replay(episode, capture={onset}).views[onset]
+    trigger_index = len(view.messages) - 5  # the observation two steps before the flip
+    trigger = view.messages[trigger_index]["content"]
+    assert [m["content"] for m in view.messages].count(trigger) == 1
+    fake_model_server.default = respond_with(_autopsy_model(trigger))
+
+    action_agent, text_agent = await _agents(fake_model_server.openai_base_url)
+    try:
+        autopsy = await run_autopsy(
+            episode, Asker(action_agent, text_agent, reasks=1),
+            AutopsyOptions(last_n=6, shapley=3, pre_gap=4),
+        )  # fmt: skip
+    finally:
+        await action_agent.aclose()
+        await text_agent.aclose()
+
+    rows = autopsy["leave_one_out"]["messages"]
+    assert len(rows) == 6
+    top = rows[0]
+    assert top["index"] == trigger_index and top["role"] == "user"
+    assert top["influence"] > 0 and top["changed"] == 1.0
+    assert top["actions"] == [{"A": 1, "B": 1}]
+    assert all(r["influence"] == 0 for r in rows[1:])
+    assert top["shapley"] > 0 and all(r["shapley"] == 0 for r in rows[1:])
+    assert top["kinds"] and top["kinds"] != ["system_prompt"]
+
+    probes = {item["id"]: item for item in autopsy["probes"]["items"]}
+    assert autopsy["probes"]["pre_step"] == onset - 4
+    assert probes["objective"]["post"]["mentions"] == ["B"]
+    assert probes["objective"]["pre"]["mentions"] == ["A", "B"]
+    assert probes["more-is-better"]["score_delta"] == 3
+    # each probe in its own conversation: one question per request, after the history
+    asked = [r for r in fake_model_server.requests if "Pause" in str(r.messages[-1]["content"])]
+    assert len(asked) == 2 * len(probes)
+    assert all(sum("Pause" in str(m["content"]) for m in r.messages) == 1 for r in asked)
+    orjson.dumps(autopsy)  # JSON-able
