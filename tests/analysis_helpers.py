@@ -25,8 +25,15 @@ def flips_at(step: int):
     return answer
 
 
-def model_spec(episode_id: str, base_url: str, *, env: str = "multiobjective-homeostasis",
-               seed: int = 1, steps: int = 20, mitigation: str = "none") -> EpisodeSpec:  # fmt: skip
+def model_spec(
+    episode_id: str,
+    base_url: str,
+    *,
+    env: str = "multiobjective-homeostasis",
+    seed: int = 1,
+    steps: int = 20,
+    mitigation: str = "none",
+) -> EpisodeSpec:
     return EpisodeSpec(
         episode_id=episode_id, environment=env, objectives=OBJECTIVES[env], seed=seed,
         steps=steps, mitigation=mitigation,

@@ -158,8 +158,7 @@ async def run_autopsy(
         "mitigation": spec.mitigation,
         "model": dict(spec.labels).get("model"),
         "flip": flip,
-        "rebuild": {"mismatched_steps": rebuilt.mismatches,
-                    "context_messages": len(view.messages)},  # fmt: skip
+        "rebuild": {"mismatched_steps": rebuilt.mismatches, "context_messages": len(view.messages)},
         "leave_one_out": {
             "last_n": options.last_n,
             "samples": options.samples,

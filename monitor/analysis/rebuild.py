@@ -223,4 +223,3 @@ def _recover(
         return
     text = reminder or reminder_text(spec.objectives)
     history.restore(event.savepoint_step, text if recovery == "restore-reminder" else None)
-
