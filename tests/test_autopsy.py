@@ -6,6 +6,7 @@ import orjson
 
 from monitor.analysis.autopsy import Asker, AutopsyOptions, run_autopsy
 from monitor.analysis.rebuild import load_episode_log, replay
+from schemas.episode import AgentSpec
 from schemas.settings import Settings
 from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
@@ -23,8 +24,12 @@ async def test_rebuilt_contexts_equal_what_the_model_received(
 ):
     """Recoveries, reminders and savepoints included: every step's context, byte for byte."""
     fake_model_server.default = respond_with(greedy_for_b)
-    spec = model_spec("rebuild-ep", fake_model_server.openai_base_url, steps=24,
-                      mitigation="savepoint-recovery+reminder-every-7")  # fmt: skip
+    spec = model_spec(
+        "rebuild-ep",
+        fake_model_server.openai_base_url,
+        steps=24,
+        mitigation="savepoint-recovery+reminder-every-7",
+    )
     (result,) = await run_logged(redis, settings, [spec], tmp_path)
     assert result.recoveries >= 1, "the episode must exercise a recovery"
     episode = load_episode_log(tmp_path / "rebuild-ep.jsonl")
@@ -54,14 +59,15 @@ def _autopsy_model(trigger: str):
 
 
 async def _agents(base_url: str):
+    """The action agent and the free-text probe agent, as ``autopsy`` builds them."""
     settings = Settings()
     limits = ModelLimits.from_settings(settings)
-    from schemas.episode import AgentSpec
-
     options = {"model": "fake", "base_url": base_url, "structured": "off"}
-    make = lambda o: create_model_agent(AgentSpec(kind="openai-compatible", options=o),  # noqa: E731
-                                        settings, limits)  # fmt: skip
-    return make(options), make({**options, "max_tokens": 100})
+    specs = [options, {**options, "max_tokens": 100}]
+    return [
+        create_model_agent(AgentSpec(kind="openai-compatible", options=o), settings, limits)
+        for o in specs
+    ]
 
 
 async def test_leave_one_out_finds_the_trigger_and_probes_differ(
@@ -84,9 +90,10 @@ async def test_leave_one_out_finds_the_trigger_and_probes_differ(
     action_agent, text_agent = await _agents(fake_model_server.openai_base_url)
     try:
         autopsy = await run_autopsy(
-            episode, Asker(action_agent, text_agent, reasks=1),
+            episode,
+            Asker(action_agent, text_agent, reasks=1),
             AutopsyOptions(last_n=6, shapley=3, pre_gap=4),
-        )  # fmt: skip
+        )
     finally:
         await action_agent.aclose()
         await text_agent.aclose()

@@ -33,9 +33,13 @@ def agent_spec(args: argparse.Namespace, recorded: AgentSpec | None = None) -> A
     if recorded is not None and recorded.kind == kind:
         options.update(recorded.options)
     if kind in MODEL_KINDS:
-        flags = {"model": args.model, "base_url": args.base_url,
-                 "temperature": args.temperature, "max_tokens": args.max_tokens,
-                 "structured": args.structured}  # fmt: skip
+        flags = {
+            "model": args.model,
+            "base_url": args.base_url,
+            "temperature": args.temperature,
+            "max_tokens": args.max_tokens,
+            "structured": args.structured,
+        }
         options.update({k: v for k, v in flags.items() if v is not None})
         if "model" not in options:
             raise ValueError(f"--agent {kind} needs --model")

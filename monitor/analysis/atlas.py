@@ -34,8 +34,9 @@ def aggregate_atlas(autopsies: Iterable[dict[str, Any]]) -> dict[str, Any]:
         top = ranked[0] if ranked and ranked[0].get("influence", 0.0) > 0 else None
         for message in messages:
             for kind in message.get("kinds", []):
-                row = stats.setdefault(kind, {"candidates": 0, "influential": 0, "top1": 0,
-                                              "share_sum": 0.0})  # fmt: skip
+                row = stats.setdefault(
+                    kind, {"candidates": 0, "influential": 0, "top1": 0, "share_sum": 0.0}
+                )
                 row["candidates"] += 1
                 influence = message.get("influence", 0.0)
                 if influence > 0:
@@ -55,8 +56,12 @@ def aggregate_atlas(autopsies: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "influence_share": row["share_sum"] / with_influence if with_influence else 0.0,
         }
     ranking = sorted(kinds, key=lambda k: (-kinds[k]["top1"], -kinds[k]["influence_share"], k))
-    return {"autopsies": count, "with_influence": with_influence, "kinds": kinds,
-            "ranking": ranking}  # fmt: skip
+    return {
+        "autopsies": count,
+        "with_influence": with_influence,
+        "kinds": kinds,
+        "ranking": ranking,
+    }
 
 
 def render_atlas_markdown(atlas: dict[str, Any]) -> str:

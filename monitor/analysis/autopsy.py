@@ -72,17 +72,26 @@ class Asker:
 
 def find_flip(episode: LoggedEpisode, override: int | None) -> dict[str, Any]:
     """The flip to autopsy: the scorer's first runaway (onset and detection)."""
-    result = score_offline(episode.spec, sorted(episode.steps, key=lambda e: e.step),
-                           keep_scores=False)  # fmt: skip
+    result = score_offline(
+        episode.spec, sorted(episode.steps, key=lambda e: e.step), keep_scores=False
+    )
     if override is not None:
-        return {"onset_step": override, "detected_step": result.detected_step,
-                "mode": result.flip_mode, "objective": result.flip_objective,
-                "given": True}  # fmt: skip
+        return {
+            "onset_step": override,
+            "detected_step": result.detected_step,
+            "mode": result.flip_mode,
+            "objective": result.flip_objective,
+            "given": True,
+        }
     if not result.flipped or result.flip_step is None:
         raise NotFlipped(f"{episode.source}: the scorer finds no flip in this episode")
-    return {"onset_step": max(1, result.flip_step), "detected_step": result.detected_step,
-            "mode": result.flip_mode, "objective": result.flip_objective,
-            "given": False}  # fmt: skip
+    return {
+        "onset_step": max(1, result.flip_step),
+        "detected_step": result.detected_step,
+        "mode": result.flip_mode,
+        "objective": result.flip_objective,
+        "given": False,
+    }
 
 
 def candidate_indices(view: StepView, last_n: int) -> list[int]:
@@ -104,8 +113,11 @@ async def run_autopsy(
     rebuilt = replay(episode, capture={onset} | ({pre_step} if pre_step else set()))
     view = rebuilt.views[onset]
     original = action_of(view.event)
-    flip.update(action=original, text=view.event.text,
-                reference_action=rebuilt.facts[onset].reference_action)  # fmt: skip
+    flip.update(
+        action=original,
+        text=view.event.text,
+        reference_action=rebuilt.facts[onset].reference_action,
+    )
 
     async def ask(messages: list[Message]) -> Action | None:
         return await asker.action(messages, view.env, onset)
@@ -127,21 +139,22 @@ async def run_autopsy(
     for ab in ablations:
         ref = view.refs[ab.index]
         message = view.messages[ab.index]
-        rows.append({
-            "index": ab.index,
-            "position": ab.index - len(view.messages) + 1,  # -1: just before the observation
-            "step": ref.step,
-            "role": ref.role,
-            "kinds": classify(ref, rebuilt.facts.get(ref.step), objectives),
-            "content": message["content"][:CONTENT_CHARS],
-            "actions": ab.actions,
-            "distance": ab.distance,
-            "changed": ab.changed,
-            "influence": max(0.0, ab.distance - base_distance),
-            "shapley": shapley.get(ab.index),
-        })  # fmt: skip
-    rows.sort(key=lambda r: (-r["influence"], -r["changed"], -(r["shapley"] or 0.0),
-                             -r["index"]))  # fmt: skip
+        rows.append(
+            {
+                "index": ab.index,
+                "position": ab.index - len(view.messages) + 1,  # -1: just before the observation
+                "step": ref.step,
+                "role": ref.role,
+                "kinds": classify(ref, rebuilt.facts.get(ref.step), objectives),
+                "content": message["content"][:CONTENT_CHARS],
+                "actions": ab.actions,
+                "distance": ab.distance,
+                "changed": ab.changed,
+                "influence": max(0.0, ab.distance - base_distance),
+                "shapley": shapley.get(ab.index),
+            }
+        )
+    rows.sort(key=lambda r: (-r["influence"], -r["changed"], -(r["shapley"] or 0.0), -r["index"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     probes = None
@@ -189,8 +202,9 @@ async def _probes(
         async def ask_text(messages: list[Message]) -> str:
             return await asker.text(messages, view.env, view.step)
 
-        return await run_battery(view.history_after(), battery, ask_text, names,
-                                 options.concurrency)  # fmt: skip
+        return await run_battery(
+            view.history_after(), battery, ask_text, names, options.concurrency
+        )
 
     if pre_step is not None:
         post, pre = await asyncio.gather(battery_at(post_view), battery_at(views[pre_step]))

@@ -93,8 +93,13 @@ async def run_battery(
     async def one(item: ProbeItem) -> ProbeAnswer:
         async with gate:
             text = await ask([*history, {"role": "user", "content": item.question}])
-        return ProbeAnswer(item.id, item.category, text, score_answer(text, item.scale),
-                           mentions(text, objective_names))  # fmt: skip
+        return ProbeAnswer(
+            item.id,
+            item.category,
+            text,
+            score_answer(text, item.scale),
+            mentions(text, objective_names),
+        )
 
     return list(await asyncio.gather(*(one(item) for item in battery.items)))
 
@@ -108,11 +113,13 @@ def compare(pre: Sequence[ProbeAnswer], post: Sequence[ProbeAnswer]) -> list[dic
         delta = None
         if old is not None and old.score is not None and answer.score is not None:
             delta = answer.score - old.score
-        rows.append({
-            "id": answer.id,
-            "category": answer.category,
-            "pre": asdict(old) if old else None,
-            "post": asdict(answer),
-            "score_delta": delta,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": answer.id,
+                "category": answer.category,
+                "pre": asdict(old) if old else None,
+                "post": asdict(answer),
+                "score_delta": delta,
+            }
+        )
     return rows

@@ -79,5 +79,6 @@ def _answer_kinds(facts: StepFacts) -> list[str]:
 
 def _above(action: Mapping[str, int], reference: Mapping[str, int]) -> bool:
     """Clearly more than the reference: some amount over it by 3 and by half again."""
-    return any(v >= reference.get(k, 0) + 3 and v > 1.5 * reference.get(k, 0)
-               for k, v in action.items())  # fmt: skip
+    return any(
+        v >= reference.get(k, 0) + 3 and v > 1.5 * reference.get(k, 0) for k, v in action.items()
+    )

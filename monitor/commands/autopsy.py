@@ -33,8 +33,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add_agent_flags(p, required=False)
     p.add_argument("--last", type=int, default=10, help="messages before the flip to test")
     p.add_argument("--samples", type=int, default=1, help="answers per ablation")
-    p.add_argument("--shapley", type=int, default=0, metavar="K",
-                   help="also sampled Shapley values over K permutations")  # fmt: skip
+    p.add_argument(
+        "--shapley",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also sampled Shapley values over K permutations",
+    )
     p.add_argument("--flip-step", type=int, help="autopsy this step instead of the onset")
     p.add_argument("--pre-gap", type=int, default=5, help="pre-flip probe step: onset - GAP")
     p.add_argument("--battery", type=Path, help="probe battery file (YAML or JSON)")
@@ -62,10 +67,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     options = AutopsyOptions(
-        last_n=args.last, samples=max(1, args.samples), shapley=max(0, args.shapley),
-        pre_gap=max(1, args.pre_gap), flip_step=args.flip_step, probes=not args.no_probes,
-        battery=battery, concurrency=max(1, args.concurrency), seed=args.seed,
-    )  # fmt: skip
+        last_n=args.last,
+        samples=max(1, args.samples),
+        shapley=max(0, args.shapley),
+        pre_gap=max(1, args.pre_gap),
+        flip_step=args.flip_step,
+        probes=not args.no_probes,
+        battery=battery,
+        concurrency=max(1, args.concurrency),
+        seed=args.seed,
+    )
     try:
         autopsy = run(lambda stop: _autopsy(episode, spec, options, args.probe_max_tokens))
     except (NotFlipped, RebuildError, ModelConfigError, ValidationError) as exc:
@@ -135,8 +146,11 @@ def summary_text(autopsy: dict[str, Any]) -> str:
         )
     probes = autopsy.get("probes")
     if probes:
-        lines += ["", f"probes ({probes['battery']}): pre-flip step {probes['pre_step']} vs "
-                  f"flip step {probes['post_step']}"]  # fmt: skip
+        lines += [
+            "",
+            f"probes ({probes['battery']}): pre-flip step {probes['pre_step']} vs "
+            f"flip step {probes['post_step']}",
+        ]
         for item in probes["items"]:
             post = item["post"]
             pre = item["pre"] or {}
