@@ -1,14 +1,19 @@
 """Flip autopsy against the fake model server: rebuild fidelity, leave-one-out, probes."""
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 
 import orjson
 
+from monitor.analysis.atlas import aggregate_atlas
 from monitor.analysis.autopsy import Asker, AutopsyOptions, run_autopsy
 from monitor.analysis.rebuild import load_episode_log, replay
+from monitor.analysis.results import autopsy_path, read_autopsies
 from schemas.episode import AgentSpec
 from schemas.settings import Settings
-from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged
+from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged, write_results
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
 from workers.agents.models import create_model_agent
 from workers.models.limits import ModelLimits
@@ -118,3 +123,55 @@ async def test_leave_one_out_finds_the_trigger_and_probes_differ(
     assert len(asked) == 2 * len(probes)
     assert all(sum("Pause" in str(m["content"]) for m in r.messages) == 1 for r in asked)
     orjson.dumps(autopsy)  # JSON-able
+
+
+async def test_cli_writes_the_autopsy_into_the_results(
+    redis, settings, fake_model_server: FakeModelServer, tmp_path: Path
+):
+    """``autopsy RESULTS ID`` with the model recorded in the spec; the atlas reads it back."""
+    fake_model_server.default = respond_with(flips_at(6))
+    results = tmp_path / "results"
+    spec = model_spec("cli-ep", fake_model_server.openai_base_url, steps=16)
+    await run_logged(redis, settings, [spec], results / "logs")
+    write_results(results)
+    fake_model_server.default = respond_with(_autopsy_model("no such message"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "autopsy",
+        str(results),
+        "cli-ep",
+        "--last",
+        "4",
+        "--no-probes",
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "leave-one-out over the last 4 messages" in text and "autopsy of cli-ep" in text
+    (stored,) = read_autopsies(results)
+    assert stored == orjson.loads(autopsy_path(results, "cli-ep").read_bytes())
+    # the fake model answers calmly without its trigger: every ablation changes nothing
+    assert stored["leave_one_out"]["baseline_actions"] == [{"A": 1, "B": 1}]
+    assert len(stored["leave_one_out"]["messages"]) == 4
+    assert aggregate_atlas([stored])["with_influence"] == 0
+
+
+async def test_cli_refuses_an_episode_without_a_flip(tmp_path: Path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "autopsy",
+        str(tmp_path),
+        "nope",
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2 and b"no episode" in err
