@@ -11,6 +11,7 @@ from monitor.analysis.atlas import aggregate_atlas
 from monitor.analysis.autopsy import Asker, AutopsyOptions, run_autopsy
 from monitor.analysis.rebuild import load_episode_log, replay
 from monitor.analysis.results import autopsy_path, read_autopsies
+from monitor.cli import main as cli
 from schemas.episode import AgentSpec
 from schemas.settings import Settings
 from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged, write_results
@@ -161,17 +162,24 @@ async def test_cli_writes_the_autopsy_into_the_results(
     assert aggregate_atlas([stored])["with_influence"] == 0
 
 
-async def test_cli_refuses_an_episode_without_a_flip(tmp_path: Path):
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "autopsy",
-        str(tmp_path),
-        "nope",
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+def test_cli_refuses_a_missing_episode_and_a_scripted_agent(tmp_path: Path, capsys):
+    assert cli(["autopsy", str(tmp_path), "nope"]) == 2
+    assert "no episode" in capsys.readouterr().err
+    log = tmp_path / "logs" / "x.jsonl"
+    log.parent.mkdir()
+    spec = model_spec("x", "http://127.0.0.1:9/v1").model_copy(
+        update={"agent": AgentSpec(kind="drifting")}
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 2 and b"no episode" in err
+    log.write_bytes(
+        orjson.dumps(
+            {
+                "kind": "episode_started",
+                "episode_id": "x",
+                "step": 0,
+                "spec": spec.model_dump(mode="json"),
+            }
+        )
+        + b"\n"
+    )
+    assert cli(["autopsy", str(log)]) == 2
+    assert "re-asks a model" in capsys.readouterr().err
