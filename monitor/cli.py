@@ -18,6 +18,9 @@ COMMANDS = (
     "evaluate",
     "plot",
     "serve",
+    "autopsy",
+    "export-dataset",
+    "propensity",
 )
 
 
@@ -28,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"monitor.commands.{name}").register(sub)
+        importlib.import_module(f"monitor.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 
