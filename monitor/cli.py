@@ -18,6 +18,7 @@ COMMANDS = (
     "evaluate",
     "plot",
     "serve",
+    "experiment",
 )
 
 
