@@ -74,7 +74,7 @@ def _comparable(path: Path) -> list[dict]:
 
 
 async def test_interrupted_run_resumes_to_the_uninterrupted_results(
-    tmp_path: Path, settings: Settings
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):
     settings = settings.model_copy(update={"shutdown_grace_s": 0.0})
     config = small_config(seeds=[1, 2, 3, 4], concurrency=2, steps=40)  # 16 episodes
@@ -83,12 +83,21 @@ async def test_interrupted_run_resumes_to_the_uninterrupted_results(
                                 show_progress=False)  # fmt: skip
     assert done.complete and done.finished == 16
 
+    five_recorded = asyncio.Event()
+    append = Results.append
+
+    def counting_append(self: Results, steps: list, episode: dict) -> None:
+        append(self, steps, episode)
+        if len(lines(self.episodes)) >= 5:
+            five_recorded.set()
+
+    monkeypatch.setattr(Results, "append", counting_append)
     task = asyncio.create_task(
         run_experiment(config, part, asyncio.Event(), settings=settings, show_progress=False)
     )
+    await asyncio.wait_for(five_recorded.wait(), 30)
+    monkeypatch.undo()
     episodes = part / "episodes.jsonl"
-    while not (episodes.exists() and len(lines(episodes)) >= 5):
-        await asyncio.sleep(0.01)
     task.cancel()  # a crash or a second Ctrl-C: running episodes die unrecorded
     with pytest.raises(asyncio.CancelledError):
         await task
