@@ -19,6 +19,7 @@ COMMANDS = (
     "plot",
     "serve",
     "experiment",
+    "report",
 )
 
 
