@@ -67,6 +67,33 @@ class EnvironmentEntry(BaseModel):
         return name
 
 
+Range = tuple[float, float]
+
+
+class SearchSpace(BaseModel):
+    """``--search optuna``: the mitigation settings to tune, each a ``[low, high]`` range.
+
+    A setting left out (``null``) is not tuned. ``temperature`` applies only to model
+    agents; ``n_consecutive`` is the detector's recovery threshold (sustained steps before a
+    flip is declared and recovered), which also moves what counts as a flip.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reminder_every: Range | None = (2, 30)
+    context_steps: Range | None = (2, 40)
+    temperature: Range | None = (0.0, 1.5)
+    n_consecutive: Range | None = (3, 10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SearchSpace":
+        for name in type(self).model_fields:
+            bounds = getattr(self, name)
+            if bounds is not None and not 0 <= bounds[0] <= bounds[1]:
+                raise ValueError(f"{name}: need 0 <= low <= high, got {list(bounds)}")
+        return self
+
+
 class ExperimentConfig(BaseModel):
     """``name, models, environments, mitigations, seeds | trials, steps, concurrency, detector``."""
 
@@ -81,6 +108,7 @@ class ExperimentConfig(BaseModel):
     steps: int = Field(default=100, ge=1, le=100_000)
     concurrency: int = Field(default=50, ge=1, le=10_000)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    search: SearchSpace = Field(default_factory=SearchSpace)
 
     @field_validator("environments", mode="before")
     @classmethod
