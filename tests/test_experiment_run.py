@@ -142,3 +142,20 @@ async def test_another_experiment_in_the_same_directory_is_refused(
     other = parse_config({**config.model_dump(mode="json"), "name": "other"})
     with pytest.raises(ConfigError, match="holds experiment 't'"):
         await run_experiment(other, tmp_path, asyncio.Event(), settings=settings)
+
+
+def test_cli_runs_then_resumes_and_rejects_a_bad_file(tmp_path: Path, capsys):
+    from monitor.cli import main as cli
+
+    config = tmp_path / "e.yaml"
+    config.write_text("name: c\nmodels: [{kind: reference}]\nenvironments: [homeostasis]\n"
+                      "seeds: [1, 2]\nsteps: 5\n")  # fmt: skip
+    out = tmp_path / "out"
+    assert cli(["experiment", str(config), "--out", str(out), "--json"]) == 0
+    assert '"finished": 2' in capsys.readouterr().out
+    assert (out / "experiment.yaml").read_text() == config.read_text()
+    assert cli(["experiment", str(config), "--out", str(out), "--json"]) == 0
+    assert '"done_before": 2, "finished": 0' in capsys.readouterr().out
+    config.write_text("name: c\nmodels: [{kind: reference}]\nenvironments: [homeostasis]\n")
+    assert cli(["experiment", str(config)]) == 2
+    assert "exactly one of 'seeds'" in capsys.readouterr().err
