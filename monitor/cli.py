@@ -18,6 +18,8 @@ COMMANDS = (
     "evaluate",
     "plot",
     "serve",
+    "experiment",
+    "report",
     "autopsy",
     "export-dataset",
     "propensity",

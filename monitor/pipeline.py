@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from monitor.summary import summarize
 from schemas.episode import EpisodeSpec
 from schemas.settings import Settings
 from workers.jobs import submit_jobs
+from workers.runner import EpisodeResult
 from workers.worker import AgentFactory, Worker
 
 
@@ -32,8 +34,14 @@ async def run_episodes(
     show_progress: bool = True,
     log_dir: Path | None = None,
     agent_factory: AgentFactory | None = None,
+    on_result: Callable[[EpisodeResult], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``specs`` to the end (or until ``stop``) and return the summary."""
+    """Run ``specs`` to the end (or until ``stop``) and return the summary.
+
+    ``on_result`` is called with each episode's result as it ends (after its log, if any,
+    is written): experiments record finished episodes as they come, so a crash loses
+    only the episodes still running.
+    """
     async with redis_url_or_embedded(settings.redis_url) as url:
         if settings.redis_url:  # a shared server: keep this run's keys apart
             settings = settings.model_copy(update={"key_prefix": f"{settings.key_prefix}-{run_id}"})
@@ -41,7 +49,7 @@ async def run_episodes(
         try:
             worker = Worker(
                 redis, settings, name=consumer_name("worker"), log_dir=log_dir,
-                agent_factory=agent_factory,
+                agent_factory=agent_factory, on_result=on_result,
             )  # fmt: skip
             return await _run(redis, settings, worker, specs, stop, show_progress)
         finally:

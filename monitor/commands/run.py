@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from monitor.pipeline import print_summary, run_episodes
 from monitor.runtime import run
+from monitor.specs import episode_spec
 from schemas.episode import AgentSpec, EpisodeSpec
 from schemas.settings import Settings
-from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
+from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.mitigations import parse_mitigations
 
 AGENTS = ("reference", "drifting", "replay", "openai", "anthropic", "openai-compatible")
@@ -75,15 +76,14 @@ def build_specs(args: argparse.Namespace, run_id: str) -> list[EpisodeSpec]:
     agent = AgentSpec(kind=args.agent, options=_agent_options(args))
     labels = {"model": args.model or args.agent}
     return [
-        EpisodeSpec(
-            episode_id=f"{run_id}-{i:04d}",
-            environment=args.env,
-            env_options=_env_options(args.option),
-            objectives=OBJECTIVES[args.env],
+        episode_spec(
+            f"{run_id}-{i:04d}",
+            args.env,
+            agent,
             seed=args.seed + i,
             steps=args.steps,
-            agent=agent,
             mitigation=args.mitigation,
+            env_options=_env_options(args.option),
             labels=labels,
         )
         for i in range(args.episodes)
