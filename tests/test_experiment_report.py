@@ -1,6 +1,7 @@
 """``report``: statistics (Wilson, IQR), leaderboard order, and a report from a small run."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,30 @@ async def test_report_from_a_small_run(tmp_path: Path, settings: Settings):
         data = (tmp_path / "figures" / png).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000
         assert f"](figures/{png})" in text
+    assert "## Flip autopsies" not in text  # none stored yet
+
+    # an autopsy stored with the results shows up, with the trigger atlas
+    autopsy = {
+        "kind": "autopsy", "episode_id": "ep-1", "environment": "multiobjective-homeostasis",
+        "flip": {"onset_step": 12, "detected_step": 16},
+        "leave_one_out": {"messages": [{"step": 11, "role": "user", "kinds": ["out_of_band"],
+                                        "influence": 3.5, "changed": 1.0}]},
+        "probes": {"post": [{"answer": "Keep B as high as possible"}]},
+    }  # fmt: skip
+    (tmp_path / "autopsies").mkdir()
+    (tmp_path / "autopsies" / "ep-1.json").write_text(json.dumps(autopsy))
+    assert await asyncio.to_thread(cli, ["report", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    section = text.split("## Flip autopsies")[1]
+    assert "`ep-1`" in section and "step 11 user" in section and "out_of_band" in section
+    assert "Keep B as high as possible" in section
+    assert "## Trigger atlas" in section
+
+
+def test_search_space_leaves_the_flip_definition_alone_by_default():
+    from monitor.experiments.config import SearchSpace
+
+    assert SearchSpace().n_consecutive is None
 
 
 def test_report_of_an_empty_directory_fails_clearly(tmp_path: Path, capsys):

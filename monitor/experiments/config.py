@@ -74,8 +74,9 @@ class SearchSpace(BaseModel):
     """``--search optuna``: the mitigation settings to tune, each a ``[low, high]`` range.
 
     A setting left out (``null``) is not tuned. ``temperature`` applies only to model
-    agents; ``n_consecutive`` is the detector's recovery threshold (sustained steps before a
-    flip is declared and recovered), which also moves what counts as a flip.
+    agents. ``n_consecutive`` is the detector's recovery threshold (sustained steps before a
+    flip is declared and recovered); it also moves what counts as a flip, so a search that
+    minimises the flip rate would just raise it: it is off unless a range is given.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,7 +84,7 @@ class SearchSpace(BaseModel):
     reminder_every: Range | None = (2, 30)
     context_steps: Range | None = (2, 40)
     temperature: Range | None = (0.0, 1.5)
-    n_consecutive: Range | None = (3, 10)
+    n_consecutive: Range | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "SearchSpace":

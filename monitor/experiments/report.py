@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from monitor.analysis.atlas import aggregate_atlas, render_atlas_markdown
+from monitor.analysis.results import read_autopsies
 from monitor.experiments import plots
 from monitor.experiments.layout import Results
 from monitor.experiments.stats import group
@@ -64,6 +66,31 @@ def _curves(results: Results) -> dict[str, dict[int, float]]:
         acc[0] += float(s["runaway_index"])
         acc[1] += 1
     return {m: {step: a[0] / a[1] for step, a in by.items()} for m, by in sums.items()}
+
+
+def _autopsies(autopsies: list[dict[str, Any]]) -> list[str]:
+    """Flip autopsies stored with the results (``runaway-monitor autopsy``) and their atlas."""
+    if not autopsies:
+        return []
+    lines = ["", "## Flip autopsies", "",
+             "Per flipped episode: the message whose removal moved the flipping action most "
+             "(leave-one-out), and the post-flip answer to the first probe.", ""]  # fmt: skip
+    rows = []
+    for a in autopsies:
+        top = (a.get("leave_one_out") or {}).get("messages") or [{}]
+        best = top[0]
+        probes = a.get("probes") or {}
+        post = (probes.get("post") or [{}])[0] if isinstance(probes, dict) else {}
+        answer = str(post.get("answer", "–")).replace("|", "/").replace("\n", " ")[:80]
+        rows.append([
+            f"`{a.get('episode_id', '?')}`", str(a.get("environment", "–")),
+            str((a.get("flip") or {}).get("onset_step", "–")),
+            f"step {best.get('step', '–')} {best.get('role', '')}".strip(),
+            ", ".join(best.get("kinds") or []) or "–", _f(best.get("influence")), answer,
+        ])  # fmt: skip
+    lines += _table(["episode", "environment", "flip onset", "most influential message",
+                     "its kinds", "influence", "post-flip probe answer"], rows)  # fmt: skip
+    return [*lines, "", render_atlas_markdown(aggregate_atlas(autopsies))]
 
 
 def write_report(root: Path, out: Path | None = None) -> Path:
@@ -127,6 +154,7 @@ def write_report(root: Path, out: Path | None = None) -> Path:
                 for (model, _, mit), a in cells.items()]  # fmt: skip
         lines += [*_table(["model", "mitigation", *signals], rows), ""]
     lines += _figures(results, figures, by_model_mitigation, episodes, out.parent)
+    lines += _autopsies(read_autopsies(root))
     out.write_text("\n".join(lines) + "\n")
     return out
 
