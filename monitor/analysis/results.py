@@ -1,8 +1,8 @@
 """The shared results layout, read side: ``RESULTS/episodes.jsonl`` and ``RESULTS/logs/``.
 
-Why one module: ``autopsy``, ``export-dataset`` and ``report`` all need to find an
-episode's log and its summary line; the layout is a contract with ``experiment``, so its
-paths are spelled out once here.
+Why: ``autopsy``, ``export-dataset`` and ``report`` all need to find an episode's log and
+its summary line; the file names come from :mod:`monitor.experiments.layout`, the one
+place that spells out the layout.
 
     RESULTS/episodes.jsonl              one {"kind": "episode", ...} line per finished episode
     RESULTS/logs/<episode_id>.jsonl     the episode's full event log
@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-EPISODES_FILE = "episodes.jsonl"
-LOGS_DIR = "logs"
-AUTOPSIES_DIR = "autopsies"
+from monitor.experiments.layout import AUTOPSIES as AUTOPSIES_DIR
+from monitor.experiments.layout import EPISODES as EPISODES_FILE
+from monitor.experiments.layout import LOGS as LOGS_DIR
 
 
 class ResultsError(ValueError):

@@ -25,6 +25,7 @@ STEPS = "steps.jsonl"
 LOGS = "logs"
 CONFIG = "experiment.yaml"
 SUMMARY = "summary.json"
+AUTOPSIES = "autopsies"
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
