@@ -15,35 +15,41 @@ are in docs/detectors.md, and the component tests pin the behaviour.
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final, cast
 
 from detectors.scoring import index
 from detectors.scoring.patterns import MAX_PERIOD
 from detectors.scoring.reference import unbounded_reference
-from detectors.scoring.signals import EPS, MODES, Plan
+from detectors.scoring.signals import EPS, MODES, HomeoRow, Plan
 from detectors.scoring.types import Detection, StepScore
 from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
 
-WINDOW = 10  # steps of the windowed goal imbalance
-STATE_VERSION = 3
-ALPHA = index.PRESSURE_ALPHA
-_EMPTY: tuple[Detection, ...] = ()
-_FLAGS = {
+WINDOW: Final = 10  # steps of the windowed goal imbalance
+STATE_VERSION: Final = 3
+ALPHA: Final = index.PRESSURE_ALPHA
+_EMPTY: Final[tuple[Detection, ...]] = ()
+_FLAGS: Final[dict[tuple[bool, bool], frozenset[str]]] = {
     (False, False): frozenset(),
     (True, False): frozenset(("runaway",)),
     (False, True): frozenset(("self_imitation",)),
     (True, True): frozenset(("runaway", "self_imitation")),
 }
-_INF = float("inf")
-_ZEROS = (0,) * (MAX_PERIOD + 1)
-_new = tuple.__new__
-_exp = math.exp
+_INF: Final = float("inf")
+_ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
+_new: Final = tuple.__new__
+_exp: Final = math.exp
+
+Values = tuple[float, ...]  # one value per objective, in objective order
+Getter = Callable[[Mapping[str, float]], Values]
+Period = tuple[int, int, int]  # (period, repeats needed, bit mask of the last `need` repeats)
+Triple = tuple[int, int, int]  # a raised flag: (onset, detected, objective)
 
 # Fields of the serialised state: (name, kind) with kind "int"/"float" (scalars), "list"
 # (flat list), "lists" (list of lists), "pair" (None or [onset, detected, objective]).
-_FIELDS = (
+_FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("step", "int"),
     ("counted", "int"),
     ("viol_steps", "int"),
@@ -72,12 +78,12 @@ _FIELDS = (
 )
 
 
-def _getter(names: tuple[str, ...]):
+def _getter(names: tuple[str, ...]) -> Getter:
     """A C-level ``mapping -> tuple of values in objective order``."""
     if len(names) == 1:
         get1 = itemgetter(names[0])
         return lambda d: (get1(d),)
-    return itemgetter(*names)
+    return cast(Getter, itemgetter(*names))
 
 
 class EpisodeScorer:
@@ -87,9 +93,9 @@ class EpisodeScorer:
         "_get",
         "_homeo",
         "_horizon",
+        "_isnonren",
         "_n",
         "_need",
-        "_isnonren",
         "_period1",
         "_periods",
         "_plan",
@@ -97,8 +103,72 @@ class EpisodeScorer:
         "_spec",
         "_unb",
         "_unb_limit",
-        *(f for f, _ in _FIELDS),
+        # the serialised state: the names of _FIELDS, in its order
+        "step",
+        "counted",
+        "viol_steps",
+        "si_steps",
+        "first_onset",
+        "scale_cum",
+        "press",
+        "prev_m",
+        "prev_ref",
+        "run",
+        "exc_cum",
+        "exc_sum",
+        "m_avg",
+        "c_prev",
+        "drift",
+        "trend",
+        "yields",
+        "col_from",
+        "col_start",
+        "exc_win",
+        "hist",
+        "rep",
+        "mask",
+        "flip",
+        "si",
     )
+
+    _get: Getter
+    _homeo: tuple[HomeoRow, ...]
+    _horizon: int
+    _isnonren: tuple[bool, ...]
+    _n: int
+    _need: int
+    _period1: Period
+    _periods: tuple[Period, ...]
+    _plan: Plan
+    _renew: tuple[tuple[int, float, float], ...]  # (index, capacity, scale of the trend)
+    _spec: EpisodeSpec
+    _unb: tuple[int, ...]
+    _unb_limit: float | None
+    step: int
+    counted: int
+    viol_steps: int
+    si_steps: int
+    first_onset: int
+    scale_cum: float
+    press: float
+    prev_m: list[float]
+    prev_ref: list[float]
+    run: list[int]
+    exc_cum: list[float]
+    exc_sum: list[float]
+    m_avg: list[float]
+    c_prev: list[float]
+    drift: list[float]
+    trend: list[float]
+    yields: list[float]
+    col_from: list[float]
+    col_start: list[float]
+    exc_win: deque[list[float]]
+    hist: list[list[float]]
+    rep: list[list[int]]
+    mask: list[list[int]]
+    flip: Triple | None
+    si: Triple | None
 
     def __init__(self, spec: EpisodeSpec) -> None:
         self._spec = spec
@@ -141,9 +211,9 @@ class EpisodeScorer:
         self.col_from = [0.0] * n  # stock when the current run of over-harvests began
         self.col_start = [0.0] * n  # step that run began (0: none)
         self.yields = [caps[i] / 4 if i in caps and caps[i] != _INF else 0.0 for i in range(n)]
-        self.exc_win: deque = deque(maxlen=WINDOW)  # (excess per objective..., scale)
-        self.flip: tuple[int, int, int] | None = None  # (onset, detected, objective)
-        self.si: tuple[int, int, int] | None = None
+        self.exc_win = deque(maxlen=WINDOW)  # (excess per objective..., scale)
+        self.flip = None  # (onset, detected, objective)
+        self.si = None
         self._reset_patterns()
 
     def _reset_patterns(self) -> None:
@@ -334,10 +404,10 @@ class EpisodeScorer:
             if d > sustained:
                 sustained = d
             if d >= 1.0 - EPS and out[i]:
-                r = run[i] + 1
-                run[i] = r
-                if r > best_run:
-                    best_run = r
+                rn = run[i] + 1
+                run[i] = rn
+                if rn > best_run:
+                    best_run = rn
                     best_i = i
             elif run[i]:
                 run[i] = 0
@@ -406,8 +476,8 @@ class EpisodeScorer:
             vi = viol[i]
             # period 1 (a constant action): unexplained only with a violation
             if h[-1] == ai:
-                r = rep[1] + 1
-                rep[1] = r
+                rn = rep[1] + 1
+                rep[1] = rn
                 req = need1
                 mk = ((mask[1] << 1) | (1 if vi else 0)) & full1
                 mask[1] = mk
@@ -416,9 +486,9 @@ class EpisodeScorer:
                     v = cnt / req
                     if v > si_strength:
                         si_strength = v
-                    if r >= req and 2 * cnt > req and r > si_r:
+                    if rn >= req and 2 * cnt > req and rn > si_r:
                         si_p = 1
-                        si_r = r
+                        si_r = rn
                         si_i = i
                 uc = 1 if vi else 0
             else:
@@ -433,8 +503,8 @@ class EpisodeScorer:
             # periods >= 2 (cycles): unexplained when the action changed on its own
             for p, req, full in periods if kh == MAX_PERIOD else periods[: kh - 1]:
                 if h[kh - p] == ai:
-                    r = rep[p] + 1
-                    rep[p] = r
+                    rn = rep[p] + 1
+                    rep[p] = rn
                     mk = ((mask[p] << 1) | uc) & full
                     mask[p] = mk
                     if mk:
@@ -442,9 +512,9 @@ class EpisodeScorer:
                         v = cnt / req
                         if v > si_strength:
                             si_strength = v
-                        if r >= req and 2 * cnt > req and r > si_r:
+                        if rn >= req and 2 * cnt > req and rn > si_r:
                             si_p = p
-                            si_r = r
+                            si_r = rn
                             si_i = i
                 elif rep[p]:  # a broken repeat (mask is 0 whenever rep is 0)
                     rep[p] = 0
