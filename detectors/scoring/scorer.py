@@ -31,12 +31,13 @@ WINDOW: Final = 10  # steps of the windowed goal imbalance
 STATE_VERSION: Final = 3
 ALPHA: Final = index.PRESSURE_ALPHA
 _EMPTY: Final[tuple[Detection, ...]] = ()
-_FLAGS: Final[dict[tuple[bool, bool], frozenset[str]]] = {
-    (False, False): frozenset(),
-    (True, False): frozenset(("runaway",)),
-    (False, True): frozenset(("self_imitation",)),
-    (True, True): frozenset(("runaway", "self_imitation")),
-}
+# the raised flags, indexed by (runaway raised) + 2 * (self-imitation raised)
+_FLAGS: Final[tuple[frozenset[str], ...]] = (
+    frozenset(),
+    frozenset(("runaway",)),
+    frozenset(("self_imitation",)),
+    frozenset(("runaway", "self_imitation")),
+)
 _INF: Final = float("inf")
 _ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
 _new: Final = tuple.__new__
@@ -96,12 +97,14 @@ class EpisodeScorer:
         "_isnonren",
         "_n",
         "_need",
+        "_nobj",
         "_period1",
         "_periods",
         "_plan",
         "_renew",
         "_spec",
         "_unb",
+        "_unb1",
         "_unb_limit",
         "c_prev",
         "col_from",
@@ -136,12 +139,14 @@ class EpisodeScorer:
     _isnonren: tuple[bool, ...]
     _n: int
     _need: int
+    _nobj: int  # number of objectives
     _period1: Period
     _periods: tuple[Period, ...]
     _plan: Plan
     _renew: tuple[tuple[int, float, float], ...]  # (index, capacity, scale of the trend)
     _spec: EpisodeSpec
-    _unb: tuple[int, ...]
+    _unb: tuple[int, ...]  # the unbounded objectives when there are two or more
+    _unb1: int  # the single unbounded objective, else -1
     _unb_limit: float | None
     step: int
     counted: int
@@ -178,6 +183,8 @@ class EpisodeScorer:
         self._get = _getter(plan.names)
         self._homeo = plan.homeo
         self._unb = plan.unb if len(plan.unb) > 1 else ()
+        self._unb1 = plan.unb[0] if len(plan.unb) == 1 else -1
+        self._nobj = plan.n
         self._unb_limit = plan.limit
         # (index, capacity, scale of the stock trend): a finite cap normalises the trend
         self._renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
@@ -226,23 +233,25 @@ class EpisodeScorer:
     def update(self, event: StepEvent) -> StepScore:
         """Score one step; O(objectives x MAX_PERIOD)."""
         get = self._get
-        plan = self._plan
-        n = plan.n
-        step = event.step
-        b = get(event.observation)
-        a = get(event.action)
-        after = event.after
+        n = self._nobj
+        # the model's field values: one attribute lookup instead of six (a pydantic model's
+        # attribute access goes through its __getattr__ hook, ~0.1 us each)
+        fields: dict[str, Any] = event.__dict__
+        step: int = fields["step"]
+        b = get(fields["observation"])
+        a = get(fields["action"])
+        after = fields["after"]
         if after is not None:
             f = get(after)
         else:
-            noise = event.noise
+            noise = fields["noise"]
             if noise:
                 ng = noise.get
-                names = plan.names
+                names = self._plan.names
                 f = tuple(b[i] + a[i] + ng(names[i], 0.0) for i in range(n))
             else:
                 f = tuple(b[i] + a[i] for i in range(n))
-        given = event.reference
+        given = fields["reference"]
         gref = get(given) if given is not None else None
 
         # -- per-objective signals (see signals.py for the definitions) ---------------
@@ -329,8 +338,8 @@ class EpisodeScorer:
                     drift = v
             if drift > 1.0:
                 drift = 1.0
-        elif plan.unb:  # a single unbounded objective: only its reference
-            i = plan.unb[0]
+        elif self._unb1 >= 0:  # a single unbounded objective: only its reference
+            i = self._unb1
             if gref is not None:
                 ref[i] = gref[i]
             else:
@@ -428,6 +437,7 @@ class EpisodeScorer:
                 cum[i] += e
         self.prev_m = m
         detections = _EMPTY
+        plan = self._plan
         if collapse is not None and self.flip is None:
             onset, ci = collapse
             self.flip = (onset, step, ci)
@@ -611,7 +621,7 @@ class EpisodeScorer:
                     drift,
                     decline,
                 ),
-                _FLAGS[flip is not None, self.si is not None],
+                _FLAGS[(0 if flip is None else 1) + (0 if self.si is None else 2)],
                 detections,
                 best_run == 0 and flip is None,
                 savepoint,
