@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,41 +56,61 @@ def _mypyc_extensions() -> list:
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that never fails the install: on any error, no extension and no stamp."""
+    """build_ext that compiles the scorer with mypyc and never fails the install.
+
+    mypyc runs here, not when setup.py is loaded: pip loads setup.py three times for one
+    install (requirements, metadata, build) and only the build needs the extension. On
+    any error nothing compiled is left behind, so the pure scorer is used.
+    """
 
     def run(self) -> None:
+        # where the extension goes: the source tree (editable, --inplace) or build_lib
+        target = os.path.dirname(self.get_ext_fullpath("detectors.scoring.scorer"))
+        stamp = os.path.join(target, STAMP)
+        self._remove_built(target)  # an older build must not outlive a failed one
+        self.extensions = _mypyc_extensions()
         if not self.extensions:
             return
-        stamp_dir = os.path.dirname(self.get_ext_fullpath("detectors.scoring.scorer"))
-        stamp = os.path.join(stamp_dir, STAMP)
-        if os.path.exists(stamp):  # an older build's stamp must not vouch for this one
-            os.remove(stamp)
         try:
             super().run()
-            outputs = [self.get_ext_fullpath(ext.name) for ext in self.extensions]
-            missing = [p for p in outputs if not os.path.exists(p)]
+            missing = [
+                p
+                for ext in self.extensions
+                if not os.path.exists(p := os.path.join(target, self._file_name(ext.name)))
+            ]
             if missing:
                 raise RuntimeError(f"missing after the build: {missing}")
         except Exception:
             _say("compiling the scorer with mypyc failed; installing the pure-Python scorer:")
             traceback.print_exc()
-            for ext in self.extensions:
-                path = self.get_ext_fullpath(ext.name)
-                if os.path.exists(path):
-                    os.remove(path)
+            self._remove_built(target)
+            self._remove_built(os.path.join(self.build_lib, "detectors", "scoring"))
+            self.extensions = []
             return
-        os.makedirs(stamp_dir, exist_ok=True)
         with open(stamp, "w") as fh:
             fh.write(source_digest(os.path.join(HERE, "detectors", "scoring")) + "\n")
 
+    def _file_name(self, name: str) -> str:
+        return os.path.basename(self.get_ext_filename(name))
+
+    def _remove_built(self, directory: str) -> None:
+        for name in ("detectors.scoring.scorer", "detectors.scoring.scorer__mypyc"):
+            path = os.path.join(directory, self._file_name(name))
+            if os.path.exists(path):
+                os.remove(path)
+        if os.path.exists(os.path.join(directory, STAMP)):
+            os.remove(os.path.join(directory, STAMP))
+
     def get_outputs(self) -> list[str]:
         outputs = [p for p in super().get_outputs() if os.path.exists(p)]
-        stamp = os.path.join(
-            os.path.dirname(self.get_ext_fullpath("detectors.scoring.scorer")), STAMP
-        )
-        if os.path.exists(stamp):
-            outputs.append(stamp)
+        if not self.inplace and self.extensions:
+            stamp = os.path.join(self.build_lib, "detectors", "scoring", STAMP)
+            if os.path.exists(stamp):
+                outputs.append(stamp)
         return outputs
 
 
-setup(ext_modules=_mypyc_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+# A placeholder: OptionalBuildExt replaces it with mypyc's extensions when it runs.
+PLACEHOLDER = Extension("detectors.scoring.scorer", sources=[COMPILED], optional=True)
+
+setup(ext_modules=[PLACEHOLDER], cmdclass={"build_ext": OptionalBuildExt})
