@@ -58,21 +58,20 @@ def _mypyc_extensions() -> list:
 class OptionalBuildExt(build_ext):
     """build_ext that compiles the scorer with mypyc and never fails the install.
 
-    mypyc runs when this command is finalized, not when setup.py is loaded: pip loads
-    setup.py three times for one install (requirements, metadata, build) and only the build
-    needs the extension. On any error nothing compiled is left behind, so the pure scorer
-    is used.
+    mypyc runs when this command runs, not when setup.py is loaded or the command is
+    finalized: pip loads setup.py three times for one install (requirements, metadata,
+    build), each also finalizes build_ext, and only the build needs the extension. On any
+    error nothing compiled is left behind, so the pure scorer is used.
     """
-
-    def finalize_options(self) -> None:
-        self.distribution.ext_modules = _mypyc_extensions()
-        super().finalize_options()
 
     def run(self) -> None:
         # where the extension goes: the source tree (editable, --inplace) or build_lib
         target = os.path.dirname(self.get_ext_fullpath("detectors.scoring.scorer"))
         stamp = os.path.join(target, STAMP)
         self._remove_built(target)  # an older build must not outlive a failed one
+        # the placeholder out, mypyc's extensions in, finalized as setuptools does it
+        self.distribution.ext_modules = _mypyc_extensions()
+        super().finalize_options()
         if not self.extensions:
             return
         try:
