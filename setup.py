@@ -69,12 +69,11 @@ class OptionalBuildExt(build_ext):
         target = os.path.dirname(self.get_ext_fullpath("detectors.scoring.scorer"))
         stamp = os.path.join(target, STAMP)
         self._remove_built(target)  # an older build must not outlive a failed one
-        # the placeholder out, mypyc's extensions in, finalized as setuptools does it
-        self.distribution.ext_modules = _mypyc_extensions()
-        super().finalize_options()
+        self.extensions = self.distribution.ext_modules = _mypyc_extensions()
         if not self.extensions:
             return
         try:
+            self._finalize_extensions()
             super().run()
             missing = [
                 p
@@ -92,6 +91,15 @@ class OptionalBuildExt(build_ext):
             return
         with open(stamp, "w") as fh:
             fh.write(source_digest(os.path.join(HERE, "detectors", "scoring")) + "\n")
+
+    def _finalize_extensions(self) -> None:
+        """What setuptools' finalize_options does for each plain ``Extension`` (mypyc's)."""
+        for ext in self.extensions:
+            fullname = ext._full_name = self.get_ext_fullname(ext.name)
+            self.ext_map[fullname] = self.ext_map[fullname.split(".")[-1]] = ext
+            ext._links_to_dynamic = False
+            ext._needs_stub = False
+            ext._file_name = self.get_ext_filename(fullname)
 
     def _file_name(self, name: str) -> str:
         return os.path.basename(self.get_ext_filename(name))
