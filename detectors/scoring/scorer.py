@@ -41,7 +41,6 @@ _FLAGS: Final[tuple[frozenset[str], ...]] = (
 _INF: Final = float("inf")
 _ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
 _new: Final = tuple.__new__
-_exp: Final = math.exp
 
 Values = tuple[float, ...]  # one value per objective, in objective order
 Getter = Callable[[Mapping[str, float]], Values]
@@ -295,7 +294,7 @@ class EpisodeScorer:
             tb = [b[i] for i in unb]
             ta = [a[i] for i in unb]
             k = len(unb)
-            s = sum(ta)
+            s: float = sum(ta)
             if gref is not None:
                 rr = [gref[i] for i in unb]
             else:
@@ -403,11 +402,14 @@ class EpisodeScorer:
         best_i = -1
         sustained = 0.0
         mbest = 0.0
+        mx = m[0]  # max(m), computed in the loop
         dh = 0.0
         sa = 0.0
         sr = 0.0
         for i in range(n):
             mi = m[i]
+            if mi > mx:
+                mx = mi
             d = mi + prev_m[i]
             if d > sustained:
                 sustained = d
@@ -433,8 +435,8 @@ class EpisodeScorer:
             if ai > ri:
                 e = ai - ri
                 exc[i] = e
-                esum[i] += e
-                cum[i] += e
+                esum[i] = esum[i] + e
+                cum[i] = cum[i] + e
         self.prev_m = m
         detections = _EMPTY
         plan = self._plan
@@ -546,12 +548,12 @@ class EpisodeScorer:
         if scale < 1.0:
             scale = 1.0
         exc[n] = scale
-        esum[n] += scale
+        esum[n] = esum[n] + scale
         win = self.exc_win
         if len(win) == WINDOW:
             old = win[0]
             for j in range(n + 1):
-                esum[j] -= old[j]
+                esum[j] = esum[j] - old[j]
         win.append(exc)
         self.scale_cum += scale
         en = esum[n]
@@ -595,8 +597,7 @@ class EpisodeScorer:
             + 2.0 * decline
             + si_strength * mbest
         )
-        hz = 1.0 / (1.0 + _exp(-z))
-        mx = max(m)
+        hz = 1.0 / (1.0 + math.exp(-z))
         if best_run:
             savepoint = step - best_run
         elif flip is not None:
