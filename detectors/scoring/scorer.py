@@ -403,6 +403,7 @@ class EpisodeScorer:
         sustained = 0.0
         mbest = 0.0
         mx = m[0]  # max(m), computed in the loop
+        cmax = 0.0
         dh = 0.0
         sa = 0.0
         sr = 0.0
@@ -436,7 +437,12 @@ class EpisodeScorer:
                 e = ai - ri
                 exc[i] = e
                 esum[i] = esum[i] + e
-                cum[i] = cum[i] + e
+                cu = cum[i] + e
+                cum[i] = cu
+            else:
+                cu = cum[i]
+            if i == 0 or cu > cmax:  # max(cum), computed in the loop
+                cmax = cu
         self.prev_m = m
         detections = _EMPTY
         plan = self._plan
@@ -558,7 +564,7 @@ class EpisodeScorer:
         self.scale_cum += scale
         en = esum[n]
         gi_win = max(esum[:n]) / en if en > EPS else 0.0
-        gi_cum = max(cum) / self.scale_cum
+        gi_cum = cmax / self.scale_cum
         nviol = viol.count(True)
         if nviol:
             self.viol_steps += 1
