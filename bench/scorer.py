@@ -9,8 +9,8 @@ short rounds (2 passes over the trials, 10,000 steps) and many of them filter it
 
 It prints which implementation :mod:`detectors.scoring` uses (``compiled``: the mypyc
 build of ``scorer.py``; ``pure``: ``scorer.py`` itself, with the reason) and, when the
-compiled one runs, the pure one's speed too, measured in the same run (rounds of the
-three loops interleaved), with the speed-up between them.
+compiled one runs, the pure one's speed too, measured in the same run (rounds of the two
+interleaved), with the speed-up between them.
 """
 
 import argparse
@@ -62,10 +62,9 @@ def implementations() -> dict[str, type]:
 def measure(eps: list, repeat: int, rounds: int = 5) -> dict:
     n = sum(len(ev) for _, ev in eps) * repeat
     impls = implementations()
-    empty = float("inf")
+    empty = min(_empty(eps, repeat) for _ in range(rounds))
     busy = dict.fromkeys(impls, float("inf"))
-    for _ in range(rounds):  # interleaved, so that a busy spell on the machine hits all
-        empty = min(empty, _empty(eps, repeat))
+    for _ in range(rounds):  # interleaved, so that a busy spell on the machine hits both
         for name, cls in impls.items():
             busy[name] = min(busy[name], _busy(eps, repeat, cls))
     main = busy[scoring.IMPLEMENTATION]
