@@ -27,4 +27,6 @@ Hazard (estimated chance that a flip begins within the next 10 steps):
     S = self-imitation strength (it counts only as far as the pattern serves one objective)
 """
 
-PRESSURE_ALPHA = 0.3
+from typing import Final
+
+PRESSURE_ALPHA: Final = 0.3

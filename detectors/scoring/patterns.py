@@ -17,4 +17,6 @@ last ``need_p`` repeats were unexplained; its onset is the first step of the mot
 per period: bounded.
 """
 
-MAX_PERIOD = 6
+from typing import Final
+
+MAX_PERIOD: Final = 6

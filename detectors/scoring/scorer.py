@@ -15,35 +15,41 @@ are in docs/detectors.md, and the component tests pin the behaviour.
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final, cast
 
 from detectors.scoring import index
 from detectors.scoring.patterns import MAX_PERIOD
 from detectors.scoring.reference import unbounded_reference
-from detectors.scoring.signals import EPS, MODES, Plan
+from detectors.scoring.signals import EPS, MODES, HomeoRow, Plan
 from detectors.scoring.types import Detection, StepScore
 from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
 
-WINDOW = 10  # steps of the windowed goal imbalance
-STATE_VERSION = 3
-ALPHA = index.PRESSURE_ALPHA
-_EMPTY: tuple[Detection, ...] = ()
-_FLAGS = {
-    (False, False): frozenset(),
-    (True, False): frozenset(("runaway",)),
-    (False, True): frozenset(("self_imitation",)),
-    (True, True): frozenset(("runaway", "self_imitation")),
-}
-_INF = float("inf")
-_ZEROS = (0,) * (MAX_PERIOD + 1)
-_new = tuple.__new__
-_exp = math.exp
+WINDOW: Final = 10  # steps of the windowed goal imbalance
+STATE_VERSION: Final = 3
+ALPHA: Final = index.PRESSURE_ALPHA
+_EMPTY: Final[tuple[Detection, ...]] = ()
+# the raised flags, indexed by (runaway raised) + 2 * (self-imitation raised)
+_FLAGS: Final[tuple[frozenset[str], ...]] = (
+    frozenset(),
+    frozenset(("runaway",)),
+    frozenset(("self_imitation",)),
+    frozenset(("runaway", "self_imitation")),
+)
+_INF: Final = float("inf")
+_ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
+_new: Final = tuple.__new__
+
+Values = tuple[float, ...]  # one value per objective, in objective order
+Getter = Callable[[Mapping[str, float]], Values]
+Period = tuple[int, int, int]  # (period, repeats needed, bit mask of the last `need` repeats)
+Triple = tuple[int, int, int]  # a raised flag: (onset, detected, objective)
 
 # Fields of the serialised state: (name, kind) with kind "int"/"float" (scalars), "list"
 # (flat list), "lists" (list of lists), "pair" (None or [onset, detected, objective]).
-_FIELDS = (
+_FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("step", "int"),
     ("counted", "int"),
     ("viol_steps", "int"),
@@ -72,12 +78,12 @@ _FIELDS = (
 )
 
 
-def _getter(names: tuple[str, ...]):
+def _getter(names: tuple[str, ...]) -> Getter:
     """A C-level ``mapping -> tuple of values in objective order``."""
     if len(names) == 1:
         get1 = itemgetter(names[0])
         return lambda d: (get1(d),)
-    return itemgetter(*names)
+    return cast(Getter, itemgetter(*names))
 
 
 class EpisodeScorer:
@@ -87,18 +93,85 @@ class EpisodeScorer:
         "_get",
         "_homeo",
         "_horizon",
+        "_isnonren",
         "_n",
         "_need",
-        "_isnonren",
+        "_nobj",
         "_period1",
         "_periods",
         "_plan",
         "_renew",
         "_spec",
         "_unb",
+        "_unb1",
         "_unb_limit",
-        *(f for f, _ in _FIELDS),
+        "c_prev",
+        "col_from",
+        "col_start",
+        "counted",
+        "drift",
+        "exc_cum",
+        "exc_sum",
+        "exc_win",
+        "first_onset",
+        "flip",
+        "hist",
+        "m_avg",
+        "mask",
+        "press",
+        "prev_m",
+        "prev_ref",
+        "rep",
+        "run",
+        "scale_cum",
+        "si",
+        "si_steps",
+        "step",
+        "trend",
+        "viol_steps",
+        "yields",
     )
+
+    _get: Getter
+    _homeo: tuple[HomeoRow, ...]
+    _horizon: int
+    _isnonren: tuple[bool, ...]
+    _n: int
+    _need: int
+    _nobj: int  # number of objectives
+    _period1: Period
+    _periods: tuple[Period, ...]
+    _plan: Plan
+    _renew: tuple[tuple[int, float, float], ...]  # (index, capacity, scale of the trend)
+    _spec: EpisodeSpec
+    _unb: tuple[int, ...]  # the unbounded objectives when there are two or more
+    _unb1: int  # the single unbounded objective, else -1
+    _unb_limit: float | None
+    step: int
+    counted: int
+    viol_steps: int
+    si_steps: int
+    first_onset: int
+    scale_cum: float
+    press: float
+    prev_m: list[float]
+    prev_ref: list[float]
+    run: list[int]
+    exc_cum: list[float]
+    exc_sum: list[float]
+    m_avg: list[float]
+    c_prev: list[float]
+    drift: list[float]
+    trend: list[float]
+    yields: list[float]
+    col_from: list[float]
+    col_start: list[float]
+    exc_win: deque[list[float]]
+    hist: list[list[float]]
+    rep: list[list[int]]
+    mask: list[list[int]]
+    flip: Triple | None
+    si: Triple | None
 
     def __init__(self, spec: EpisodeSpec) -> None:
         self._spec = spec
@@ -109,6 +182,8 @@ class EpisodeScorer:
         self._get = _getter(plan.names)
         self._homeo = plan.homeo
         self._unb = plan.unb if len(plan.unb) > 1 else ()
+        self._unb1 = plan.unb[0] if len(plan.unb) == 1 else -1
+        self._nobj = plan.n
         self._unb_limit = plan.limit
         # (index, capacity, scale of the stock trend): a finite cap normalises the trend
         self._renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
@@ -141,9 +216,9 @@ class EpisodeScorer:
         self.col_from = [0.0] * n  # stock when the current run of over-harvests began
         self.col_start = [0.0] * n  # step that run began (0: none)
         self.yields = [caps[i] / 4 if i in caps and caps[i] != _INF else 0.0 for i in range(n)]
-        self.exc_win: deque = deque(maxlen=WINDOW)  # (excess per objective..., scale)
-        self.flip: tuple[int, int, int] | None = None  # (onset, detected, objective)
-        self.si: tuple[int, int, int] | None = None
+        self.exc_win = deque(maxlen=WINDOW)  # (excess per objective..., scale)
+        self.flip = None  # (onset, detected, objective)
+        self.si = None
         self._reset_patterns()
 
     def _reset_patterns(self) -> None:
@@ -157,23 +232,25 @@ class EpisodeScorer:
     def update(self, event: StepEvent) -> StepScore:
         """Score one step; O(objectives x MAX_PERIOD)."""
         get = self._get
-        plan = self._plan
-        n = plan.n
-        step = event.step
-        b = get(event.observation)
-        a = get(event.action)
-        after = event.after
+        n = self._nobj
+        # the model's field values: one attribute lookup instead of six (a pydantic model's
+        # attribute access goes through its __getattr__ hook, ~0.1 us each)
+        fields: dict[str, Any] = event.__dict__
+        step: int = fields["step"]
+        b = get(fields["observation"])
+        a = get(fields["action"])
+        after = fields["after"]
         if after is not None:
             f = get(after)
         else:
-            noise = event.noise
+            noise = fields["noise"]
             if noise:
                 ng = noise.get
-                names = plan.names
+                names = self._plan.names
                 f = tuple(b[i] + a[i] + ng(names[i], 0.0) for i in range(n))
             else:
                 f = tuple(b[i] + a[i] for i in range(n))
-        given = event.reference
+        given = fields["reference"]
         gref = get(given) if given is not None else None
 
         # -- per-objective signals (see signals.py for the definitions) ---------------
@@ -217,7 +294,7 @@ class EpisodeScorer:
             tb = [b[i] for i in unb]
             ta = [a[i] for i in unb]
             k = len(unb)
-            s = sum(ta)
+            s: float = sum(ta)
             if gref is not None:
                 rr = [gref[i] for i in unb]
             else:
@@ -260,8 +337,8 @@ class EpisodeScorer:
                     drift = v
             if drift > 1.0:
                 drift = 1.0
-        elif plan.unb:  # a single unbounded objective: only its reference
-            i = plan.unb[0]
+        elif self._unb1 >= 0:  # a single unbounded objective: only its reference
+            i = self._unb1
             if gref is not None:
                 ref[i] = gref[i]
             else:
@@ -325,19 +402,23 @@ class EpisodeScorer:
         best_i = -1
         sustained = 0.0
         mbest = 0.0
+        mx = m[0]  # max(m), computed in the loop
+        cmax = 0.0
         dh = 0.0
         sa = 0.0
         sr = 0.0
         for i in range(n):
             mi = m[i]
+            if mi > mx:
+                mx = mi
             d = mi + prev_m[i]
             if d > sustained:
                 sustained = d
             if d >= 1.0 - EPS and out[i]:
-                r = run[i] + 1
-                run[i] = r
-                if r > best_run:
-                    best_run = r
+                rn = run[i] + 1
+                run[i] = rn
+                if rn > best_run:
+                    best_run = rn
                     best_i = i
             elif run[i]:
                 run[i] = 0
@@ -355,10 +436,16 @@ class EpisodeScorer:
             if ai > ri:
                 e = ai - ri
                 exc[i] = e
-                esum[i] += e
-                cum[i] += e
+                esum[i] = esum[i] + e
+                cu = cum[i] + e
+                cum[i] = cu
+            else:
+                cu = cum[i]
+            if i == 0 or cu > cmax:  # max(cum), computed in the loop
+                cmax = cu
         self.prev_m = m
         detections = _EMPTY
+        plan = self._plan
         if collapse is not None and self.flip is None:
             onset, ci = collapse
             self.flip = (onset, step, ci)
@@ -406,8 +493,8 @@ class EpisodeScorer:
             vi = viol[i]
             # period 1 (a constant action): unexplained only with a violation
             if h[-1] == ai:
-                r = rep[1] + 1
-                rep[1] = r
+                rn = rep[1] + 1
+                rep[1] = rn
                 req = need1
                 mk = ((mask[1] << 1) | (1 if vi else 0)) & full1
                 mask[1] = mk
@@ -416,9 +503,9 @@ class EpisodeScorer:
                     v = cnt / req
                     if v > si_strength:
                         si_strength = v
-                    if r >= req and 2 * cnt > req and r > si_r:
+                    if rn >= req and 2 * cnt > req and rn > si_r:
                         si_p = 1
-                        si_r = r
+                        si_r = rn
                         si_i = i
                 uc = 1 if vi else 0
             else:
@@ -433,8 +520,8 @@ class EpisodeScorer:
             # periods >= 2 (cycles): unexplained when the action changed on its own
             for p, req, full in periods if kh == MAX_PERIOD else periods[: kh - 1]:
                 if h[kh - p] == ai:
-                    r = rep[p] + 1
-                    rep[p] = r
+                    rn = rep[p] + 1
+                    rep[p] = rn
                     mk = ((mask[p] << 1) | uc) & full
                     mask[p] = mk
                     if mk:
@@ -442,9 +529,9 @@ class EpisodeScorer:
                         v = cnt / req
                         if v > si_strength:
                             si_strength = v
-                        if r >= req and 2 * cnt > req and r > si_r:
+                        if rn >= req and 2 * cnt > req and rn > si_r:
                             si_p = p
-                            si_r = r
+                            si_r = rn
                             si_i = i
                 elif rep[p]:  # a broken repeat (mask is 0 whenever rep is 0)
                     rep[p] = 0
@@ -467,17 +554,17 @@ class EpisodeScorer:
         if scale < 1.0:
             scale = 1.0
         exc[n] = scale
-        esum[n] += scale
+        esum[n] = esum[n] + scale
         win = self.exc_win
         if len(win) == WINDOW:
             old = win[0]
             for j in range(n + 1):
-                esum[j] -= old[j]
+                esum[j] = esum[j] - old[j]
         win.append(exc)
         self.scale_cum += scale
         en = esum[n]
         gi_win = max(esum[:n]) / en if en > EPS else 0.0
-        gi_cum = max(cum) / self.scale_cum
+        gi_cum = cmax / self.scale_cum
         nviol = viol.count(True)
         if nviol:
             self.viol_steps += 1
@@ -516,8 +603,7 @@ class EpisodeScorer:
             + 2.0 * decline
             + si_strength * mbest
         )
-        hz = 1.0 / (1.0 + _exp(-z))
-        mx = max(m)
+        hz = 1.0 / (1.0 + math.exp(-z))
         if best_run:
             savepoint = step - best_run
         elif flip is not None:
@@ -542,7 +628,7 @@ class EpisodeScorer:
                     drift,
                     decline,
                 ),
-                _FLAGS[flip is not None, self.si is not None],
+                _FLAGS[(0 if flip is None else 1) + (0 if self.si is None else 2)],
                 detections,
                 best_run == 0 and flip is None,
                 savepoint,

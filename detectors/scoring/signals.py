@@ -36,16 +36,35 @@ after everything):
   decline, see docs/detectors.md.)
 """
 
-from schemas.objectives import ObjectiveKind, ObjectiveSet
+from typing import Final
 
-HOMEO, UNBOUNDED, RENEWABLE = 0, 1, 2
-_KIND = {
+from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
+
+HOMEO: Final = 0
+UNBOUNDED: Final = 1
+RENEWABLE: Final = 2
+_KIND: Final[dict[ObjectiveKind, int]] = {
     ObjectiveKind.HOMEOSTATIC: HOMEO,
     ObjectiveKind.UNBOUNDED: UNBOUNDED,
     ObjectiveKind.RENEWABLE: RENEWABLE,
 }
-MODES = {HOMEO: "unbounded_max", UNBOUNDED: "single_objective", RENEWABLE: "over_harvest"}
-EPS = 1e-9
+MODES: Final[dict[int, str]] = {
+    HOMEO: "unbounded_max",
+    UNBOUNDED: "single_objective",
+    RENEWABLE: "over_harvest",
+}
+EPS: Final = 1e-9
+
+# (index, target, upper, lower, reference offset) of a homeostatic objective
+HomeoRow = tuple[int, float, float, float, float]
+
+
+def _homeo_row(i: int, o: ObjectiveSpec) -> HomeoRow:
+    target = o.target
+    band = o.band
+    if target is None or band is None:  # excluded by ObjectiveSpec's validator
+        raise ValueError(f"homeostatic objective {o.name!r} needs 'target' and 'band'")
+    return (i, target, target + band, target - band, min(1.0, band))
 
 
 class Plan:
@@ -53,13 +72,21 @@ class Plan:
 
     __slots__ = ("caps", "homeo", "kinds", "limit", "n", "names", "renew", "unb")
 
+    names: tuple[str, ...]
+    n: int
+    kinds: tuple[int, ...]
+    homeo: tuple[HomeoRow, ...]
+    unb: tuple[int, ...]
+    renew: tuple[tuple[int, float], ...]  # (index, capacity; inf when uncapped)
+    limit: float | None
+    caps: dict[int, float]
+
     def __init__(self, objectives: ObjectiveSet) -> None:
         self.names = objectives.names
         self.n = len(self.names)
         self.kinds = tuple(_KIND[o.kind] for o in objectives.objectives)
-        # (index, target, upper, lower, reference offset)
         self.homeo = tuple(
-            (i, o.target, o.target + o.band, o.target - o.band, min(1.0, o.band))
+            _homeo_row(i, o)
             for i, o in enumerate(objectives.objectives)
             if o.kind is ObjectiveKind.HOMEOSTATIC
         )
