@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from schemas.episode import AgentSpec
-from workers.agents.models import MODEL_KINDS
+from workers.models.kinds import MODEL_KINDS
 
 SCRIPTED_KINDS = ("reference", "drifting")
 

@@ -22,7 +22,7 @@ from monitor.analysis.results import ResultsError, autopsy_path, resolve_log
 from monitor.runtime import run
 from schemas.episode import AgentSpec
 from schemas.settings import Settings
-from workers.agents.models import MODEL_KINDS, ModelConfigError, create_model_agent
+from workers.models.kinds import MODEL_KINDS, ModelConfigError
 from workers.models.limits import ModelLimits
 
 
@@ -98,6 +98,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _autopsy(episode: Any, spec: AgentSpec, options: AutopsyOptions, probe_tokens: int):
+    from workers.agents.models import create_model_agent  # the SDKs load only when needed
+
     settings = Settings()
     limits = ModelLimits.from_settings(settings)
     probe_spec = AgentSpec(

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.episode import DetectorConfig
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.mitigations import parse_mitigations
-
-MODEL_KINDS = ("openai", "anthropic", "openai-compatible")
+from workers.models.kinds import MODEL_KINDS
 
 
 class ConfigError(ValueError):

@@ -10,16 +10,11 @@ from schemas.settings import Settings
 from workers.models.agent import ModelAgent
 from workers.models.anthropic_messages import AnthropicAgent
 from workers.models.config import resolve_options
+from workers.models.kinds import MODEL_KINDS, ModelConfigError
 from workers.models.limits import ModelLimits
 from workers.models.metrics import ModelMetrics
 from workers.models.openai_chat import OpenAIChatAgent, OpenAICompatibleAgent
 from workers.models.structured import StructuredMode
-
-MODEL_KINDS: tuple[str, ...] = ("openai", "anthropic", "openai-compatible")
-
-
-class ModelConfigError(ValueError):
-    """The spec cannot make a model agent (unknown kind, missing key or base_url)."""
 
 
 def create_model_agent(
@@ -58,3 +53,6 @@ def create_model_agent(
     raise ModelConfigError(
         f"unknown model agent kind {spec.kind!r}; expected one of {', '.join(MODEL_KINDS)}"
     )
+
+
+__all__ = ["MODEL_KINDS", "ModelConfigError", "create_model_agent"]
