@@ -212,8 +212,9 @@ class EpisodeRunner:
                 await self._apply(self.inbox.get_nowait())
             if self.last_verdict >= block_until:
                 return
-            try:
-                event = await asyncio.wait_for(self.inbox.get(), self.settings.verdict_timeout_s)
+            try:  # asyncio.timeout, not wait_for: no task per wait (once per step)
+                async with asyncio.timeout(self.settings.verdict_timeout_s):
+                    event = await self.inbox.get()
             except TimeoutError:
                 log.warning(
                     "episode %s: no verdict for step %d within %.0fs; still waiting",
