@@ -94,7 +94,6 @@ class ModelAgent(ABC):
         self._limits = limits
         self._metrics = metrics
         self._client: Any = None
-        self._client_key: tuple[object, ...] = ()
         self._modes = self._initial_modes(options.structured)
         self._price: Price = (
             Price(*options.price_per_mtok) if options.price_per_mtok else price_for(options.model)
@@ -151,15 +150,8 @@ class ModelAgent(ABC):
         loop = asyncio.get_running_loop()
         started = loop.time()
         if self._client is None:
-            secret = self._api_key.get_secret_value() if self._api_key else None
-            self._client_key = (
-                type(self),
-                self.options.base_url,
-                secret,
-                self.options.retry.attempt_timeout_s,
-            )
-            self._client = self._limits.acquire_client(
-                self._client_key, lambda: self._make_client(secret)
+            self._client = self._make_client(
+                self._api_key.get_secret_value() if self._api_key else None
             )
         fitted = fit_context(
             context.messages, self.options.context_tokens, reserve_tokens=self.options.max_tokens
@@ -275,5 +267,5 @@ class ModelAgent(ABC):
     async def aclose(self) -> None:
         """Close the SDK client and its connection pool."""
         client, self._client = self._client, None
-        if client is not None:  # shared with the agents of the same connection
-            await self._limits.release_client(self._client_key)
+        if client is not None:
+            await client.close()

@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 LimitKey = tuple[str, str]  # (provider, base_url or "")
 
@@ -84,11 +83,6 @@ class ModelLimits:
     rate_limit_rps: float | None = None
     overrides: dict[LimitKey, tuple[int, float | None]] = field(default_factory=dict)
     _lanes: dict[LimitKey, _Lane] = field(default_factory=dict, init=False, repr=False)
-    # SDK clients shared by the agents of one connection (building one costs ~40 ms of
-    # CPU: an SSL context and a connection pool); each entry is [client, agents using it]
-    _clients: dict[tuple[object, ...], list[Any]] = field(
-        default_factory=dict, init=False, repr=False
-    )
 
     @classmethod
     def from_settings(cls, settings: object) -> "ModelLimits":
@@ -105,24 +99,6 @@ class ModelLimits:
             lane = _Lane(asyncio.Semaphore(concurrency), TokenBucket(rps) if rps else None)
             self._lanes[key] = lane
         return lane
-
-    def acquire_client(self, key: tuple[object, ...], make: Callable[[], Any]) -> Any:
-        """The client for ``key`` (provider class, base_url, key, timeout), made once."""
-        entry = self._clients.get(key)
-        if entry is None:
-            entry = self._clients[key] = [make(), 0]
-        entry[1] += 1
-        return entry[0]
-
-    async def release_client(self, key: tuple[object, ...]) -> None:
-        """One agent is done with the client; the last one closes it."""
-        entry = self._clients.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del self._clients[key]
-            await entry[0].close()
 
     def in_flight(self, provider: str, base_url: str | None = None) -> int:
         """Calls holding a slot now for this key (for tests and /metrics)."""
