@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from workers.agents.base import Message
 from workers.models.agent import ModelAgent, RawAnswer
@@ -72,13 +71,7 @@ class OpenAIChatAgent(ModelAgent):
         mode: StructuredMode,
         names: Sequence[str],
     ) -> RawAnswer:
-        # client.post with the body as is: chat.completions.create first walks every
-        # message through the SDK's TypedDict transform (a no-op for text messages), whose
-        # CPU grows with the history (~8-16 ms a call at 40 messages); same request,
-        # headers, timeout, errors and response parsing otherwise
-        body = self._request(messages, mode, names)
-        body.update(body.pop("extra_body", None) or {})
-        response = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        response = await client.chat.completions.create(**self._request(messages, mode, names))
         return self._answer(response)
 
     def _answer(self, response: Any) -> RawAnswer:
