@@ -7,16 +7,22 @@ detector in its own process (as deployed). Latency under saturation is just Litt
 (episodes x in-flight steps / throughput); this measures it at a load the pipeline can
 carry.
 
-The sidecar HTTP part (verdict latency at a steady 500 req/s) needs ``monitor/api``
-(``runaway-monitor serve``); it is measured when that module is present.
+HTTP verdict latency: ``runaway-monitor serve`` in its own process (on the same Redis,
+its in-process detector) and an open-loop load from this one: ``--http-episodes``
+registered episodes each post their steps in order, paced so the service gets
+``--http-rate`` requests/s in total for ``--http-seconds``. A request is sent at its
+scheduled time unless its episode still waits for the previous verdict (the steps of
+one episode are ordered); latency is counted from the scheduled time, so a slow service
+cannot hide its queueing (no coordinated omission).
 
-    python bench/latency.py [--episodes 1000,10000] [--rate 1000] [--steps 8] [--json]
+    python bench/latency.py [--episodes 1000,10000] [--rate 1000] [--steps 8]
+                            [--http-rate 500] [--http-seconds 10] [--json]
 """
 
 import argparse
 import asyncio
-import importlib.util
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -93,13 +99,95 @@ async def detection(url: str, prefix: str, episodes: int, rate: float, steps: in
     }
 
 
+async def start_sidecar(url: str, prefix: str) -> tuple[asyncio.subprocess.Process, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "RUNAWAY_KEY_PREFIX": f"{prefix}-http",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("RUNAWAY_API_TOKEN", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "serve", "--port", str(port), "--with-detector",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def http_verdicts(url: str, prefix: str, rate: float, seconds: float, episodes: int) -> dict:
+    import aiohttp
+
+    proc, base = await start_sidecar(url, prefix)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    session = aiohttp.ClientSession(base, connector=connector)
+    try:
+        for _ in range(200):
+            try:
+                async with session.get("/readyz") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        ids = []
+        for _ in range(episodes):
+            async with session.post("/v1/episodes", json={"environment": "homeostasis"}) as r:
+                ids.append((await r.json())["episode_id"])
+        period = episodes / rate  # each episode posts one step per period
+        steps = max(1, int(seconds / period))
+        lat: list[float] = []
+        statuses: dict[int, int] = {}
+        fail_mode = 0
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.5
+
+        async def episode(i: int, episode_id: str) -> None:
+            nonlocal fail_mode
+            level = 100.0
+            for step in range(1, steps + 1):
+                due = t0 + (i / episodes + step - 1) * period
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                body = {"step": step, "observation": {"level": level}, "action": {"level": 1}}
+                async with session.post(f"/v1/episodes/{episode_id}/steps", json=body) as r:
+                    payload = await r.read()
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                lat.append((loop.time() - due) * 1000)
+                if b'"fail_mode":null' not in payload.replace(b" ", b""):
+                    fail_mode += 1
+
+        started = loop.time()
+        await asyncio.gather(*(episode(i, e) for i, e in enumerate(ids)))
+        wall = loop.time() - started - 0.5
+    finally:
+        await session.close()
+        proc.terminate()
+        await proc.wait()
+    return {
+        "http_offered_req_per_s": rate,
+        "http_achieved_req_per_s": round(len(lat) / wall, 1),
+        "http_requests": len(lat),
+        "http_episodes": episodes,
+        "http_statuses": ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
+        "http_fail_mode_answers": fail_mode,
+        "http_verdict_ms_p50": round(percentile(lat, 50), 2),
+        "http_verdict_ms_p99": round(percentile(lat, 99), 2),
+    }
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with bench_redis() as (url, prefix):
         for n in args.episodes:
             out |= await detection(url, prefix, n, args.rate, args.steps)
-    if importlib.util.find_spec("monitor.api") is None:
-        out["http_verdict"] = "not measured: the sidecar (monitor/api) is not on this branch"
+        if args.http_rate > 0:
+            out |= await http_verdicts(
+                url, prefix, args.http_rate, args.http_seconds, args.http_episodes
+            )
     return out
 
 
@@ -108,6 +196,9 @@ def cli() -> None:
     p.add_argument("--episodes", default="1000,10000")
     p.add_argument("--rate", type=float, default=1000.0, help="offered steps/s in total")
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--http-rate", type=float, default=500.0, help="requests/s; 0: skip HTTP")
+    p.add_argument("--http-seconds", type=float, default=10.0)
+    p.add_argument("--http-episodes", type=int, default=500)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     args.episodes = [int(x) for x in args.episodes.split(",") if x]

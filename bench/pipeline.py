@@ -79,9 +79,9 @@ async def pipeline_run(
     else:
         dtask = asyncio.create_task(detector.run(dstop))
     await submit_jobs(redis, settings.keys, specs)
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     results = await worker.run(asyncio.Event(), until_idle=True)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     if dtask is not None:
         dstop.set()
         await dtask
@@ -96,6 +96,7 @@ async def pipeline_run(
         "steps": played,
         "wall_s": wall,
         "steps_per_s": played / wall,
+        "cpu_us_per_step": cpu / played * 1e6,
         "flips": sum(r.flips for r in results),
         "recoveries": sum(r.recoveries for r in results),
         "lag_ms_p50": lags[len(lags) // 2] * 1000 if lags else 0.0,
@@ -145,14 +146,17 @@ async def raw_run(url: str, prefix: str, entries: list[tuple[str, dict]]) -> dic
                     acked += len(es)
         done.set()
 
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     await asyncio.gather(write(), read())
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     for s in renamed.values():
         await writer.delete(s)
     await writer.aclose()
     await reader.aclose()
-    return {"entries": total, "wall_s": wall, "entries_per_s": total / wall}
+    return {
+        "entries": total, "wall_s": wall, "entries_per_s": total / wall,
+        "cpu_us_per_entry": cpu / total * 1e6,
+    }  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,6 +172,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "pipeline_steps_per_s": round(pipe["steps_per_s"], 1),
             "raw_entries_per_s": round(raw["entries_per_s"], 1),
             "ratio": round(pipe["steps_per_s"] / raw["entries_per_s"], 3),
+            # CPU of this process (worker + detector, or the raw client): steadier than
+            # wall time on a shared machine
+            "pipeline_cpu_us_per_step": round(pipe["cpu_us_per_step"], 1),
+            "raw_cpu_us_per_entry": round(raw["cpu_us_per_entry"], 1),
             "flips": pipe["flips"],
             "recoveries": pipe["recoveries"],
             "detection_lag_ms_p50": round(pipe["lag_ms_p50"], 2),

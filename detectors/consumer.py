@@ -19,10 +19,10 @@ from detectors.records import EpisodeRecord, spec_field
 from detectors.reminder import reminder_text
 from monitor.connections import Entry, autoclaim_entries, stream_entries
 from monitor.metrics import DetectorMetrics
-from schemas.events import FlipEvent, RecoveryCommand, StepEvent, Verdict
+from schemas.events import FlipEvent, RecoveryCommand, StepEvent
 from schemas.keys import DETECTOR_GROUP, Keys
 from schemas.settings import Settings
-from schemas.wire import BadEntry, decode, encode
+from schemas.wire import BadEntry, decode, encode, encode_verdict
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +216,12 @@ class ShardConsumer:
                     reason=f"{d.mode} since step {d.onset_step}", step_ts=ev.ts,
                 )  # fmt: skip
                 batch.xadds.append((control, encode(cmd), cmaxlen))
-        verdict = Verdict(
-            episode_id=ev.episode_id, step=ev.step, verdict="reset" if reset else "continue",
-            savepoint_step=score.savepoint_step, runaway_index=score.runaway_index,
-            hazard=score.hazard, flags=sorted(score.flags),
-            detections=[d.flag for d in score.detections], step_ts=ev.ts,
+        verdict = encode_verdict(
+            ev.episode_id, ev.step, "reset" if reset else "continue", score.savepoint_step,
+            score.runaway_index, score.hazard, sorted(score.flags),
+            [d.flag for d in score.detections], ev.ts,
         )  # fmt: skip
-        batch.xadds.append((control, encode(verdict), cmaxlen))
+        batch.xadds.append((control, verdict, cmaxlen))
         batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
             "runaway_index": score.runaway_index,

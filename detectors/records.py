@@ -16,6 +16,35 @@ from schemas.episode import EpisodeSpec
 
 log = logging.getLogger(__name__)
 
+_SHARED: dict[str, Any] = {}  # canonical copies of the parts many specs share
+_SHARED_MAX = 4096
+
+
+def _shared(part: Any) -> Any:
+    """One instance per distinct (frozen) value: equal objectives, agent and detector
+    settings of thousands of episodes are kept once instead of once per episode."""
+    if part is None:
+        return None
+    key = f"{type(part).__name__}:{part.model_dump_json()}"
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        found = _SHARED[key] = part
+    return found
+
+
+def compact(spec: EpisodeSpec) -> EpisodeSpec:
+    """``spec`` with its objectives, agent and detector config shared with equal specs
+    (all are frozen models; the spec compares equal to the original)."""
+    return spec.model_copy(
+        update={
+            "objectives": _shared(spec.objectives),
+            "agent": _shared(spec.agent),
+            "detector": _shared(spec.detector),
+        }
+    )
+
 
 @dataclass(slots=True)
 class EpisodeRecord:
@@ -29,6 +58,7 @@ class EpisodeRecord:
 
     @classmethod
     def start(cls, spec: EpisodeSpec) -> "EpisodeRecord":
+        spec = compact(spec)
         return cls(spec=spec, scorer=EpisodeScorer(spec))
 
     def dump_state(self) -> bytes:
@@ -46,7 +76,7 @@ class EpisodeRecord:
 
     @classmethod
     def load(cls, spec_json: bytes, state_json: bytes | None) -> "EpisodeRecord":
-        spec = EpisodeSpec.model_validate_json(spec_json)
+        spec = compact(EpisodeSpec.model_validate_json(spec_json))
         if state_json is None:
             return cls.start(spec)
         state: dict[str, Any] = orjson.loads(state_json)

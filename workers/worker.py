@@ -68,11 +68,14 @@ class AgentBuilder:
         self._model_metrics: ModelMetrics | None = None
 
     def __call__(self, spec: EpisodeSpec, env: Environment) -> Agent:
-        from workers.agents import create_agent
-        from workers.agents.models import MODEL_KINDS, create_model_agent
+        from workers.agents import AGENT_FACTORIES, create_agent
 
         if spec.agent is None:
             raise ValueError("the episode spec names no agent")
+        if spec.agent.kind in AGENT_FACTORIES:  # scripted: no model SDK import (~2.7 s)
+            return create_agent(spec.agent, seed=spec.seed)
+        from workers.agents.models import MODEL_KINDS, create_model_agent
+
         if spec.agent.kind not in MODEL_KINDS:
             return create_agent(spec.agent, seed=spec.seed)
         if self._limits is None:

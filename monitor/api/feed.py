@@ -169,6 +169,9 @@ class Feed:
             f.last_seen = time.monotonic()
         labels = self.labels.get(episode_id, ("unknown", "unknown", "unknown"))
         payload: dict[str, Any]
+        if not self.hub.subscribers:  # nobody watches the live page: no payload to build
+            self._bookkeep(kind, episode_id, entry_id, ev, f, labels)
+            return
         if kind == "episode_started":
             self.remember(episode_id, ev.spec.environment, ev.spec.labels)
             self.follow(episode_id, before(entry_id))
@@ -201,3 +204,26 @@ class Feed:
             payload = ev.model_dump(mode="json")
         payload["kind"] = kind
         self.hub.publish(kind, episode_id, ev.id, orjson.dumps(payload))
+
+    def _bookkeep(
+        self, kind: str, episode_id: str, entry_id: str, ev: Any, f: Followed | None,
+        labels: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        """What :meth:`_route` does besides the SSE payload (same branches, same order)."""
+        if kind == "episode_started":
+            self.remember(episode_id, ev.spec.environment, ev.spec.labels)
+            self.follow(episode_id, before(entry_id))
+        elif kind == "step":
+            if f is None:
+                self.follow(episode_id, before(entry_id))
+            self.metrics.feed_steps.labels(*labels).inc()
+        elif kind == "verdict":
+            self.waiters.on_verdict(ev)
+            self.metrics.detection_lag.observe(max(0.0, time.time() - ev.step_ts))
+        elif kind == "recovery_command":
+            self.waiters.on_recovery(ev)
+            self.metrics.feed_recoveries.labels(*labels).inc()
+        elif kind == "flip":
+            self.metrics.feed_flips.labels(*labels, ev.flag).inc()
+        elif kind == "episode_finished" and f is not None:
+            f.finished_at = time.monotonic()
