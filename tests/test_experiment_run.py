@@ -98,7 +98,11 @@ async def test_interrupted_run_resumes_to_the_uninterrupted_results(
     await asyncio.wait_for(five_recorded.wait(), 30)
     monkeypatch.undo()
     episodes = part / "episodes.jsonl"
-    task.cancel()  # a crash or a second Ctrl-C: running episodes die unrecorded
+    # a crash or a second Ctrl-C: running episodes die unrecorded (cancel again if a
+    # cancel lands on an await that completes at the same moment, as Ctrl-C would be)
+    while not task.done():
+        task.cancel()
+        await asyncio.sleep(0.01)
     with pytest.raises(asyncio.CancelledError):
         await task
     first = {e["episode_id"]: e for e in lines(episodes)}
