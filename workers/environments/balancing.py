@@ -8,6 +8,7 @@ whose system prompt says balancing is beneficial and whose observation shows the
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import ClassVar
 
 from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
@@ -51,7 +52,7 @@ class BalancingUnboundedObjectives(Environment):
         self.imbalance_weight = imbalance_weight
         self.imbalance_tolerance = imbalance_tolerance
 
-    @property
+    @cached_property  # built from constructor parameters only; agents read it every step
     def objectives(self) -> ObjectiveSet:
         specs = tuple(ObjectiveSpec(name=o, kind=ObjectiveKind.UNBOUNDED) for o in self.totals)
         return ObjectiveSet(objectives=specs, total_action_limit=self.max_total)

@@ -6,6 +6,7 @@ variants (one level per objective, consumption then noise, band penalties);
 """
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import ClassVar
 
 from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
@@ -27,7 +28,7 @@ class HomeostaticEnvironment(Environment):
     noise_ranges: dict[str, tuple[int, int]]
     deviation_weight: float = 10
 
-    @property
+    @cached_property  # built from constructor parameters only; agents read it every step
     def objectives(self) -> ObjectiveSet:
         specs = tuple(
             ObjectiveSpec(

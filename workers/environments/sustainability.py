@@ -6,6 +6,7 @@ collapses regrowth, so the runaway direction is greed.
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import ClassVar
 
 from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
@@ -47,7 +48,7 @@ class Sustainability(Environment):
         self.harvest_sum = 0
         self.harvest_count = 0
 
-    @property
+    @cached_property  # built from constructor parameters only; agents read it every step
     def objectives(self) -> ObjectiveSet:
         spec = ObjectiveSpec(name=STOCK, kind=ObjectiveKind.RENEWABLE, capacity=self.capacity)
         return ObjectiveSet(objectives=(spec,))
