@@ -20,13 +20,13 @@ from detectors.reminder import reminder_text
 from monitor.connections import Entry, autoclaim_entries, stream_entries
 from monitor.metrics import DetectorMetrics
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
-from schemas.keys import DETECTOR_GROUP, Keys
+from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, encode, encode_verdict
 
 log = logging.getLogger(__name__)
 
-EPISODE_SUMMARY_TTL_S = 7 * 24 * 3600
+EPISODE_SUMMARY_TTL_S = EPISODE_TTL_S
 
 
 @dataclass

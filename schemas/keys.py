@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass
 
 DETECTOR_GROUP = "detectors"
+EPISODE_TTL_S = 7 * 24 * 3600  # episode summaries, control streams and the episode index
 WORKER_GROUP = "workers"
 
 

@@ -135,3 +135,22 @@ async def test_publisher_batches_concurrent_events(redis, settings):
     await asyncio.gather(*(publisher.publish(stream, e, 1000) for e in events))
     stored = await redis.xrange(stream)
     assert [f[b"d"] for _, f in stored] == [encode(e)["d"] for e in events]
+
+
+async def test_worker_episodes_are_listed_by_the_sidecar_api(redis, settings):
+    from tests.api_helpers import api_client
+
+    specs = [spec(f"listed{i}", "homeostasis", "drifting", steps=20, flip_step=5) for i in range(2)]
+    results, _ = await run_pipeline(redis, settings, specs)
+    assert all(r.outcome == "done" for r in results)
+    async with api_client(settings, detector=False) as client:
+        listing = await (await client.get("/v1/episodes", params={"status": "finished"})).json()
+        by_id = {e["episode_id"]: e for e in listing["items"]}
+        assert {"listed0", "listed1"} <= set(by_id)
+        assert by_id["listed0"]["source"] == "worker"
+        assert by_id["listed0"]["environment"] == "homeostasis"
+        assert by_id["listed0"]["last_step"] == 20 and by_id["listed0"]["flip_count"] >= 1
+        # the sidecar does not take steps for an episode a worker runs
+        body = {"step": 21, "observation": {"level": 100}, "action": {"level": 0}}
+        response = await client.post("/v1/episodes/listed0/steps", json=body)
+        assert response.status == 404

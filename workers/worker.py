@@ -21,6 +21,7 @@ dead-lettered instead of being run again. A worker that finds one of its jobs ta
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from monitor.connections import autoclaim_entries, ensure_group, stream_entries
 from monitor.metrics import WorkerMetrics
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished
-from schemas.keys import WORKER_GROUP
+from schemas.keys import EPISODE_TTL_S, WORKER_GROUP
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, decode_job, encode
 from workers.agents.base import Agent
@@ -247,6 +248,26 @@ class Worker:
             out.append((entry_id, fields, times))
         return out
 
+    async def _index_episode(self, spec: EpisodeSpec, status: str) -> None:
+        """List the episode beside the sidecar's (``GET /v1/episodes``); best effort.
+
+        No ``spec`` field: the sidecar refuses steps posted to an episode a worker runs.
+        """
+        key = self.keys.episode(spec.episode_id)
+        now = time.time()
+        fields = {
+            "status": status, "source": "worker", "registered_at": now, "updated_at": now,
+            "environment": spec.environment or "custom",
+            "model": spec.labels.get("model", spec.agent.kind if spec.agent else "unknown"),
+            "mitigation": spec.mitigation,
+        }  # fmt: skip
+        with contextlib.suppress(RedisError):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, EPISODE_TTL_S)
+            pipe.zadd(self.keys.episodes(), {spec.episode_id: now})
+            await pipe.execute()
+
     async def _reject(self, entry_id: bytes, reason: str) -> None:
         self.errors.append(f"job {entry_id.decode()}: {reason}")
         log.error("job %s rejected: %s", entry_id.decode(), reason)
@@ -283,6 +304,7 @@ class Worker:
         except (BadEntry, ValueError) as exc:
             await self._reject(entry_id, str(exc))
             return
+        await self._index_episode(spec, "active")
         inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inboxes[spec.episode_id] = inbox
         self._control_ids[spec.episode_id] = b"0-0"
@@ -336,6 +358,7 @@ class Worker:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.xack(self.keys.jobs(), WORKER_GROUP, entry_id)
                 pipe.delete(self.keys.control(spec.episode_id))
+                pipe.hset(self.keys.episode(spec.episode_id), "status", "finished")
                 await pipe.execute()
                 break
             except RedisError:
