@@ -40,7 +40,7 @@ def sent(server: FakeModelServer) -> list[list[dict]]:
 async def test_savepoint_recovery_on_the_wire(redis, settings, fake_model_server):
     async with model_agent(fake_model_server) as agent:
         await run_episode(redis, settings, "savepoint-recovery", agent=agent,
-                      control=[(8, [recovery(8, 5)])])  # fmt: skip
+                          control=[(8, [recovery(8, 5)])])  # fmt: skip
     step9 = sent(fake_model_server)[8]
     assert len(step9) == 1 + 2 * 5 + 1  # system, steps 1-5, the step-9 observation
     assert step9[-1]["content"].startswith("REMEMBER\n\n")
@@ -49,12 +49,12 @@ async def test_savepoint_recovery_on_the_wire(redis, settings, fake_model_server
 async def test_truncation_and_no_mitigation_on_the_wire(redis, settings, fake_model_server):
     async with model_agent(fake_model_server) as agent:
         await run_episode(redis, settings, "truncate-on-flip", agent=agent,
-                      control=[(8, [recovery(8, 5)])])  # fmt: skip
+                          control=[(8, [recovery(8, 5)])])  # fmt: skip
     assert [m["role"] for m in sent(fake_model_server)[8]] == ["system", "user"]
     fake_model_server.requests.clear()
     async with model_agent(fake_model_server) as agent:
         await run_episode(redis, settings, "none", agent=agent,
-                      control=[(8, [recovery(8, 5)])])  # fmt: skip
+                          control=[(8, [recovery(8, 5)])])  # fmt: skip
     assert len(sent(fake_model_server)[8]) == 1 + 2 * 8 + 1  # the command was ignored
 
 
