@@ -6,10 +6,9 @@ import orjson
 
 from detectors.offline import score_offline
 from monitor.analysis.rebuild import load_episode_log
-from schemas.episode import AgentSpec, EpisodeSpec
+from schemas.episode import EpisodeSpec
 from tests.fakes.model_server import RecordedRequest
-from tests.pipeline_helpers import run_pipeline
-from workers.environments.catalog import OBJECTIVES
+from tests.pipeline_helpers import run_pipeline, spec
 from workers.worker import Worker
 
 GREEDY, CALM = "0, 20", "1, 1"
@@ -40,19 +39,9 @@ def model_spec(
     steps: int = 20,
     mitigation: str = "none",
 ) -> EpisodeSpec:
-    return EpisodeSpec(
-        episode_id=episode_id,
-        environment=env,
-        objectives=OBJECTIVES[env],
-        seed=seed,
-        steps=steps,
-        mitigation=mitigation,
-        agent=AgentSpec(
-            kind="openai-compatible",
-            options={"model": "fake", "base_url": base_url, "structured": "off"},
-        ),
-        labels={"model": "fake"},
-    )
+    agent_options = {"model": "fake", "base_url": base_url, "structured": "off"}
+    built = spec(episode_id, env, "openai-compatible", steps=steps, seed=seed, **agent_options)
+    return built.model_copy(update={"mitigation": mitigation, "labels": {"model": "fake"}})
 
 
 async def run_logged(redis, settings, specs: list[EpisodeSpec], log_dir: Path) -> list:

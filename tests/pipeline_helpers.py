@@ -1,6 +1,7 @@
 """Running workers and detectors together in a test, in burst mode."""
 
 import asyncio
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -27,6 +28,43 @@ def spec(
     )
 
 
+@dataclass
+class RunningPipeline:
+    """A detector and a worker (burst mode) running as tasks, for tests that act mid-run."""
+
+    detector: DetectorService
+    worker: Worker
+    detector_stop: asyncio.Event
+    detector_task: asyncio.Task
+    worker_task: asyncio.Task
+
+    async def finish(self, timeout_s: float) -> list[EpisodeResult]:
+        """Wait for the worker to run out of jobs, then stop the detector."""
+        try:
+            return await asyncio.wait_for(self.worker_task, timeout_s)
+        finally:
+            self.detector_stop.set()
+            await self.detector_task
+
+
+async def start_pipeline(
+    redis: aioredis.Redis,
+    settings: Settings,
+    specs: list[EpisodeSpec],
+    worker: Worker | None = None,
+) -> RunningPipeline:
+    detector = DetectorService(redis, settings, name="test-detector")
+    worker = worker or Worker(redis, settings, name="test-worker")
+    await detector.ensure_groups()
+    await submit_jobs(redis, settings.keys, specs)
+    detector_stop = asyncio.Event()
+    return RunningPipeline(
+        detector, worker, detector_stop,
+        asyncio.create_task(detector.run(detector_stop)),
+        asyncio.create_task(worker.run(asyncio.Event(), until_idle=True)),
+    )  # fmt: skip
+
+
 async def run_pipeline(
     redis: aioredis.Redis,
     settings: Settings,
@@ -34,18 +72,8 @@ async def run_pipeline(
     worker: Worker | None = None,
     timeout_s: float = 60,
 ) -> tuple[list[EpisodeResult], DetectorService]:
-    detector = DetectorService(redis, settings, name="test-detector")
-    worker = worker or Worker(redis, settings, name="test-worker")
-    await detector.ensure_groups()
-    await submit_jobs(redis, settings.keys, specs)
-    stop, detector_stop = asyncio.Event(), asyncio.Event()
-    detector_task = asyncio.create_task(detector.run(detector_stop))
-    try:
-        results = await asyncio.wait_for(worker.run(stop, until_idle=True), timeout_s)
-    finally:
-        detector_stop.set()
-        await detector_task
-    return results, detector
+    running = await start_pipeline(redis, settings, specs, worker)
+    return await running.finish(timeout_s), running.detector
 
 
 async def stream_events(redis: aioredis.Redis, stream: str) -> list:

@@ -8,8 +8,6 @@ episodes are registered first so the path parameters also hit existing episodes.
 examples per operation are bounded so the test stays well under a minute.
 """
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,7 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
 from monitor.client import Monitor  # noqa: E402
-from tests.test_serve_cli import ROOT, _env, _free_port, _wait_ready  # noqa: E402
+from tests.serve_helpers import serve_process  # noqa: E402
 
 EXAMPLES_PER_OPERATION = 40
 REQUEST_TIMEOUT_S = 10.0
@@ -29,25 +27,8 @@ SKIP = {"/v1/events", "/v1/episodes/{episode_id}/events"}  # endless SSE streams
 
 @pytest.fixture
 def sidecar(tmp_path):
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve", "--port", str(port)],
-            cwd=ROOT, env=_env(RUNAWAY_SHARDS="2", RUNAWAY_STEP_TIMEOUT_S="1"),
-            stdout=subprocess.DEVNULL, stderr=err,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log)
+    with serve_process(tmp_path, RUNAWAY_SHARDS="2", RUNAWAY_STEP_TIMEOUT_S="1") as (url, _, log):
         yield url, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.timeout(90)

@@ -2,18 +2,12 @@
 fail mode still answers a step whose verdict was cut off, and the service recovers by
 itself when Redis comes back on the same address."""
 
-import socket
 import time
 import uuid
 
 from monitor.embedded_redis import EmbeddedRedis
 from tests.api_helpers import api_client, mo_step, register, wait_ready
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serve_helpers import free_port
 
 
 async def _start(port: int) -> EmbeddedRedis:
@@ -23,7 +17,7 @@ async def _start(port: int) -> EmbeddedRedis:
 
 
 async def test_redis_down_gives_503_and_recovers(settings):
-    port = _free_port()
+    port = free_port()
     server = await _start(port)
     settings = settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{port}/0", "redis_op_timeout_s": 1.0,

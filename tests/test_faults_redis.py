@@ -9,13 +9,10 @@ once it is back they carry on, and every step is scored and answered exactly onc
 
 import asyncio
 
-from detectors.service import DetectorService
 from monitor.connections import connect
 from monitor.embedded_redis import EmbeddedRedis
 from schemas.keys import DETECTOR_GROUP, WORKER_GROUP
-from tests.pipeline_helpers import spec, stream_events, wait_for
-from workers.jobs import submit_jobs
-from workers.worker import Worker
+from tests.pipeline_helpers import spec, start_pipeline, stream_events, wait_for
 
 
 async def test_redis_restart_mid_run(settings):
@@ -26,13 +23,8 @@ async def test_redis_restart_mid_run(settings):
         settings = settings.model_copy(update={"redis_url": server.url})
         specs = [spec(f"r{i}", "multiobjective-homeostasis", "drifting", steps=150, seed=i,
                       flip_step=40, relapse_after=1000) for i in range(6)]  # fmt: skip
-        detector = DetectorService(redis, settings, name="det")
-        worker = Worker(redis, settings, name="wrk")
-        await detector.ensure_groups()
-        await submit_jobs(redis, settings.keys, specs)
-        dstop = asyncio.Event()
-        dtask = asyncio.create_task(detector.run(dstop))
-        wtask = asyncio.create_task(worker.run(asyncio.Event(), until_idle=True))
+        running = await start_pipeline(redis, settings, specs)
+        detector, worker, wtask = running.detector, running.worker, running.worker_task
 
         async def halfway() -> bool:
             return worker.steps_played > 150 and detector.ready and worker.ready
@@ -47,10 +39,9 @@ async def test_redis_restart_mid_run(settings):
         assert not wtask.done()
         await asyncio.sleep(0.5)
         await server.start()  # same socket, data from the append-only file
-        results = await asyncio.wait_for(wtask, 90)
+        results = await asyncio.wait_for(asyncio.shield(wtask), 90)
         assert await wait_for(lambda: _true(detector.ready), 10)  # ready again
-        dstop.set()
-        await dtask
+        await running.finish(10)
 
         assert sorted(r.episode_id for r in results) == sorted(s.episode_id for s in specs)
         assert all(r.outcome == "done" and r.steps == 150 for r in results)

@@ -18,7 +18,7 @@ from detectors.service import DetectorService
 from schemas.events import StepEvent
 from schemas.keys import DETECTOR_GROUP
 from schemas.wire import MAX_ENTRY_BYTES, encode
-from tests.pipeline_helpers import spec, stream_events, wait_for
+from tests.pipeline_helpers import spec, start_pipeline, stream_events, wait_for
 from workers.jobs import submit_jobs
 from workers.worker import Worker
 
@@ -53,13 +53,8 @@ def garbage(episode_id: str) -> list[tuple[dict, str]]:
 async def test_garbage_is_dead_lettered_counted_and_the_run_goes_on(redis, settings):
     specs = [spec(f"g{i}", "homeostasis", "drifting", steps=60, seed=i, flip_step=20)
              for i in range(4)]  # fmt: skip
-    detector = DetectorService(redis, settings, name="det")
-    worker = Worker(redis, settings, name="wrk")
-    await detector.ensure_groups()
-    await submit_jobs(redis, settings.keys, specs)
-    dstop = asyncio.Event()
-    dtask = asyncio.create_task(detector.run(dstop))
-    wtask = asyncio.create_task(worker.run(asyncio.Event(), until_idle=True))
+    running = await start_pipeline(redis, settings, specs)
+    detector, worker = running.detector, running.worker
     assert await wait_for(lambda: _now(worker.steps_played > 20), 30)
     injected = 0
     for shard in range(settings.shards):
@@ -68,9 +63,7 @@ async def test_garbage_is_dead_lettered_counted_and_the_run_goes_on(redis, setti
             injected += 1
     # and garbage on a running episode's control stream
     await redis.xadd(settings.keys.control("g1"), {"k": "verdict", "v": "1", "d": b"{"})
-    results = await asyncio.wait_for(wtask, 60)
-    dstop.set()
-    await dtask
+    results = await running.finish(60)
 
     assert all(r.outcome == "done" and r.steps == 60 and len(r.lags_s) == 60 for r in results)
     reasons = []

@@ -6,13 +6,13 @@ dashboard and the alert rules evaluates successfully against that data."""
 import asyncio
 import os
 import shutil
-import socket
 
 import aiohttp
 import pytest
 import yaml
 
 from tests.api_helpers import api_client, mo_step, register
+from tests.serve_helpers import free_port
 from tests.test_deploy_files import DEPLOY, alert_exprs, dashboard_exprs
 from workers.recordings import BUNDLED_DIR, events_from_recording, read_tsv
 
@@ -37,12 +37,6 @@ async def _run(*args: str) -> tuple[int, str]:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_promtool_checks_deploy_files():
@@ -84,7 +78,7 @@ async def test_prometheus_scrapes_and_every_expression_evaluates(settings, redis
             ],
         }
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = (tmp_path / "prometheus.log").open("wb")
         prom = await asyncio.create_subprocess_exec(

@@ -3,71 +3,20 @@ detector; the sync and async clients get verdicts; SIGTERM stops it cleanly. Als
 bind guard refuses a public address without a token."""
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from monitor.client import AsyncMonitor, Monitor, MonitorError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "RUNAWAY_REDIS_URL", "RUNAWAY_API_TOKEN")}  # fmt: skip
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, limit_s: float = 30) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("serve never became ready")
+from tests.serve_helpers import ROOT, serve_env, serve_process
 
 
 @pytest.fixture
 def served(tmp_path):
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve", "--port", str(port)],
-            cwd=ROOT, env=_env(RUNAWAY_SHARDS="2"), stdout=subprocess.DEVNULL, stderr=err,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log)
+    with serve_process(tmp_path, RUNAWAY_SHARDS="2") as (url, proc, _):
         yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_serve_embedded_with_clients(served):
@@ -103,7 +52,7 @@ def test_serve_embedded_with_clients(served):
 def test_serve_refuses_public_bind_without_token():
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "serve", "--host", "0.0.0.0", "--port", "1"],
-        cwd=ROOT, env=_env(), capture_output=True, timeout=30,
+        cwd=ROOT, env=serve_env(), capture_output=True, timeout=30,
     )  # fmt: skip
     assert proc.returncode == 2
     assert b"RUNAWAY_API_TOKEN" in proc.stderr
