@@ -1,14 +1,18 @@
 """Detection latency: a step's publication to its verdict reaching the worker, p50/p99.
 
 N concurrent episodes (1,000 and 10,000 by default) each play paced steps, as agents
-waiting on a model do: every episode thinks ``think_s`` = N / rate seconds per step, so
-the offered load is ``--rate`` steps/s whatever N. The worker runs in this process, the
-detector in its own process (as deployed). Latency under saturation is just Little's law
-(episodes x in-flight steps / throughput); this measures it at a load the pipeline can
-carry.
+waiting on a model do: each episode steps every ``think_s`` = N / rate seconds, at phases
+spread evenly over the episodes, so the offered load is a steady ``--rate`` steps/s
+whatever N. The worker runs in this process, the
+detector in its own process (as deployed), started and holding its shards before the
+first episode. Latency under saturation is just Little's law (episodes x in-flight steps
+/ throughput); this measures it at a load the pipeline can carry. ``detection_ms_*`` is
+the steady state: steps published after every episode had started (the worker starting
+thousands of episodes at one instant is a burst); ``with_ramp_ms_*`` counts every step.
 
-HTTP verdict latency: ``runaway-monitor serve`` in its own process (on the same Redis,
-its in-process detector) and an open-loop load from this one: ``--http-episodes``
+HTTP verdict latency: ``runaway-monitor serve`` in its own process and a detector in
+another (as deployed; ``--http-detector in-process`` runs ``serve --with-detector``
+instead), on the same Redis, and an open-loop load from this process: ``--http-episodes``
 registered episodes each post their steps in order, paced so the service gets
 ``--http-rate`` requests/s in total for ``--http-seconds``. A request is sent at its
 scheduled time unless its episode still waits for the previous verdict (the steps of
@@ -16,7 +20,8 @@ one episode are ordered); latency is counted from the scheduled time, so a slow 
 cannot hide its queueing (no coordinated omission).
 
     python bench/latency.py [--episodes 1000,10000] [--rate 1000] [--steps 8]
-                            [--http-rate 500] [--http-seconds 10] [--json]
+                            [--http-rate 500] [--http-seconds 10]
+                            [--http-detector process|in-process] [--json]
 """
 
 import argparse
@@ -28,10 +33,26 @@ import time
 from typing import Any
 
 try:
-    from bench.common import ROOT, bench_redis, percentile, print_table, run
+    from bench.common import (
+        ROOT,
+        bench_redis,
+        cpu_seconds,
+        percentile,
+        print_table,
+        run,
+        start_detectors,
+    )
 except ImportError:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import ROOT, bench_redis, percentile, print_table, run
+    from bench.common import (
+        ROOT,
+        bench_redis,
+        cpu_seconds,
+        percentile,
+        print_table,
+        run,
+        start_detectors,
+    )
 
 from monitor.connections import connect
 from schemas.episode import EpisodeSpec
@@ -44,31 +65,31 @@ from workers.worker import Worker
 
 
 class PacedAgent:
-    """Any agent, answering after ``think_s`` (a model's latency), started at a random phase."""
+    """Any agent, answering on a schedule, as agents waiting on a model do.
 
-    def __init__(self, inner: Any, think_s: float, phase: float) -> None:
-        self.inner, self.think_s, self.phase = inner, think_s, phase
+    Step ``k`` is due at ``t0 + (phase + k - 1) * think_s`` (loop time): with phases
+    spread evenly over the episodes, the load is a steady ``episodes / think_s`` steps/s
+    whenever each episode started. A step already late is answered at once. ``answered``
+    gets the time of each answer: the step is published right after it.
+    """
+
+    def __init__(
+        self, inner: Any, think_s: float, t0: float, phase: float, answered: list[float]
+    ) -> None:
+        self.inner, self.think_s, self.t0, self.phase = inner, think_s, t0, phase
+        self.answered = answered
 
     async def act(self, context: AgentContext) -> Reply:
-        await asyncio.sleep(self.think_s * (self.phase if context.step == 1 else 1.0))
-        return await self.inner.act(context)
+        loop = asyncio.get_running_loop()
+        due = self.t0 + (self.phase + context.step - 1) * self.think_s
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        reply = await self.inner.act(context)
+        self.answered.append(time.time())
+        return reply
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-async def start_detector(url: str, settings: Settings) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "RUNAWAY_KEY_PREFIX": settings.key_prefix,
-        "RUNAWAY_SHARDS": str(settings.shards),
-        "PYTHONPATH": str(ROOT),
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "detector", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 async def detection(url: str, prefix: str, episodes: int, rate: float, steps: int) -> dict:
@@ -76,30 +97,47 @@ async def detection(url: str, prefix: str, episodes: int, rate: float, steps: in
     think_s = episodes / rate
     redis = connect(url, max_connections=128)
     counter = iter(range(10**9))
+    answered: dict[str, list[float]] = {}
+    t0 = 0.0
 
     def agent_factory(spec: EpisodeSpec, env: Environment) -> Any:
         inner = create_agent(spec.agent, seed=spec.seed)  # type: ignore[arg-type]
-        return PacedAgent(inner, think_s, (next(counter) % 1000) / 1000)
+        times = answered[spec.episode_id] = []
+        return PacedAgent(inner, think_s, t0, next(counter) / episodes, times)
 
-    detector = await start_detector(url, settings)
+    (detector,) = await start_detectors(url, settings)
     worker = Worker(redis, settings, name="lat-worker", agent_factory=agent_factory)
     await submit_jobs(redis, settings.keys, demo_specs(episodes, steps, "lat", seed=0))
+    t0 = asyncio.get_running_loop().time() + 1.0  # the first steps once episodes are up
     started = time.perf_counter()
     results = await worker.run(asyncio.Event(), until_idle=True)
     wall = time.perf_counter() - started
     detector.terminate()
     await detector.wait()
     await redis.aclose()
-    lags = [lag * 1000 for r in results for lag in r.lags_s]
+    # steady state: steps published once every episode was running (the start of
+    # thousands of episodes at one instant is a burst no deployment sees twice)
+    ramp_end = max(times[0] for times in answered.values() if times)
+    lags, steady = [], []
+    for r in results:
+        for lag, at in zip(r.lags_s, answered[r.episode_id], strict=False):
+            lags.append(lag * 1000)
+            if at > ramp_end:
+                steady.append(lag * 1000)
     return {
         f"e{episodes}_offered_steps_per_s": rate,
         f"e{episodes}_achieved_steps_per_s": round(len(lags) / wall, 1),
-        f"e{episodes}_detection_ms_p50": round(percentile(lags, 50), 2),
-        f"e{episodes}_detection_ms_p99": round(percentile(lags, 99), 2),
+        f"e{episodes}_detection_ms_p50": round(percentile(steady, 50), 2),
+        f"e{episodes}_detection_ms_p99": round(percentile(steady, 99), 2),
+        f"e{episodes}_steady_steps": len(steady),
+        f"e{episodes}_with_ramp_ms_p50": round(percentile(lags, 50), 2),
+        f"e{episodes}_with_ramp_ms_p99": round(percentile(lags, 99), 2),
     }
 
 
-async def start_sidecar(url: str, prefix: str) -> tuple[asyncio.subprocess.Process, str]:
+async def start_sidecar(
+    url: str, prefix: str, with_detector: bool
+) -> tuple[asyncio.subprocess.Process, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -111,16 +149,25 @@ async def start_sidecar(url: str, prefix: str) -> tuple[asyncio.subprocess.Proce
     }
     env.pop("RUNAWAY_API_TOKEN", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "serve", "--port", str(port), "--with-detector",
+        sys.executable, "-m", "monitor", "serve", "--port", str(port),
+        *(["--with-detector"] if with_detector else []),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     return proc, f"http://127.0.0.1:{port}"
 
 
-async def http_verdicts(url: str, prefix: str, rate: float, seconds: float, episodes: int) -> dict:
+async def http_verdicts(
+    url: str, prefix: str, rate: float, seconds: float, episodes: int, detector_mode: str
+) -> dict:
     import aiohttp
 
-    proc, base = await start_sidecar(url, prefix)
+    in_process = detector_mode == "in-process"
+    proc, base = await start_sidecar(url, prefix, with_detector=in_process)
+    detector = None
+    if not in_process:
+        (detector,) = await start_detectors(
+            url, Settings(redis_url=url, key_prefix=f"{prefix}-http")
+        )
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     session = aiohttp.ClientSession(base, connector=connector)
     try:
@@ -160,22 +207,30 @@ async def http_verdicts(url: str, prefix: str, rate: float, seconds: float, epis
                 if b'"fail_mode":null' not in payload.replace(b" ", b""):
                     fail_mode += 1
 
+        pids = {"serve": proc.pid, "detector": detector.pid if detector else None, "load": None}
+        cpu0 = {k: cpu_seconds(pid) for k, pid in pids.items() if k == "load" or pid}
         started = loop.time()
         await asyncio.gather(*(episode(i, e) for i, e in enumerate(ids)))
         wall = loop.time() - started - 0.5
+        cpu = {k: cpu_seconds(pids[k]) - v for k, v in cpu0.items()}
     finally:
         await session.close()
-        proc.terminate()
-        await proc.wait()
+        for p in (proc, detector):
+            if p is not None:
+                p.terminate()
+                await p.wait()
     return {
         "http_offered_req_per_s": rate,
         "http_achieved_req_per_s": round(len(lat) / wall, 1),
         "http_requests": len(lat),
         "http_episodes": episodes,
+        "http_detector": detector_mode,
         "http_statuses": ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
         "http_fail_mode_answers": fail_mode,
         "http_verdict_ms_p50": round(percentile(lat, 50), 2),
         "http_verdict_ms_p99": round(percentile(lat, 99), 2),
+        # CPU per request of each process: steadier than latency on a shared machine
+        **{f"http_{k}_cpu_ms_per_req": round(v / len(lat) * 1000, 3) for k, v in cpu.items()},
     }
 
 
@@ -186,8 +241,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             out |= await detection(url, prefix, n, args.rate, args.steps)
         if args.http_rate > 0:
             out |= await http_verdicts(
-                url, prefix, args.http_rate, args.http_seconds, args.http_episodes
-            )
+                url, prefix, args.http_rate, args.http_seconds, args.http_episodes,
+                args.http_detector,
+            )  # fmt: skip
     return out
 
 
@@ -199,6 +255,7 @@ def cli() -> None:
     p.add_argument("--http-rate", type=float, default=500.0, help="requests/s; 0: skip HTTP")
     p.add_argument("--http-seconds", type=float, default=10.0)
     p.add_argument("--http-episodes", type=int, default=500)
+    p.add_argument("--http-detector", choices=("process", "in-process"), default="process")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     args.episodes = [int(x) for x in args.episodes.split(",") if x]

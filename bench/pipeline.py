@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 try:
-    from bench.common import ROOT, bench_redis, print_table, run
+    from bench.common import bench_redis, cpu_seconds, print_table, run, start_detectors
 except ImportError:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import ROOT, bench_redis, print_table, run
+    from bench.common import bench_redis, cpu_seconds, print_table, run, start_detectors
 
 import redis.asyncio as aioredis
 
@@ -55,33 +55,14 @@ async def pipeline_run(
     dstop = asyncio.Event()
     dtask = None
     if detectors:
-        env = {
-            **os.environ,
-            "REDIS_URL": url,
-            "RUNAWAY_KEY_PREFIX": settings.key_prefix,
-            "RUNAWAY_SHARDS": str(settings.shards),
-            "RUNAWAY_HEARTBEAT_S": "0.2",
-            "PYTHONPATH": str(ROOT),
-        }
-        for _ in range(detectors):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "monitor", "detector", env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            procs.append(proc)
-        # wait until all detectors own their share of the shards
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            owners = [await redis.get(settings.keys.lease(s)) for s in range(settings.shards)]
-            if all(owners) and len(set(owners)) == min(detectors, settings.shards):
-                break
-            await asyncio.sleep(0.1)
+        procs = await start_detectors(url, settings, detectors, RUNAWAY_HEARTBEAT_S="0.2")
     else:
         dtask = asyncio.create_task(detector.run(dstop))
     await submit_jobs(redis, settings.keys, specs)
     started, cpu0 = time.perf_counter(), time.process_time()
     results = await worker.run(asyncio.Event(), until_idle=True)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    detector_cpu = sum(cpu_seconds(p.pid) for p in procs)
     if dtask is not None:
         dstop.set()
         await dtask
@@ -97,6 +78,7 @@ async def pipeline_run(
         "wall_s": wall,
         "steps_per_s": played / wall,
         "cpu_us_per_step": cpu / played * 1e6,
+        "detector_cpu_us_per_step": detector_cpu / played * 1e6,
         "flips": sum(r.flips for r in results),
         "recoveries": sum(r.recoveries for r in results),
         "lag_ms_p50": lags[len(lags) // 2] * 1000 if lags else 0.0,
@@ -185,6 +167,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             settings = base.model_copy(update={"key_prefix": f"{prefix}-d{n}"})
             res = await pipeline_run(url, settings, args.episodes, args.steps, detectors=n)
             out[f"detectors_{n}_steps_per_s"] = round(res["steps_per_s"], 1)
+            out[f"detectors_{n}_ratio"] = round(res["steps_per_s"] / raw["entries_per_s"], 3)
+            out[f"detectors_{n}_worker_cpu_us_per_step"] = round(res["cpu_us_per_step"], 1)
+            out[f"detectors_{n}_detector_cpu_us_per_step"] = round(
+                res["detector_cpu_us_per_step"], 1
+            )
             out[f"detectors_{n}_identical"] = res["results"] == reference
         return out
 

@@ -3,8 +3,10 @@
 Each shard is owned by one detector at a time (see :mod:`detectors.service`), so every
 step of an episode is scored in stream order. Per batch: decode (bad entries go to the
 dead-letter stream with the reason), load missing episode states from the checkpoint
-hash, score, then write verdicts, flips, recovery commands, new checkpoints and the acks
-in one MULTI/EXEC. Nothing is acked before the state and commands it caused are written.
+hash, score, then write verdicts, flips, recovery commands (to the episode's control
+stream and the shard's verdicts stream), new checkpoints and the acks in one atomic call
+(:mod:`monitor.batch_writes`). Nothing is acked before the state and commands it caused
+are written.
 """
 
 import logging
@@ -17,12 +19,13 @@ import redis.asyncio as aioredis
 
 from detectors.records import EpisodeRecord, spec_field
 from detectors.reminder import reminder_text
+from monitor.batch_writes import BatchWriter, WriteBatch
 from monitor.connections import Entry, autoclaim_entries, stream_entries
 from monitor.metrics import DetectorMetrics
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
 from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
 from schemas.settings import Settings
-from schemas.wire import BadEntry, decode, encode, encode_verdict
+from schemas.wire import BadEntry, decode, encode, encode_verdict, routed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,9 @@ class ShardConsumer:
         self.consumer = consumer
         self.metrics = metrics
         self.stream = self.keys.steps(shard)
+        self.verdicts = self.keys.verdicts(shard)
+        self.verdicts_maxlen = settings.verdicts_maxlen
+        self.writer = BatchWriter(redis)
         self.records: dict[str, EpisodeRecord] = {}
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
@@ -177,9 +183,10 @@ class ShardConsumer:
         if ev.step <= rec.last_step:
             self.metrics.duplicates.inc()
             return False
-        names = rec.spec.objectives.names
-        if set(ev.action) != set(names) or set(ev.observation) != set(names):
-            self._dead(batch, None, ev, f"objectives do not match the episode's {list(names)}")
+        names = rec.names
+        if names != ev.action.keys() or names != ev.observation.keys():
+            expected = list(rec.spec.objectives.names)
+            self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
             return False
         score = rec.scorer.update(ev)
         rec.last_step = ev.step
@@ -190,8 +197,9 @@ class ShardConsumer:
             counter = self._steps_metric[env] = self.metrics.steps.labels(env)
         counter.inc()
         self.metrics.runaway_index.observe(score.runaway_index)
-        control = self.keys.control(ev.episode_id)
-        cmaxlen = self.settings.control_maxlen
+        control = rec.control_key
+        if not control:
+            control = rec.control_key = self.keys.control(ev.episode_id)
         reset = False
         for d in score.detections:
             rec.flips += 1
@@ -215,13 +223,13 @@ class ShardConsumer:
                     reminder=reminder_text(rec.spec.objectives) if cfg.reminder else None,
                     reason=f"{d.mode} since step {d.onset_step}", step_ts=ev.ts,
                 )  # fmt: skip
-                batch.xadds.append((control, encode(cmd), cmaxlen))
+                self._control(batch, control, ev.episode_id, encode(cmd))
         verdict = encode_verdict(
             ev.episode_id, ev.step, "reset" if reset else "continue", score.savepoint_step,
             score.runaway_index, score.hazard, sorted(score.flags),
             [d.flag for d in score.detections], ev.ts,
         )  # fmt: skip
-        batch.xadds.append((control, verdict, cmaxlen))
+        self._control(batch, control, ev.episode_id, verdict)
         batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
             "runaway_index": score.runaway_index,
@@ -234,6 +242,12 @@ class ShardConsumer:
             batch.expire.append(ev.episode_id)
         self.metrics.processing_lag.observe(max(0.0, time.time() - ev.ts))
         return True
+
+    def _control(self, batch: _Batch, control: str, episode_id: str, fields: dict) -> None:
+        """A control entry goes to the episode's log and to the shard's verdicts stream,
+        which the episode's worker or sidecar follows."""
+        batch.xadds.append((control, fields, self.settings.control_maxlen))
+        batch.xadds.append((self.verdicts, routed(fields, episode_id), self.verdicts_maxlen))
 
     def _dead(self, batch: _Batch, entry_id: bytes | None, raw: Any, reason: str) -> None:
         """Move an entry to the dead-letter stream with its reason (and ack it)."""
@@ -260,18 +274,18 @@ class ShardConsumer:
     async def _commit(self, batch: _Batch) -> None:
         if not (batch.xadds or batch.acks or batch.states):
             return
-        pipe = self.redis.pipeline(transaction=True)
+        writes = WriteBatch()
         for stream, fields, maxlen in batch.xadds:
-            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
+            writes.xadd(stream, fields, maxlen)
         state_key = self.keys.detector_state(self.shard)
         if batch.states:
-            pipe.hset(state_key, mapping=batch.states)
+            writes.hset(state_key, batch.states)
         if batch.finished:
-            pipe.hdel(state_key, *batch.finished, *(spec_field(e) for e in batch.finished))
+            writes.hdel(state_key, [*batch.finished, *(spec_field(e) for e in batch.finished)])
         for episode_id, summary in batch.summaries.items():
-            pipe.hset(self.keys.episode(episode_id), mapping=summary)
+            writes.hset(self.keys.episode(episode_id), summary)
         for episode_id in batch.expire:
-            pipe.expire(self.keys.episode(episode_id), EPISODE_SUMMARY_TTL_S)
+            writes.expire(self.keys.episode(episode_id), EPISODE_SUMMARY_TTL_S)
         if batch.acks:
-            pipe.xack(self.stream, DETECTOR_GROUP, *batch.acks)
-        await pipe.execute()
+            writes.xack(self.stream, DETECTOR_GROUP, batch.acks)
+        await self.writer.send(writes)

@@ -55,6 +55,11 @@ class EpisodeRecord:
     recoveries_sent: int = 0
     last_score: StepScore | None = field(default=None, repr=False)
     summary_ttl_set: bool = field(default=False, repr=False)  # EXPIRE sent for the summary
+    names: frozenset[str] = field(init=False, repr=False)  # checked against every step
+    control_key: str = field(default="", repr=False)  # set by the consumer on first use
+
+    def __post_init__(self) -> None:
+        self.names = frozenset(self.spec.objectives.names)
 
     @classmethod
     def start(cls, spec: EpisodeSpec) -> "EpisodeRecord":

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from detectors.consumer import ShardConsumer
-from monitor.connections import consumer_name, ensure_group
+from monitor.connections import consumer_name, dedicated, ensure_group
 from monitor.metrics import DetectorMetrics
 from schemas.keys import DETECTOR_GROUP
 from schemas.settings import Settings
@@ -144,7 +144,13 @@ class DetectorService:
         )
 
     async def _run_shard(self, shard: int, stop: asyncio.Event) -> None:
-        consumer = self.consumers[shard] = self._consumer(shard)
+        async with dedicated(self.redis) as redis:
+            await self._consume(shard, redis, stop)
+
+    async def _consume(self, shard: int, redis: aioredis.Redis, stop: asyncio.Event) -> None:
+        consumer = self.consumers[shard] = ShardConsumer(
+            redis, self.settings, shard, self.name, self.metrics
+        )
         backoff, taken_over = 0.05, False
         while not stop.is_set() and shard in self._tasks:
             try:

@@ -1,8 +1,10 @@
 """Redis connections, and the one adapter that normalises redis-py's reply shapes."""
 
+import asyncio
+import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -92,6 +94,51 @@ def connect(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         elif cls is UnixDomainSocketConnection:
             pool.connection_class = FastUnixConnection
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def keep_connection(redis: Any) -> Any:
+    """A client that keeps one connection of ``redis``'s pool, for code that calls Redis
+    all the time (a stream reader, a batching flusher); give it back with
+    :func:`give_back`.
+
+    Why: a call through the pool acquires and releases a connection under a lock and a
+    timeout, a good part of a short call's cost. On a Redis Cluster the client routes
+    every call to its node itself, so it is used as it is.
+    """
+    return redis if is_cluster(redis) else redis.client()
+
+
+async def give_back(client: Any, redis: Any) -> None:
+    """Release what :func:`keep_connection` kept; shielded: a second cancellation must not
+    leave the connection held."""
+    if client is not redis:
+        await asyncio.shield(client.aclose())
+
+
+@contextlib.asynccontextmanager
+async def dedicated(redis: Any) -> AsyncIterator[Any]:
+    """:func:`keep_connection` for the duration of a block."""
+    client = keep_connection(redis)
+    try:
+        yield client
+    finally:
+        await give_back(client, redis)
+
+
+def is_cluster(redis: Any) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+def read_groups(redis: Any, shards: int) -> list[list[int]]:
+    """Shards whose streams one XREAD may read together.
+
+    On one server, all of them: one call per wake instead of one per shard (each call
+    costs far more in redis-py than the entries it returns). On a Redis Cluster each
+    shard is its own hash slot, and a multi-key read must stay in one slot.
+    """
+    if is_cluster(redis):
+        return [[s] for s in range(shards)]
+    return [list(range(shards))]
 
 
 def _b(value: Any) -> bytes:

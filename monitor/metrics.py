@@ -5,11 +5,28 @@ mitigation, flag, outcome), never episode ids.
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RI_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, memoised on the metric.
+
+    Why: ``labels()`` validates and takes a lock on every call (~10 us); the request and
+    step paths call it several times each. Label values are bounded sets, so is the memo.
+    """
+    memo: dict[tuple[str, ...], Any] | None = getattr(metric, "_runaway_children", None)
+    if memo is None:
+        memo = {}
+        metric._runaway_children = memo
+    found = memo.get(values)
+    if found is None:
+        found = memo[values] = metric.labels(*values)
+    return found
 
 
 @dataclass

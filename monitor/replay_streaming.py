@@ -64,7 +64,10 @@ async def _publish(
         events += [e.model_copy(update={"episode_id": episode_id}) for e in traj.events]
         events.append(EpisodeFinished(episode_id=episode_id, step=len(traj.events)))
         sends += [publisher.publish(stream, e, maxlen) for e in events]
-    await asyncio.gather(*sends)
+    try:
+        await asyncio.gather(*sends)
+    finally:
+        await publisher.aclose()
 
 
 async def _collect(

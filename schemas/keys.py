@@ -35,8 +35,14 @@ class Keys:
         return self._tagged(shard, "flips")
 
     def control(self, episode_id: str) -> str:
-        """Verdicts and RecoveryCommands for one episode; read by its worker or sidecar."""
+        """Verdicts and RecoveryCommands for one episode: its log, for the API and tools."""
         return self._tagged(self.shard_of(episode_id), f"control:{episode_id}")
+
+    def verdicts(self, shard: int) -> str:
+        """The same Verdicts and RecoveryCommands for every episode of the shard, each
+        tagged with its episode id (field ``e``): workers and the sidecar follow all
+        their episodes with one read per shard instead of one key per episode."""
+        return self._tagged(shard, "verdicts")
 
     def deadletter(self, shard: int) -> str:
         """Entries that could not be processed, with the reason."""

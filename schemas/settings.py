@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # streams
     steps_maxlen: int = Field(default=200_000, ge=1_000, description="MAXLEN ~ for steps")
     control_maxlen: int = Field(default=200, ge=10, description="MAXLEN ~ per control stream")
+    verdicts_maxlen: int = Field(
+        default=100_000, ge=1_000, description="MAXLEN ~ for each shard's verdicts stream"
+    )
     flips_maxlen: int = Field(default=50_000, ge=100)
     deadletter_maxlen: int = Field(default=10_000, ge=100)
 
@@ -58,7 +61,7 @@ class Settings(BaseSettings):
         default=10_000, ge=0, description="/readyz: most unread steps per shard for the group"
     )
     follow_max_episodes: int = Field(
-        default=5_000, ge=1, description="episodes whose verdicts the live feed follows"
+        default=5_000, ge=1, description="episodes the live feed tracks as active at once"
     )
     metrics_port: int | None = Field(default=None, description="worker/detector /metrics port")
     metrics_host: str = Field(
@@ -84,7 +87,13 @@ class Settings(BaseSettings):
     model_max_retry_after_s: float = Field(
         default=120.0, ge=0, description="give up rather than wait longer than this"
     )
-    model_concurrency: int = Field(default=16, ge=1, description="calls at once per provider")
+    # None: as many as the worker runs episodes (each waits on at most one call), so the
+    # worker's concurrency is the bound; hosted APIs limit by requests and tokens per
+    # minute, which model_rate_limit_rps and the 429/Retry-After handling cover
+    # (docs/models.md, "Concurrency")
+    model_concurrency: int | None = Field(
+        default=None, ge=1, description="calls at once per provider endpoint; none: concurrency"
+    )
     model_rate_limit_rps: float | None = Field(
         default=None, gt=0, description="requests/s per provider; none: unlimited"
     )

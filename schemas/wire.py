@@ -1,8 +1,10 @@
 """Encoding of events as Redis stream entries, and the one place that decodes them.
 
-An entry is ``{"k": kind, "v": schema version, "d": event JSON}``. Decoding accepts the
-bytes or str shapes that redis-py returns under RESP2 and RESP3 and raises
-:class:`BadEntry` with a reason that goes to the dead-letter stream.
+An entry is ``{"k": kind, "v": schema version, "d": event JSON}``; entries of a shard's
+verdicts stream add ``"e": episode id`` so a reader can skip other episodes' entries
+without decoding them. Decoding accepts the bytes or str shapes that redis-py returns
+under RESP2 and RESP3 and raises :class:`BadEntry` with a reason that goes to the
+dead-letter stream.
 """
 
 import time
@@ -71,8 +73,26 @@ def encode_verdict(
     return {"k": b"verdict", "v": _VERSION, "d": data}
 
 
+def routed(fields: dict[str, bytes], episode_id: str) -> dict[str, bytes]:
+    """``fields`` tagged with the episode they belong to (the shard verdicts stream)."""
+    return {**fields, "e": episode_id.encode()}
+
+
+def entry_episode(fields: Mapping[Any, Any]) -> str | None:
+    """The episode id a routed entry names, or None (a reader then skips it)."""
+    value = fields.get(b"e", fields.get("e"))
+    if value is None:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+_BYTES_NAMES = {name: name.encode() for name in ("k", "v", "d", "e")}
+
+
 def _field(fields: Mapping[Any, Any], name: str) -> bytes:
-    value = fields.get(name.encode(), fields.get(name))
+    value = fields.get(_BYTES_NAMES.get(name) or name.encode())  # RESP2 and RESP3: bytes
+    if value is None:
+        value = fields.get(name)
     if value is None:
         raise BadEntry(f"missing field {name!r}")
     return value.encode() if isinstance(value, str) else bytes(value)
@@ -81,7 +101,7 @@ def _field(fields: Mapping[Any, Any], name: str) -> bytes:
 def decode(fields: Mapping[Any, Any]) -> Any:
     """The event in one stream entry, or :class:`BadEntry`."""
     version = _field(fields, "v")
-    if version != b"%d" % SCHEMA_VERSION:
+    if version != _VERSION:
         raise BadEntry(f"schema version {version[:16]!r} is not {SCHEMA_VERSION}")
     data = _field(fields, "d")
     if len(data) > MAX_ENTRY_BYTES:

@@ -1,6 +1,7 @@
 """Running workers and detectors together in a test, in burst mode."""
 
 import asyncio
+import inspect
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -107,11 +108,14 @@ async def start_process(role: str, env: dict[str, str]) -> "asyncio.subprocess.P
 
 
 async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> bool:
-    """Poll an async predicate until true; False after ``timeout_s`` (tests then fail)."""
+    """Poll a predicate (plain or async) until true; False after ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
-        if await predicate():
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return True
         await asyncio.sleep(interval_s)
     return False

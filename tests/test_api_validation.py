@@ -182,3 +182,22 @@ def test_bind_guard():
     check_bind("0.0.0.0", "token")
     with pytest.raises(ValueError, match="RUNAWAY_API_TOKEN"):
         check_bind("0.0.0.0", None)
+
+
+async def test_steps_accepted_in_one_batch_keep_their_own_answers(settings, redis):
+    """A next step, a duplicate, a gap and an unknown episode sent at the same instant go
+    out in one accept call; each request still gets its own answer."""
+    import asyncio
+
+    async with api_client(settings, detector=False, step_timeout_s=0.2) as client:
+        a, b = await register(client), await register(client)
+        assert (await client.post(f"/v1/episodes/{a}/steps", json=mo_step(1))).status == 200
+        posts = [
+            client.post(f"/v1/episodes/{a}/steps?wait=false", json=mo_step(2)),
+            client.post(f"/v1/episodes/{b}/steps?wait=false", json=mo_step(1)),
+            client.post(f"/v1/episodes/{b}/steps?wait=false", json=mo_step(3)),
+            client.post("/v1/episodes/nobody/steps?wait=false", json=mo_step(1)),
+        ]
+        answers = await asyncio.gather(*posts)
+        assert [r.status for r in answers] == [202, 202, 409, 404]
+        assert (await answers[2].json())["error"] == "step_gap"

@@ -59,3 +59,33 @@ async def test_cluster_matches_single_node(redis, settings):
 def test_settings_accept_cluster_urls():
     s = Settings(redis_url="redis+cluster://127.0.0.1:7000")
     assert s.redis_url.startswith("redis+cluster://")
+
+
+async def test_sidecar_on_a_cluster_answers_concurrent_steps_of_every_shard(settings):
+    """Concurrent steps of episodes on several masters go out in batched accept calls
+    (one per shard on a cluster) and each request gets its own episode's verdict."""
+    import asyncio
+
+    from tests.api_helpers import api_client, mo_step, register
+
+    async with redis_cluster() as url:
+        csettings = settings.model_copy(update={"redis_url": url, "shards": 6})
+        async with api_client(csettings, step_timeout_s=10) as client:
+            episodes = [await register(client) for _ in range(12)]
+            assert len({csettings.keys.shard_of(e) for e in episodes}) > 2
+
+            async def play(episode_id: str) -> list[int]:
+                steps = []
+                for step in range(1, 6):
+                    resp = await client.post(f"/v1/episodes/{episode_id}/steps",
+                                             json=mo_step(step))  # fmt: skip
+                    assert resp.status == 200, await resp.text()
+                    body = await resp.json()
+                    assert body["episode_id"] == episode_id and body["fail_mode"] is None
+                    steps.append(body["step"])
+                return steps
+
+            played = await asyncio.gather(*(play(e) for e in episodes))
+            assert played == [[1, 2, 3, 4, 5]] * len(episodes)
+            dup = await client.post(f"/v1/episodes/{episodes[0]}/steps", json=mo_step(5))
+            assert dup.status == 409 and (await dup.json())["error"] == "duplicate_step"

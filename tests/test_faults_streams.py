@@ -55,14 +55,15 @@ async def test_garbage_is_dead_lettered_counted_and_the_run_goes_on(redis, setti
              for i in range(4)]  # fmt: skip
     running = await start_pipeline(redis, settings, specs)
     detector, worker = running.detector, running.worker
-    assert await wait_for(lambda: _now(worker.steps_played > 20), 30)
+    assert await wait_for(lambda: worker.steps_played > 20, 30)
     injected = 0
     for shard in range(settings.shards):
         for fields, _ in garbage("g0"):
             await redis.xadd(settings.keys.steps(shard), fields)
             injected += 1
-    # and garbage on a running episode's control stream
-    await redis.xadd(settings.keys.control("g1"), {"k": "verdict", "v": "1", "d": b"{"})
+    # and garbage addressed to a running episode on its shard's verdicts stream
+    verdicts = settings.keys.verdicts(settings.keys.shard_of("g1"))
+    await redis.xadd(verdicts, {"k": "verdict", "v": "1", "d": b"{", "e": "g1"})
     results = await running.finish(60)
 
     assert all(r.outcome == "done" and r.steps == 60 and len(r.lags_s) == 60 for r in results)
@@ -88,7 +89,7 @@ async def test_slow_detectors_hold_workers_back(redis, settings):
     await submit_jobs(redis, settings.keys, specs)
     wtask = asyncio.create_task(worker.run(asyncio.Event(), until_idle=True))
     # no detector: every episode plays max_inflight_steps and then waits for verdicts
-    assert await wait_for(lambda: _now(worker.steps_played == 5 * 3), 30)
+    assert await wait_for(lambda: worker.steps_played == 5 * 3, 30)
     await asyncio.sleep(0.5)
     assert worker.steps_played == 5 * 3
     assert all(len(r.history.messages) <= 1 + 2 * 3 for r in worker._runners.values())
@@ -105,7 +106,3 @@ async def test_slow_detectors_hold_workers_back(redis, settings):
     dstop.set()
     await dtask
     assert all(r.steps == 200 and len(r.lags_s) == 200 for r in results)
-
-
-async def _now(value: bool) -> bool:
-    return value

@@ -82,3 +82,83 @@ async def test_killed_worker_episodes_are_abandoned_and_rerun(redis, settings):
     keys = [k async for k in redis.scan_iter(match=f"{clean_settings.key_prefix}:*")]
     if keys:
         await redis.unlink(*keys)
+
+
+async def test_worker_refreshes_its_jobs_and_cancels_one_taken_over(redis, settings):
+    """The heartbeat keeps the worker's jobs fresh (idle well under the claim time); a job
+    another worker took over is noticed and its episode cancelled. The thief then never
+    heartbeats, so after the claim idle time the job is reclaimed and re-run (``.a3``)."""
+    from tests.pipeline_helpers import start_pipeline
+
+    settings = settings.model_copy(update={"heartbeat_s": 0.05, "claim_idle_ms": 5000})
+    specs = [spec(f"hb{i}", "homeostasis", "drifting", steps=400, seed=i, flip_step=50)
+             for i in range(3)]  # fmt: skip
+    # 5 ms per step: an episode lasts at least 2 s, so hb1 is surely mid-episode when it
+    # is stolen (on a fast box 400 unpaced steps can end before the steal is noticed)
+    worker = Worker(redis, settings, name="test-worker", agent_factory=_slow_agents(settings))
+    running = await start_pipeline(redis, settings, specs, worker=worker)
+    worker, jobs = running.worker, settings.keys.jobs()
+
+    async def pending() -> list:
+        return await redis.xpending_range(jobs, WORKER_GROUP, "-", "+", 10)
+
+    assert await wait_for(lambda: _len_is(pending, 3), 10)
+    await asyncio.sleep(0.5)
+    assert all(p["time_since_delivered"] < 400 for p in await pending())  # refreshed
+    stolen = worker._job_ids["hb1"]
+    await redis.xclaim(jobs, WORKER_GROUP, "thief", min_idle_time=0, message_ids=[stolen])
+    assert await wait_for(lambda: "hb1" not in worker._tasks, 5)  # cancelled
+    results = await running.finish(60)
+    assert sorted(r.episode_id for r in results) == ["hb0", "hb1.a3", "hb2"]
+    assert await pending() == []
+
+
+async def _len_is(pending, n: int) -> bool:
+    return len(await pending()) == n
+
+
+def _slow_agents(settings):
+    """The default agents, each answer delayed by 5 ms."""
+    from monitor.metrics import WorkerMetrics
+    from workers.worker import AgentBuilder
+
+    build = AgentBuilder(settings, WorkerMetrics())
+
+    class Slow:
+        def __init__(self, agent) -> None:
+            self.agent = agent
+
+        async def act(self, context):
+            await asyncio.sleep(0.005)
+            return await self.agent.act(context)
+
+        def __getattr__(self, name: str):  # aclose, flip_steps, ...
+            return getattr(self.agent, name)
+
+    return lambda spec, env: Slow(build(spec, env))
+
+
+async def test_a_slow_ack_does_not_get_a_finished_episode_run_again(redis, settings):
+    """Between an episode's end and its job's ack landing (a stalled loop, a slow Redis)
+    the job is still heartbeated: it must not look abandoned and be re-run."""
+    from tests.pipeline_helpers import start_pipeline
+
+    settings = settings.model_copy(update={"claim_idle_ms": 200, "heartbeat_s": 0.05})
+    worker = Worker(redis, settings, name="slow-acker")
+    submit = worker._bookkeeping.submit
+
+    async def slow_submit(fill) -> None:
+        await asyncio.sleep(0.6)  # three claim idle times
+        await submit(fill)
+
+    worker._bookkeeping.submit = slow_submit  # type: ignore[method-assign]
+    specs = [spec(f"sa{i}", "homeostasis", "reference", steps=5, seed=i) for i in range(4)]
+    running = await start_pipeline(redis, settings, specs, worker=worker)
+    results = await running.finish(60)
+    assert sorted(r.episode_id for r in results) == ["sa0", "sa1", "sa2", "sa3"]
+    assert (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] == 0
+    events = []
+    for shard in range(settings.shards):
+        events += await stream_events(redis, settings.keys.steps(shard))
+    assert {e.episode_id for e in events} == {"sa0", "sa1", "sa2", "sa3"}  # no re-run
+    assert not [e for e in events if e.kind == "episode_finished" and e.reason == "abandoned"]

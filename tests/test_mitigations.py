@@ -8,6 +8,7 @@ from monitor.metrics import WorkerMetrics
 from schemas.events import RecoveryCommand, Verdict
 from tests.pipeline_helpers import spec, stream_events
 from workers.agents.base import AgentContext, Reply
+from workers.inbox import Inbox
 from workers.mitigations import MITIGATIONS, PROMPT_VARIANTS, parse_mitigations
 from workers.publisher import StreamPublisher
 from workers.runner import EpisodeRunner
@@ -53,10 +54,11 @@ async def run_episode(
         update={"mitigation": mitigation}
     )
     agent = agent or CapturingAgent()
-    inbox: asyncio.Queue = asyncio.Queue()
+    inbox = Inbox()
     settings = settings.model_copy(update={"max_inflight_steps": 1})
+    publisher = StreamPublisher(redis)
     runner = EpisodeRunner(
-        s, create_environment(s.environment, seed=1), agent, StreamPublisher(redis), inbox,
+        s, create_environment(s.environment, seed=1), agent, publisher, inbox,
         settings, WorkerMetrics(),
     )  # fmt: skip
     pending = {after: list(events) for after, events in control}
@@ -67,12 +69,15 @@ async def run_episode(
             while runner.result.steps < step:  # noqa: ASYNC110 (polling the runner in a test)
                 await asyncio.sleep(0.001)
             for ev in pending.get(step, []):
-                inbox.put_nowait(ev)
-            inbox.put_nowait(verdict(step, min(step, safe_upto)))
+                inbox.put(ev)
+            inbox.put(verdict(step, min(step, safe_upto)))
 
     feeder = asyncio.create_task(feed())
-    result = await asyncio.wait_for(runner.run(), 20)
-    feeder.cancel()
+    try:
+        result = await asyncio.wait_for(runner.run(), 20)
+    finally:
+        feeder.cancel()
+        await publisher.aclose()
     return result, agent
 
 

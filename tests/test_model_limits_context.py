@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from schemas.settings import Settings
 from tests.fakes.stub_env import history
 from workers.models.context import count_message_tokens, estimate_tokens, fit_context
 from workers.models.limits import ModelLimits, TokenBucket
@@ -119,3 +120,12 @@ def test_prices_by_longest_prefix() -> None:
     assert price_for("gpt-4o-2024-08-06").input_per_mtok == 2.50
     unknown = price_for("llama3")
     assert not unknown.known and unknown.cost_usd(1000, 1000) == 0.0
+
+
+def test_model_concurrency_defaults_to_the_workers_concurrency() -> None:
+    """Each episode waits on one call at a time: the worker's concurrency bounds the calls."""
+    assert ModelLimits.from_settings(Settings()).concurrency == Settings().concurrency
+    assert ModelLimits.from_settings(Settings(concurrency=50)).concurrency == 50
+    assert ModelLimits.from_settings(Settings(model_concurrency=8)).concurrency == 8
+    limits = ModelLimits.from_settings(Settings(model_rate_limit_rps=5.0))
+    assert limits.rate_limit_rps == 5.0

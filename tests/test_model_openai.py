@@ -41,6 +41,10 @@ def settings(**overrides: object) -> Settings:
     return Settings(**base)  # type: ignore[arg-type]
 
 
+# the SDK agent (OpenAI) and the one that posts with aiohttp itself (OpenAI-compatible)
+KINDS = ["openai", "openai-compatible"]
+
+
 def make_agent(
     server: FakeModelServer,
     kind: str = "openai",
@@ -121,10 +125,11 @@ async def test_structured_answer_not_json_passes_through_for_reask(
     assert agent.last_call is not None and not agent.last_call.converted
 
 
-async def test_429_retry_after_is_honoured(fake_model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_429_retry_after_is_honoured(fake_model_server: FakeModelServer, kind: str) -> None:
     fake_model_server.push(status(429, headers={"Retry-After": "0.3"}), text("1, 1"))
     registry = CollectorRegistry()
-    agent = make_agent(fake_model_server, registry=registry, structured="off")
+    agent = make_agent(fake_model_server, kind=kind, registry=registry, structured="off")
     try:
         reply = await agent.act(context(one_step()))
     finally:
@@ -133,18 +138,17 @@ async def test_429_retry_after_is_honoured(fake_model_server: FakeModelServer) -
     first, second = fake_model_server.requests
     assert second.at - first.at >= 0.3  # backoff alone is at most 0.02 s here
     assert (
-        sample(registry, "runaway_model_retries_total", provider="openai", reason="rate_limited")
-        == 1
+        sample(registry, "runaway_model_retries_total", provider=kind, reason="rate_limited") == 1
     )
     assert (
-        sample(registry, "runaway_model_requests_total", provider="openai", outcome="rate_limited")
-        == 1
+        sample(registry, "runaway_model_requests_total", provider=kind, outcome="rate_limited") == 1
     )
 
 
-async def test_500_then_success(fake_model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_500_then_success(fake_model_server: FakeModelServer, kind: str) -> None:
     fake_model_server.push(status(500), status(503), text("2, 2"))
-    agent = make_agent(fake_model_server, structured="off")
+    agent = make_agent(fake_model_server, kind=kind, structured="off")
     try:
         reply = await agent.act(context(one_step()))
     finally:
@@ -154,10 +158,15 @@ async def test_500_then_success(fake_model_server: FakeModelServer) -> None:
     assert agent.last_call is not None and agent.last_call.retries == 2
 
 
-async def test_timeout_is_retried_then_succeeds(fake_model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_timeout_is_retried_then_succeeds(
+    fake_model_server: FakeModelServer, kind: str
+) -> None:
     fake_model_server.push(sleep(5.0), text("4, 4"))
     registry = CollectorRegistry()
-    agent = make_agent(fake_model_server, registry=registry, structured="off", timeout_s=0.3)
+    agent = make_agent(
+        fake_model_server, kind=kind, registry=registry, structured="off", timeout_s=0.3
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
@@ -166,12 +175,13 @@ async def test_timeout_is_retried_then_succeeds(fake_model_server: FakeModelServ
         await agent.aclose()
     assert reply.text == "4, 4"
     assert 0.3 <= loop.time() - started < 3.0
-    assert sample(registry, "runaway_model_retries_total", provider="openai", reason="timeout") == 1
+    assert sample(registry, "runaway_model_retries_total", provider=kind, reason="timeout") == 1
 
 
-async def test_gives_up_after_max_attempts(fake_model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_gives_up_after_max_attempts(fake_model_server: FakeModelServer, kind: str) -> None:
     fake_model_server.default = status(502, message="bad gateway")
-    agent = make_agent(fake_model_server, structured="off", max_retries=2)
+    agent = make_agent(fake_model_server, kind=kind, structured="off", max_retries=2)
     try:
         with pytest.raises(ModelGaveUp) as caught:
             await agent.act(context(one_step()))
@@ -183,9 +193,10 @@ async def test_gives_up_after_max_attempts(fake_model_server: FakeModelServer) -
     assert caught.value.reason == "server_error"
 
 
-async def test_client_error_is_not_retried(fake_model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_client_error_is_not_retried(fake_model_server: FakeModelServer, kind: str) -> None:
     fake_model_server.push(status(401, message=f"Incorrect API key provided: {KEY}"))
-    agent = make_agent(fake_model_server, structured="off")
+    agent = make_agent(fake_model_server, kind=kind, structured="off")
     try:
         with pytest.raises(ModelRejected) as caught:
             await agent.act(context(one_step()))
@@ -201,19 +212,20 @@ async def test_client_error_is_not_retried(fake_model_server: FakeModelServer) -
     ["{not json", '{"id": "x", "object": "chat.completion"}', '{"choices": []}'],
     ids=["bad-json", "no-choices", "empty-choices"],
 )
+@pytest.mark.parametrize("kind", KINDS)
 async def test_malformed_answer_is_a_clear_error(
-    fake_model_server: FakeModelServer, body: str
+    fake_model_server: FakeModelServer, body: str, kind: str
 ) -> None:
     fake_model_server.push(raw(body))
     registry = CollectorRegistry()
-    agent = make_agent(fake_model_server, registry=registry, structured="off")
+    agent = make_agent(fake_model_server, kind=kind, registry=registry, structured="off")
     try:
-        with pytest.raises(ModelResponseError, match="openai: "):
+        with pytest.raises(ModelResponseError, match=f"{kind}: "):
             await agent.act(context(one_step()))
     finally:
         await agent.aclose()
     assert len(fake_model_server.requests) == 1
-    assert sample(registry, "runaway_model_requests_total", provider="openai", outcome="malformed")
+    assert sample(registry, "runaway_model_requests_total", provider=kind, outcome="malformed")
 
 
 async def test_context_truncation_is_visible_in_the_request(
@@ -234,13 +246,14 @@ async def test_context_truncation_is_visible_in_the_request(
     assert agent.last_call.dropped_pairs == (len(msgs) - len(sent)) // 2
 
 
+@pytest.mark.parametrize("kind", KINDS)
 async def test_key_in_header_never_in_logs(
-    fake_model_server: FakeModelServer, caplog: pytest.LogCaptureFixture
+    fake_model_server: FakeModelServer, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fake_model_server.push(status(429, headers={"Retry-After": "0"}), text("1, 1"))
     fake_model_server.push(status(400, message=f"bad key {KEY}"))
-    agent = make_agent(fake_model_server, structured="off", model="mystery-model")
+    agent = make_agent(fake_model_server, kind=kind, structured="off", model="mystery-model")
     try:
         await agent.act(context(one_step()))
         with pytest.raises(ModelRejected) as caught:
@@ -296,10 +309,11 @@ async def test_usage_estimated_when_server_reports_none(
     assert not agent.last_call.price_known
 
 
-async def test_cancellation_is_not_a_failure(fake_model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_cancellation_is_not_a_failure(fake_model_server: FakeModelServer, kind: str) -> None:
     fake_model_server.push(sleep(5.0))
     registry = CollectorRegistry()
-    agent = make_agent(fake_model_server, registry=registry, structured="off")
+    agent = make_agent(fake_model_server, kind=kind, registry=registry, structured="off")
     try:
         task = asyncio.create_task(agent.act(context(one_step())))
         await asyncio.wait_for(fake_model_server.received.wait(), timeout=5)
@@ -309,11 +323,9 @@ async def test_cancellation_is_not_a_failure(fake_model_server: FakeModelServer)
     finally:
         await agent.aclose()
     assert len(fake_model_server.requests) == 1
-    assert sample(registry, "runaway_model_requests_total", provider="openai", outcome="cancelled")
+    assert sample(registry, "runaway_model_requests_total", provider=kind, outcome="cancelled")
     for outcome in ("timeout", "error", "server_error"):
-        assert not sample(
-            registry, "runaway_model_requests_total", provider="openai", outcome=outcome
-        )
+        assert not sample(registry, "runaway_model_requests_total", provider=kind, outcome=outcome)
 
 
 async def test_compatible_auto_treats_500_naming_response_format_as_refusal(

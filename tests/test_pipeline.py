@@ -55,19 +55,19 @@ async def test_flip_gives_one_recovery_and_the_episode_goes_on(redis, settings):
 async def test_duplicated_recovery_command_is_applied_once(redis, settings):
     s = spec("dup", "multiobjective-homeostasis", "drifting", steps=50, flip_step=15,
              relapse_after=1000)  # fmt: skip
-    control = settings.keys.control("dup")
+    verdicts = settings.keys.verdicts(settings.keys.shard_of("dup"))
     duplicated = asyncio.Event()
 
     async def duplicate_recovery_commands() -> None:
         last = "0-0"
         while not duplicated.is_set():
-            reply = await redis.xread({control: last}, block=20)
+            reply = await redis.xread({verdicts: last}, block=20)
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
                     if fields[b"k"] == b"recovery_command":
-                        await redis.xadd(control, fields)  # delivered a second time
-                        await redis.xadd(control, fields)  # and a third
+                        await redis.xadd(verdicts, fields)  # delivered a second time
+                        await redis.xadd(verdicts, fields)  # and a third
                         duplicated.set()
 
     dup_task = asyncio.create_task(duplicate_recovery_commands())
@@ -133,6 +133,7 @@ async def test_publisher_batches_concurrent_events(redis, settings):
     events = [StepEvent(episode_id=f"e{i}", step=1, observation={"A": 1}, action={"A": 1})
               for i in range(50)]  # fmt: skip
     await asyncio.gather(*(publisher.publish(stream, e, 1000) for e in events))
+    await publisher.aclose()
     stored = await redis.xrange(stream)
     assert [f[b"d"] for _, f in stored] == [encode(e)["d"] for e in events]
 

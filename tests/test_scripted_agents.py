@@ -166,3 +166,16 @@ async def test_replay_agent_uses_the_verbatim_response() -> None:
     env = create_environment(rec.environment, seed=rec.trial)
     reply = await agent.act(AgentContext(messages=[], step=2, env=env))
     assert reply.text == rec.steps[1].response
+
+
+def test_replay_recordings_are_parsed_once_per_file_version(tmp_path):
+    from workers.recordings import read_tsv_shared
+
+    source = tmp_path / "trial.tsv"
+    source.write_bytes(sorted(DATA.glob("*.tsv"))[0].read_bytes())
+    first = read_tsv_shared(source)
+    assert read_tsv_shared(str(source)) is first  # shared by every episode replaying it
+    lines = source.read_text().splitlines(keepends=True)
+    source.write_text("".join(lines[:-1]))  # the file changes: it is read again
+    again = read_tsv_shared(source)
+    assert again is not first and len(again.steps) == len(first.steps) - 1

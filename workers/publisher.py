@@ -1,6 +1,6 @@
-"""Pipelined XADD: events published by many episodes at once go out in one round trip.
+"""Batched XADD: events published by many episodes at once go out in one call.
 
-``publish`` returns once the entry is in Redis. While one pipeline is in flight, new
+``publish`` returns once the entry is in Redis. While one batch is in flight, new
 events queue up and leave together in the next, so the batch size follows the load.
 When Redis is unreachable (restart, failover) the batch is retried with exponential
 backoff for up to ``retry_s`` before the publishers see the error; meanwhile the
@@ -17,52 +17,47 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from monitor.batch_writes import BatchWriter, Coalescer, WriteBatch
+from monitor.connections import give_back, is_cluster, keep_connection
 from schemas.wire import encode
 
 log = logging.getLogger(__name__)
 
 
-class StreamPublisher:
+Item = tuple[str, dict[str, bytes], int]  # stream, fields, maxlen
+
+
+class StreamPublisher(Coalescer[Item]):
     def __init__(self, redis: aioredis.Redis, max_batch: int = 1000, retry_s: float = 60.0) -> None:
+        super().__init__(max_batch)
         self.redis = redis
-        self.max_batch = max_batch
         self.retry_s = retry_s
-        self._queue: list[tuple[str, dict[str, bytes], int, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # one connection kept for the flusher; on a Redis Cluster, one call per stream
+        self._by_stream = is_cluster(redis)
+        self._client = keep_connection(redis)
+        self._writer = BatchWriter(self._client)
 
     async def publish(self, stream: str, event: Any, maxlen: int) -> None:
         await self.publish_raw(stream, encode(event), maxlen)
 
     async def publish_raw(self, stream: str, fields: dict[str, bytes], maxlen: int) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((stream, fields, maxlen, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await fut
+        await self._submit((stream, fields, maxlen))
 
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            try:
-                await self._send(batch)
-            except Exception as exc:
-                for *_, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for *_, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+    async def _send(self, items: list[Item]) -> list[Any]:
+        if self._by_stream:  # a script's keys must share a hash slot
+            return await self._per_group(items, lambda item: item[0], self._write)
+        return await self._write(items)
 
-    async def _send(self, batch: list[Any]) -> None:
+    async def _write(self, items: list[Item]) -> list[Any]:
+        """XADD ``items`` in one call, retrying while Redis is unreachable."""
+        writes = WriteBatch()
+        for stream, fields, maxlen in items:
+            writes.xadd(stream, fields, maxlen)
         deadline, backoff = time.monotonic() + self.retry_s, 0.05
         while True:
-            pipe = self.redis.pipeline(transaction=False)
-            for stream, fields, maxlen, _ in batch:
-                pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
             try:
-                await pipe.execute()
-                return
+                await self._writer.send(writes)
+                return [None] * len(items)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if time.monotonic() + backoff > deadline:
                     raise
@@ -71,5 +66,5 @@ class StreamPublisher:
                 backoff = min(backoff * 2, 2.0)
 
     async def aclose(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await super().aclose()
+        await give_back(self._client, self.redis)

@@ -7,6 +7,7 @@ that. Reward keys are the canonical signal ids also used by the environments.
 """
 
 import csv
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -244,3 +245,22 @@ def events_from_recording(recording: Recording, episode_id: str | None = None):
         for s in recording.steps
     ]
     return spec, events
+
+
+def read_tsv_shared(path: str | Path) -> Recording:
+    """:func:`read_tsv`, parsed once per file version and shared (recordings are frozen).
+
+    Why: a replay agent is built per episode, and many episodes replay the same file;
+    parsing a 100-step TSV cost more CPU than playing the episode.
+    """
+    file = Path(path)
+    try:
+        st = file.stat()
+    except OSError:
+        return read_tsv(file)  # which says what is wrong
+    return _read_versioned(str(file.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=128)
+def _read_versioned(path: str, mtime_ns: int, size: int) -> Recording:
+    return read_tsv(path)

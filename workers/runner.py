@@ -28,6 +28,7 @@ from workers.agents.base import Agent, AgentContext, AgentFinished
 from workers.environments.base import Environment, InvalidAction
 from workers.episode_log import EpisodeLog
 from workers.history import History
+from workers.inbox import Inbox
 from workers.mitigations import MitigationPlan, parse_mitigations
 from workers.prompting import SUMMARY_REQUEST, is_reset_request, system_prompt
 from workers.publisher import StreamPublisher
@@ -68,7 +69,7 @@ class EpisodeRunner:
         env: Environment,
         agent: Agent,
         publisher: StreamPublisher,
-        inbox: "asyncio.Queue[Any]",
+        inbox: Inbox,
         settings: Settings,
         metrics: WorkerMetrics,
         plan: MitigationPlan | None = None,
@@ -210,17 +211,14 @@ class EpisodeRunner:
 
     async def _handle_control(self, block_until: int) -> None:
         """Apply queued control events; wait while verdicts lag ``block_until`` or more."""
+        inbox = self.inbox
         while True:
-            while not self.inbox.empty():
-                await self._apply(self.inbox.get_nowait())
+            while inbox:
+                await self._apply(inbox.get_nowait())
             if self.last_verdict >= block_until:
                 return
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                # that arrives as the queue yields, and the episode would never stop
-                async with asyncio.timeout(self.settings.verdict_timeout_s):
-                    event = await self.inbox.get()
-            except TimeoutError:
+            event = await inbox.next(self.settings.verdict_timeout_s)
+            if event is None:
                 log.warning(
                     "episode %s: no verdict for step %d within %.0fs; still waiting",
                     self.spec.episode_id, self.last_verdict + 1, self.settings.verdict_timeout_s,

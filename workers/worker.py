@@ -1,10 +1,12 @@
 """The worker process: takes episode jobs from Redis and runs many of them concurrently.
 
 Jobs come from the ``jobs`` stream through the ``workers`` consumer group, at most
-``concurrency`` at a time. One reader task per shard follows the control streams of the
-shard's active episodes and routes verdicts and recovery commands to their runners. A
-job is acked when its episode has ended; on shutdown, episodes get ``shutdown_grace_s``
-to finish, the rest are cancelled and their jobs left un-acked, i.e. handed back.
+``concurrency`` at a time. One reader task (one per shard on a Redis Cluster) follows the
+shards' verdicts streams (every episode's verdicts and recovery commands, tagged with
+the episode id) and routes the entries of this worker's episodes to their runners,
+skipping the rest undecoded: one key per shard however many episodes run. A job is
+acked when its episode has ended; on shutdown, episodes get ``shutdown_grace_s`` to
+finish, the rest are cancelled and their jobs left un-acked, i.e. handed back.
 
 A worker that dies (SIGKILL, OOM, lost host) cannot hand anything back. So every worker
 heartbeats the jobs it runs (``XCLAIM ... JUSTID`` to itself, which resets their idle
@@ -29,16 +31,24 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.connections import autoclaim_entries, ensure_group, stream_entries
+from monitor.batch_writes import CommandBatcher
+from monitor.connections import (
+    autoclaim_entries,
+    dedicated,
+    ensure_group,
+    read_groups,
+    stream_entries,
+)
 from monitor.metrics import WorkerMetrics
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished
 from schemas.keys import EPISODE_TTL_S, WORKER_GROUP
 from schemas.settings import Settings
-from schemas.wire import BadEntry, decode, decode_job, encode
+from schemas.wire import BadEntry, decode, decode_job, encode, entry_episode
 from workers.agents.base import Agent
 from workers.environments.base import Environment
 from workers.episode_log import EpisodeLog
+from workers.inbox import Inbox
 from workers.mitigations import parse_mitigations
 from workers.models.limits import ModelLimits
 from workers.models.metrics import ModelMetrics
@@ -46,6 +56,28 @@ from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
 log = logging.getLogger(__name__)
+
+# KEYS: jobs stream. ARGV: group, consumer, the job ids this worker runs. Refreshes
+# (XCLAIM ... JUSTID resets the idle time) those still pending for this consumer and
+# returns the others: another worker took them over. On the server, in one call: with
+# thousands of jobs, fetching and parsing the pending list every second stalled the
+# worker's event loop for tens of milliseconds.
+_HEARTBEAT = """
+local ours = {}
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', #ARGV + 100, ARGV[2])
+for _, p in ipairs(pending) do ours[p[1]] = true end
+local keep, lost = {}, {}
+for i = 3, #ARGV do
+  if ours[ARGV[i]] then keep[#keep + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+end
+for i = 1, #keep, 1000 do
+  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+  for j = i, math.min(i + 999, #keep) do args[#args + 1] = keep[j] end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+return lost
+"""
 
 EnvFactory = Callable[[EpisodeSpec], Environment]
 AgentFactory = Callable[[EpisodeSpec, Environment], Agent]
@@ -109,17 +141,18 @@ class Worker:
         self.on_result = on_result
         self.log_dir = log_dir
         self.publisher = StreamPublisher(redis)
+        self._bookkeeping = CommandBatcher(redis)  # job acks and index entries, batched
         self.results: list[EpisodeResult] = []
         self.errors: list[str] = []
-        self._inboxes: dict[str, asyncio.Queue[Any]] = {}
-        self._control_ids: dict[str, bytes] = {}
-        # shard -> {control stream: episode id}, kept up to date as episodes start and end
-        self._control_streams: dict[int, dict[str, str]] = {}
+        self._inboxes: dict[str, Inbox] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runners: dict[str, EpisodeRunner] = {}
         self._job_ids: dict[str, bytes] = {}  # episode id -> jobs entry id
+        self._acking: dict[bytes, str] = {}  # jobs of ended episodes whose ack is on its way
         self._lost: set[str] = set()  # episodes whose job another worker took over
         self._last_heartbeat = 0.0
+        self._episode_ended = asyncio.Event()
+        self._heartbeat = redis.register_script(_HEARTBEAT)
         self.ready = False
 
     @property
@@ -139,15 +172,17 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> list[EpisodeResult]:
         """Run jobs until ``stop`` (or, with ``until_idle``, until no job is left)."""
         await ensure_group(self.redis, self.keys.jobs(), WORKER_GROUP)
+        start_id = await self._now_id()
         readers_stop = asyncio.Event()
         readers = [
-            asyncio.create_task(self._read_control(shard, readers_stop))
-            for shard in range(self.keys.shards)
+            asyncio.create_task(self._read_control(group, start_id, readers_stop))
+            for group in read_groups(self.redis, self.keys.shards)
         ]
         cursor = "0"  # jobs this worker name already holds, then new ones
         backoff = 0.05
         try:
             while not stop.is_set():
+                self._episode_ended.clear()  # an episode ending from here on wakes _wait_any
                 free = self.settings.concurrency - len(self._tasks)
                 try:
                     reclaimed = await self._heartbeat_and_reclaim(free)
@@ -180,17 +215,32 @@ class Worker:
                         break
                     await self._wait_any(stop, within_s=self.settings.heartbeat_s)
         finally:
-            await self._shutdown()
-            readers_stop.set()
-            await asyncio.gather(*readers, return_exceptions=True)
-            await self.publisher.aclose()
+            try:
+                await self._shutdown()
+                readers_stop.set()
+                await asyncio.gather(*readers, return_exceptions=True)
+            finally:  # also when cancelled again meanwhile: connections are given back
+                for reader in readers:
+                    reader.cancel()
+                await asyncio.shield(self._close_writers())
         return self.results
 
+    async def _close_writers(self) -> None:
+        await self.publisher.aclose()
+        await self._bookkeeping.aclose()
+
     async def _wait_any(self, stop: asyncio.Event, within_s: float | None = None) -> None:
+        """Until an episode ends, ``stop`` is set, or ``within_s`` passes.
+
+        An event set by each ending episode, not ``asyncio.wait`` on every task: that
+        added and removed a callback on each of thousands of tasks at every wake.
+        """
         stop_wait = asyncio.create_task(stop.wait())
-        waiting = [stop_wait, *self._tasks.values()]
+        ended_wait = asyncio.create_task(self._episode_ended.wait())
+        waiting = [stop_wait, ended_wait]
         await asyncio.wait(waiting, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
+        ended_wait.cancel()
 
     async def _jobs_pending(self) -> int:
         """Jobs delivered to some worker and not acked yet (burst mode waits for them)."""
@@ -207,23 +257,19 @@ class Worker:
             return []
         self._last_heartbeat = now
         jobs = self.keys.jobs()
-        if self._job_ids:
-            pending = await self.redis.xpending_range(
-                jobs, WORKER_GROUP, min="-", max="+", count=10_000, consumername=self.name
-            )
-            ours = {p["message_id"] for p in pending}
-            for episode_id, entry_id in list(self._job_ids.items()):
-                if entry_id not in ours and episode_id not in self._lost:
-                    log.warning("job of episode %s was taken over; cancelling it", episode_id)
-                    self._lost.add(episode_id)
-                    task = self._tasks.get(episode_id)
-                    if task is not None:
-                        task.cancel()
-            mine = [e for ep, e in self._job_ids.items() if ep not in self._lost and e in ours]
-            if mine:
-                await self.redis.xclaim(
-                    jobs, WORKER_GROUP, self.name, min_idle_time=0, message_ids=mine, justid=True
-                )
+        held = {e: ep for ep, e in self._job_ids.items() if ep not in self._lost}
+        held.update(self._acking)  # ended, ack on its way: still ours until it lands
+        if held:
+            lost = await self._heartbeat(keys=[jobs], args=[WORKER_GROUP, self.name, *held])
+            for entry_id in lost:
+                episode_id = held[entry_id if isinstance(entry_id, bytes) else entry_id.encode()]
+                if episode_id not in self._tasks:
+                    continue  # it ended, and its ack landed while the heartbeat ran
+                log.warning("job of episode %s was taken over; cancelling it", episode_id)
+                self._lost.add(episode_id)
+                task = self._tasks.get(episode_id)
+                if task is not None:
+                    task.cancel()
         if free <= 0:
             return []
         reply = await self.redis.xautoclaim(
@@ -261,12 +307,14 @@ class Worker:
             "model": spec.labels.get("model", spec.agent.kind if spec.agent else "unknown"),
             "mitigation": spec.mitigation,
         }  # fmt: skip
-        with contextlib.suppress(RedisError):
-            pipe = self.redis.pipeline(transaction=False)
+
+        def fill(pipe: Any) -> None:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, EPISODE_TTL_S)
             pipe.zadd(self.keys.episodes(), {spec.episode_id: now})
-            await pipe.execute()
+
+        with contextlib.suppress(RedisError):
+            await self._bookkeeping.submit(fill)
 
     async def _reject(self, entry_id: bytes, reason: str) -> None:
         self.errors.append(f"job {entry_id.decode()}: {reason}")
@@ -304,14 +352,7 @@ class Worker:
         except (BadEntry, ValueError) as exc:
             await self._reject(entry_id, str(exc))
             return
-        await self._index_episode(spec, "active")
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._inboxes[spec.episode_id] = inbox
-        self._control_ids[spec.episode_id] = b"0-0"
-        shard = self.keys.shard_of(spec.episode_id)
-        self._control_streams.setdefault(shard, {})[self.keys.control(spec.episode_id)] = (
-            spec.episode_id
-        )
+        inbox = self._inboxes[spec.episode_id] = Inbox()
         runner = EpisodeRunner(
             spec, env, agent, self.publisher, inbox, self.settings, self.metrics, plan,
             EpisodeLog(self.log_dir, spec.episode_id) if self.log_dir else None,
@@ -325,11 +366,14 @@ class Worker:
     async def _run_episode(
         self, entry_id: bytes, spec: EpisodeSpec, runner: EpisodeRunner, agent: Agent
     ) -> None:
+        cancelled = False
         try:
+            await self._index_episode(spec, "active")  # here: episodes start without waiting
             result = await runner.run()
             if runner.log is not None:
                 await runner.log.write()
         except asyncio.CancelledError:
+            cancelled = True
             self.metrics.episodes.labels(runner.labels[0], "cancelled").inc()
             self._lost.discard(spec.episode_id)
             raise  # the job stays un-acked: handed back to another worker
@@ -341,10 +385,10 @@ class Worker:
             self._tasks.pop(spec.episode_id, None)
             self._runners.pop(spec.episode_id, None)
             self._inboxes.pop(spec.episode_id, None)
-            self._control_ids.pop(spec.episode_id, None)
-            self._job_ids.pop(spec.episode_id, None)
-            shard_streams = self._control_streams.get(self.keys.shard_of(spec.episode_id), {})
-            shard_streams.pop(self.keys.control(spec.episode_id), None)
+            if self._job_ids.pop(spec.episode_id, None) is not None and not cancelled:
+                # still heartbeated until the ack lands: the job must not look abandoned
+                self._acking[entry_id] = spec.episode_id
+            self._episode_ended.set()
             self.metrics.active.set(len(self._tasks))
             with contextlib.suppress(Exception):
                 await agent.aclose()
@@ -352,18 +396,23 @@ class Worker:
         self.results.append(result)
         if self.on_result is not None:
             self.on_result(result)
+
+        def fill(pipe: Any) -> None:
+            pipe.xack(self.keys.jobs(), WORKER_GROUP, entry_id)
+            pipe.delete(self.keys.control(spec.episode_id))
+            pipe.hset(self.keys.episode(spec.episode_id), "status", "finished")
+
         backoff = 0.05
-        for _ in range(12):  # ride out a Redis restart; an un-acked job is re-run later
-            try:
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.xack(self.keys.jobs(), WORKER_GROUP, entry_id)
-                pipe.delete(self.keys.control(spec.episode_id))
-                pipe.hset(self.keys.episode(spec.episode_id), "status", "finished")
-                await pipe.execute()
-                break
-            except RedisError:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+        try:
+            for _ in range(12):  # ride out a Redis restart; an un-acked job is re-run later
+                try:
+                    await self._bookkeeping.submit(fill)
+                    break
+                except RedisError:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            self._acking.pop(entry_id, None)
 
     async def _shutdown(self) -> None:
         if not self._tasks:
@@ -374,28 +423,35 @@ class Worker:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _read_control(self, shard: int, stop: asyncio.Event) -> None:
-        """Route this shard's control entries (verdicts, recoveries) to episode inboxes."""
+    async def _now_id(self) -> str:
+        """A stream id at the server's clock: control entries from before are not ours."""
+        seconds, micros = await self.redis.time()
+        return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+
+    async def _read_control(self, shards: list[int], start_id: str, stop: asyncio.Event) -> None:
+        """Route these shards' verdicts and recovery commands to our episodes' inboxes."""
+        async with dedicated(self.redis) as redis:
+            await self._route_control(redis, shards, start_id, stop)
+
+    async def _route_control(
+        self, redis: aioredis.Redis, shards: list[int], start_id: str, stop: asyncio.Event
+    ) -> None:
+        cursors = {self.keys.verdicts(s): start_id for s in shards}
+        inboxes = self._inboxes
         while not stop.is_set():
-            streams = dict(self._control_streams.get(shard, {}))
-            if not streams:
-                await asyncio.sleep(self.settings.block_ms / 1000)
-                continue
-            ids = {stream: self._control_ids[ep] for stream, ep in streams.items()}
             try:
-                reply = await self.redis.xread(ids, count=200, block=self.settings.block_ms)
+                reply = await redis.xread(cursors, count=1000, block=self.settings.block_ms)
             except RedisError as exc:
                 log.warning("worker control reader: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
             for stream, entries in stream_entries(reply):
-                episode_id = streams.get(stream, "")
-                inbox = self._inboxes.get(episode_id)
-                if inbox is None:
-                    continue  # the episode ended meanwhile
                 for entry_id, fields in entries:
-                    self._control_ids[episode_id] = entry_id
+                    cursors[stream] = entry_id
+                    inbox = inboxes.get(entry_episode(fields) or "")
+                    if inbox is None:
+                        continue  # another worker's episode, or one that ended meanwhile
                     try:
-                        inbox.put_nowait(decode(fields))
+                        inbox.put(decode(fields))
                     except BadEntry as exc:
-                        log.error("bad control entry for %s: %s", episode_id, exc)
+                        log.error("bad control entry in %s: %s", stream, exc)

@@ -27,7 +27,7 @@ from monitor.api.state import FEED, HUB, METRICS, REDIS, SETTINGS, STORE, WAITER
 from monitor.api.store import EpisodeStore
 from monitor.api.verdicts import Waiters
 from monitor.connections import connect
-from monitor.metrics import DetectorMetrics
+from monitor.metrics import DetectorMetrics, child
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,9 @@ def _metrics_middleware(metrics: ApiMetrics) -> Callable[..., Awaitable[web.Stre
             status = getattr(exc, "status", 500)
             raise
         finally:
-            metrics.http_requests.labels(request.method, name, str(status)).inc()
+            child(metrics.http_requests, request.method, name, str(status)).inc()
             if name != "/v1/events":
-                metrics.http_duration.labels(request.method, name).observe(
+                child(metrics.http_duration, request.method, name).observe(
                     time.perf_counter() - started
                 )
 
@@ -94,9 +94,14 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = connect(settings.redis_url or "")
     app[REDIS] = redis
-    app[STORE] = EpisodeStore(redis, settings)
-    yield
-    await redis.aclose()
+    store = app[STORE] = EpisodeStore(redis, settings)
+    try:
+        yield
+    finally:  # the store keeps a connection of its own: give it back first, whatever happens
+        try:
+            await asyncio.shield(store.aclose())
+        finally:
+            await redis.aclose()
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,13 +1,12 @@
-"""The live feed: one reader task per shard over its steps, flips and control streams.
+"""The live feed: a reader task over the steps, flips and verdicts streams of the shards.
 
-Each task blocks in a single XREAD on the shard's steps and flips streams plus the
-control streams of the shard's followed episodes (all share the shard's hash tag, so one
-call suits a Redis Cluster too). A new step wakes the read, so an episode followed just
-before publishing is in the very next call. What it reads goes to the verdict waiters,
-the SSE hub and the metrics. Episodes are followed from their EpisodeStarted (or the
-first step seen after a restart) until they finish or go idle, at most
-``follow_max_episodes`` at once. Reads start at the server's current time: the feed is
-live, history is in ``GET /v1/episodes/{id}``.
+One task blocks in a single XREAD on the three streams of every shard (on a Redis
+Cluster, one task per shard: its streams share the shard's hash slot): a fixed number
+of keys whatever the number of episodes. What it reads goes to the verdict waiters, the
+SSE hub and the metrics. Episodes are followed (for the active-episode metrics) from
+their EpisodeStarted, or the first step seen after a restart, until they finish or go
+idle, at most ``follow_max_episodes`` at once. Reads start at the server's current
+time: the feed is live, history is in ``GET /v1/episodes/{id}``.
 """
 
 import asyncio
@@ -25,7 +24,8 @@ from redis.exceptions import RedisError
 from monitor.api.hub import Hub
 from monitor.api.metrics import ApiMetrics
 from monitor.api.verdicts import Waiters
-from monitor.connections import stream_entries
+from monitor.connections import dedicated, read_groups, stream_entries
+from monitor.metrics import child
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode
 
@@ -38,15 +38,8 @@ FINISHED_GRACE_S = 5.0
 @dataclass(slots=True)
 class Followed:
     episode_id: str
-    shard: int
     last_seen: float
     finished_at: float | None = None
-
-
-def before(entry_id: str) -> str:
-    """A stream id just below every id written at or after ``entry_id``'s millisecond."""
-    ms = int(entry_id.split("-")[0])
-    return f"{max(ms - 1, 0)}-18446744073709551615"
 
 
 class Feed:
@@ -66,7 +59,6 @@ class Feed:
         self.metrics = metrics
         self.labels: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self.followed: dict[str, Followed] = {}
-        self._cursors: list[dict[str, str]] = [{} for _ in range(self.keys.shards)]
         self.healthy = False
 
     # following ------------------------------------------------------------------------
@@ -81,8 +73,8 @@ class Feed:
         while len(self.labels) > 4 * self.settings.follow_max_episodes:
             self.labels.popitem(last=False)
 
-    def follow(self, episode_id: str, since: str) -> None:
-        """Read the episode's control stream from just after ``since`` (if not already)."""
+    def follow(self, episode_id: str) -> None:
+        """Count the episode as live until it finishes or goes idle."""
         now = time.monotonic()
         f = self.followed.get(episode_id)
         if f is not None:
@@ -90,15 +82,11 @@ class Feed:
             return
         if len(self.followed) >= self.settings.follow_max_episodes:
             self._evict(now, force=True)
-        shard = self.keys.shard_of(episode_id)
-        self.followed[episode_id] = Followed(episode_id, shard, now)
-        self._cursors[shard][self.keys.control(episode_id)] = since
+        self.followed[episode_id] = Followed(episode_id, now)
         self.metrics.followed.set(len(self.followed))
 
     def _unfollow(self, episode_id: str) -> None:
-        f = self.followed.pop(episode_id, None)
-        if f is not None:
-            self._cursors[f.shard].pop(self.keys.control(episode_id), None)
+        self.followed.pop(episode_id, None)
         self.metrics.followed.set(len(self.followed))
 
     def _evict(self, now: float, force: bool = False) -> None:
@@ -113,7 +101,8 @@ class Feed:
 
     # reading --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self._run_shard(s, stop)) for s in range(self.keys.shards)]
+        groups = read_groups(self.redis, self.keys.shards)
+        tasks = [asyncio.create_task(self._run_shards(g, stop)) for g in groups]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -121,27 +110,30 @@ class Feed:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _start_ids(self, shard: int) -> None:
+    async def _start_ids(self, shards: list[int]) -> dict[str, str]:
         seconds, micros = await self.redis.time()
         now_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
-        cursors = self._cursors[shard]
-        cursors.setdefault(self.keys.steps(shard), now_id)
-        cursors.setdefault(self.keys.flips(shard), now_id)
+        k = self.keys
+        streams = [name for s in shards for name in (k.steps(s), k.flips(s), k.verdicts(s))]
+        return dict.fromkeys(streams, now_id)
 
-    async def _run_shard(self, shard: int, stop: asyncio.Event) -> None:
-        backoff, started, last_evict = 0.05, False, time.monotonic()
+    async def _run_shards(self, shards: list[int], stop: asyncio.Event) -> None:
+        async with dedicated(self.redis) as redis:
+            await self._follow_shards(redis, shards, stop)
+
+    async def _follow_shards(
+        self, redis: aioredis.Redis, shards: list[int], stop: asyncio.Event
+    ) -> None:
+        backoff, cursors, last_evict = 0.05, None, time.monotonic()
         while not stop.is_set():
             try:
-                if not started:
-                    await self._start_ids(shard)
-                    started = True
-                reply = await self.redis.xread(
-                    dict(self._cursors[shard]), count=500, block=self.settings.block_ms
-                )
+                if cursors is None:
+                    cursors = await self._start_ids(shards)
+                reply = await redis.xread(cursors, count=500, block=self.settings.block_ms)
                 self.healthy, backoff = True, 0.05
             except (RedisError, OSError) as exc:
                 self.healthy = False
-                log.warning("feed shard %d: redis unavailable (%s)", shard, type(exc).__name__)
+                log.warning("feed shards %s: redis unavailable (%s)", shards, type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(backoff):
                         await stop.wait()
@@ -149,11 +141,9 @@ class Feed:
                 continue
             for stream, entries in stream_entries(reply):
                 for entry_id, fields in entries:
-                    eid = entry_id.decode()
-                    if stream in self._cursors[shard]:
-                        self._cursors[shard][stream] = eid
+                    cursors[stream] = entry_id.decode()
                     try:
-                        self._route(stream, eid, decode(fields))
+                        self._route(decode(fields))
                     except BadEntry:
                         continue  # the detector dead-letters bad steps; nothing to show
             now = time.monotonic()
@@ -162,7 +152,7 @@ class Feed:
                 self._evict(now)
                 self.metrics.active.set(sum(1 for f in self.followed.values() if not f.finished_at))
 
-    def _route(self, stream: str, entry_id: str, ev: Any) -> None:
+    def _route(self, ev: Any) -> None:
         kind, episode_id = ev.kind, ev.episode_id
         f = self.followed.get(episode_id)
         if f is not None:
@@ -170,11 +160,11 @@ class Feed:
         labels = self.labels.get(episode_id, ("unknown", "unknown", "unknown"))
         payload: dict[str, Any]
         if not self.hub.subscribers:  # nobody watches the live page: no payload to build
-            self._bookkeep(kind, episode_id, entry_id, ev, f, labels)
+            self._bookkeep(kind, episode_id, ev, f, labels)
             return
         if kind == "episode_started":
             self.remember(episode_id, ev.spec.environment, ev.spec.labels)
-            self.follow(episode_id, before(entry_id))
+            self.follow(episode_id)
             payload = {
                 "episode_id": episode_id, "environment": ev.spec.environment or "custom",
                 "objectives": list(ev.spec.objectives.names), "labels": ev.spec.labels,
@@ -182,8 +172,8 @@ class Feed:
             }  # fmt: skip
         elif kind == "step":
             if f is None:
-                self.follow(episode_id, before(entry_id))  # joined mid-episode
-            self.metrics.feed_steps.labels(*labels).inc()
+                self.follow(episode_id)  # joined mid-episode
+            child(self.metrics.feed_steps, *labels).inc()
             payload = ev.model_dump(mode="json", exclude={"text"})  # prompts stay out
         elif kind == "verdict":
             self.waiters.on_verdict(ev)
@@ -191,10 +181,10 @@ class Feed:
             payload = ev.model_dump(mode="json")
         elif kind == "recovery_command":
             self.waiters.on_recovery(ev)
-            self.metrics.feed_recoveries.labels(*labels).inc()
+            child(self.metrics.feed_recoveries, *labels).inc()
             payload = ev.model_dump(mode="json", exclude={"reminder"})
         elif kind == "flip":
-            self.metrics.feed_flips.labels(*labels, ev.flag).inc()
+            child(self.metrics.feed_flips, *labels, ev.flag).inc()
             payload = ev.model_dump(mode="json")
         elif kind == "episode_finished":
             if f is not None:
@@ -206,24 +196,23 @@ class Feed:
         self.hub.publish(kind, episode_id, ev.id, orjson.dumps(payload))
 
     def _bookkeep(
-        self, kind: str, episode_id: str, entry_id: str, ev: Any, f: Followed | None,
-        labels: tuple[str, ...],
-    ) -> None:  # fmt: skip
+        self, kind: str, episode_id: str, ev: Any, f: Followed | None, labels: tuple[str, ...]
+    ) -> None:
         """What :meth:`_route` does besides the SSE payload (same branches, same order)."""
         if kind == "episode_started":
             self.remember(episode_id, ev.spec.environment, ev.spec.labels)
-            self.follow(episode_id, before(entry_id))
+            self.follow(episode_id)
         elif kind == "step":
             if f is None:
-                self.follow(episode_id, before(entry_id))
-            self.metrics.feed_steps.labels(*labels).inc()
+                self.follow(episode_id)
+            child(self.metrics.feed_steps, *labels).inc()
         elif kind == "verdict":
             self.waiters.on_verdict(ev)
             self.metrics.detection_lag.observe(max(0.0, time.time() - ev.step_ts))
         elif kind == "recovery_command":
             self.waiters.on_recovery(ev)
-            self.metrics.feed_recoveries.labels(*labels).inc()
+            child(self.metrics.feed_recoveries, *labels).inc()
         elif kind == "flip":
-            self.metrics.feed_flips.labels(*labels, ev.flag).inc()
+            child(self.metrics.feed_flips, *labels, ev.flag).inc()
         elif kind == "episode_finished" and f is not None:
             f.finished_at = time.monotonic()

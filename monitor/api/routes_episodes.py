@@ -15,9 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from monitor.api.errors import ApiError, validation_error
-from monitor.api.feed import before
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
 from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
+from monitor.metrics import child
 from schemas.episode import EpisodeSpec, FailMode
 from schemas.events import EpisodeFinished, StepEvent
 from schemas.objectives import ObjectiveSet
@@ -130,20 +130,27 @@ async def post_step(request: web.Request) -> web.Response:
         rewards=req.rewards, text=req.text, invalid_answers=req.invalid_answers,
         mitigation=req.mitigation,
     )  # fmt: skip
-    accepted = await app[STORE].accept_step(event)
-    app[FEED].follow(episode_id, before(accepted.entry_id))
+    waiters = app[WAITERS]
+    if wait:
+        waiters.expect(episode_id, req.step)  # before publishing: the verdict can be quick
+    try:
+        await app[STORE].accept_step(event)
+    except BaseException:
+        waiters.forget(episode_id, req.step)
+        raise
+    app[FEED].follow(episode_id)
     labels = metrics.episode_labels(
         spec.environment or "custom",
         spec.labels.get("model", "unknown"),
         spec.labels.get("mitigation", "none"),
     )
-    metrics.steps.labels(*labels).inc()
+    child(metrics.steps, *labels).inc()
     if not wait:
         return web.json_response(
             {"episode_id": episode_id, "step": req.step, "accepted": True, "verdict": None},
             status=202,
         )
-    answer = await app[WAITERS].wait(episode_id, req.step, settings.step_timeout_s)
+    answer = await waiters.wait(episode_id, req.step, settings.step_timeout_s)
     if answer is not None:
         verdict, cmd = answer
         result = StepVerdict(
@@ -162,9 +169,10 @@ async def post_step(request: web.Request) -> web.Response:
         metrics.fail_mode.labels(result.fail_mode.value if result.fail_mode else "").inc()
     elapsed = time.perf_counter() - received
     result.latency_ms = round(elapsed * 1000, 3)
-    metrics.verdicts.labels(result.verdict, source).inc()
-    metrics.verdict_latency.labels(source).observe(elapsed)
-    return web.json_response(result.model_dump(mode="json"))
+    child(metrics.verdicts, result.verdict, source).inc()
+    child(metrics.verdict_latency, source).observe(elapsed)
+    # pydantic's serializer writes the JSON bytes directly (no dict, no json.dumps)
+    return web.Response(body=result.model_dump_json().encode(), content_type="application/json")
 
 
 async def _fail_mode_verdict(request: web.Request, spec: EpisodeSpec, step: int) -> StepVerdict:

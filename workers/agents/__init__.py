@@ -4,6 +4,7 @@ The registry is a plain dict of factories so that model agents (OpenAI, Anthropi
 can be added with :func:`register_agent` without touching the scripted ones.
 """
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from workers.agents.base import Agent, AgentContext, Message, Reply, Usage
 from workers.agents.drifting import MODES, DriftingAgent
 from workers.agents.reference import ReferenceAgent
 from workers.agents.replay import ReplayAgent
-from workers.recordings import Recording, read_tsv
+from workers.recordings import Recording, read_tsv_shared
 
 AgentFactory = Callable[[AgentSpec, int, Recording | None], Agent]
 
@@ -22,9 +23,14 @@ def _reference(spec: AgentSpec, seed: int, recording: Recording | None) -> Agent
     return ReferenceAgent()
 
 
+@functools.cache
+def _drifting_options() -> tuple[str, ...]:
+    """DriftingAgent's options (cached: ``inspect.signature`` runs once, not per episode)."""
+    return tuple(p for p in inspect.signature(DriftingAgent).parameters if p != "seed")
+
+
 def _drifting(spec: AgentSpec, seed: int, recording: Recording | None) -> Agent:
-    allowed = tuple(p for p in inspect.signature(DriftingAgent).parameters if p != "seed")
-    _check_options(spec, allowed)
+    _check_options(spec, _drifting_options())
     return DriftingAgent(seed=seed, **spec.options)
 
 
@@ -34,7 +40,7 @@ def _replay(spec: AgentSpec, seed: int, recording: Recording | None) -> Agent:
         source = spec.options.get("source")
         if not source:
             raise ValueError("a replay agent needs a recording or the option 'source'")
-        recording = read_tsv(source)
+        recording = read_tsv_shared(source)
     return ReplayAgent(recording)
 
 

@@ -63,10 +63,13 @@ class DriftingAgent:
         self._relapse_left = 0
         self._steps_in_mode = 0
         self._cycle: list[Action] | None = None
+        self._resolved = False
 
     async def act(self, context: AgentContext) -> Reply:
         env = context.env
-        self._resolve_mode(env)
+        if not self._resolved:  # an agent plays one episode, so one environment
+            self._resolve_mode(env)
+            self._resolved = True
         if context.restored and self.flip_steps:
             self.phase, self._relapse_left = "relapse", self.relapse_after
         if self.phase == "reference" and context.step >= self.flip_step:

@@ -1,5 +1,6 @@
 """The built-in environments and the one place that builds them by name."""
 
+import functools
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,8 +30,12 @@ ENVIRONMENTS: dict[str, type[Environment]] = {
 assert set(ENVIRONMENTS) == set(ENVIRONMENT_NAMES), "catalog.py and the classes disagree"
 
 
+@functools.cache
 def environment_options(name: str) -> tuple[str, ...]:
-    """The keyword options an environment accepts (besides ``seed`` and ``noise_trace``)."""
+    """The keyword options an environment accepts (besides ``seed`` and ``noise_trace``).
+
+    Cached: ``inspect.signature`` costs more than building the environment itself.
+    """
     params = inspect.signature(_class(name)).parameters
     return tuple(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY)
 

@@ -72,6 +72,16 @@ class AttemptFailure(Exception):
         self.retry_after_s = retry_after_s
 
 
+class HTTPStatusFailure(Exception):
+    """A 4xx/5xx answer to a plain-HTTP call (no SDK in between); classified below."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = dict(headers)
+        self.body = body.decode("utf-8", "replace")
+
+
 RETRIABLE_STATUS = frozenset({408, 409, 429})
 
 
@@ -123,28 +133,70 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
 
 
+def _refused(exc: BaseException) -> bool:
+    """A connection that failed at once, which the SDK's aiohttp transport reports as a
+    connect *timeout* (its exception map turns aiohttp's ``ClientConnectorError`` into
+    httpx's ``ConnectTimeout``): the metrics and messages should say what happened."""
+    import aiohttp
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the cause chain: SDK error <- httpx error <- aiohttp error
+        if seen is None:
+            return False
+        if isinstance(seen, aiohttp.ClientConnectorError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def status_failure(
+    status: int, headers: Mapping[str, str], message: str | None, secrets: Iterable[str]
+) -> AttemptFailure:
+    """An HTTP error answer, whoever received it: retriable or not, the server's say
+    (``x-should-retry``), how long it asks to wait, and its message without secrets."""
+    retriable = status in RETRIABLE_STATUS or status >= 500
+    if {k.lower(): v for k, v in headers.items()}.get("x-should-retry") == "false":
+        retriable = False
+    body = redact(message or "", secrets)
+    return AttemptFailure(
+        status_reason(status),
+        retriable,
+        f"HTTP {status}: {body}" if body else f"HTTP {status}",
+        status=status,
+        retry_after_s=parse_retry_after(headers) if status in (429, 503) else None,
+    )
+
+
 def classify_sdk_error(exc: BaseException, secrets: Iterable[str] = ()) -> AttemptFailure | None:
     """Translate an ``openai``/``anthropic`` exception; None if it is not one of theirs."""
     secrets = tuple(secrets)
     if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
+        if _refused(exc):
+            return AttemptFailure("connection_error", True, "could not connect to the server")
         return AttemptFailure("timeout", True, "the request timed out")
     if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
         return AttemptFailure("connection_error", True, "could not connect to the server")
     if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
-        status = exc.status_code
         headers = dict(exc.response.headers) if exc.response is not None else {}
-        retriable = status in RETRIABLE_STATUS or status >= 500
-        should = {k.lower(): v for k, v in headers.items()}.get("x-should-retry")
-        if should == "false":
-            retriable = False
-        body = redact(getattr(exc, "message", "") or "", secrets)
-        return AttemptFailure(
-            status_reason(status),
-            retriable,
-            f"HTTP {status}: {body}" if body else f"HTTP {status}",
-            status=status,
-            retry_after_s=parse_retry_after(headers) if status in (429, 503) else None,
-        )
+        return status_failure(exc.status_code, headers, getattr(exc, "message", ""), secrets)
     if isinstance(exc, openai.APIResponseValidationError | anthropic.APIResponseValidationError):
         return AttemptFailure("malformed", False, "the response did not match the API schema")
     return None
+
+
+def classify_http_error(exc: BaseException, secrets: Iterable[str] = ()) -> AttemptFailure | None:
+    """Translate a failure of a plain-HTTP call (aiohttp, :class:`HTTPStatusFailure`) by
+    the same rules as the SDK's (:func:`classify_sdk_error`, which it falls back to)."""
+    import asyncio
+
+    import aiohttp
+
+    if isinstance(exc, HTTPStatusFailure):
+        return status_failure(exc.status, exc.headers, exc.body, secrets)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return AttemptFailure("connection_error", True, "could not connect to the server")
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return AttemptFailure("timeout", True, "the request timed out")
+    if isinstance(exc, aiohttp.ClientError):  # reset, disconnected, broken payload
+        return AttemptFailure("connection_error", True, "the connection to the server failed")
+    return classify_sdk_error(exc, secrets)

@@ -86,9 +86,19 @@ class ModelLimits:
 
     @classmethod
     def from_settings(cls, settings: object) -> "ModelLimits":
-        """Build from the settings (``model_concurrency``, ``model_rate_limit_rps``)."""
+        """Build from the settings (``model_concurrency``, ``model_rate_limit_rps``).
+
+        No ``model_concurrency`` means the worker's ``concurrency``: every episode waits on
+        at most one call, so a lower cap would only make episodes queue for a slot that a
+        local server (vLLM, llama.cpp with parallel slots) or a hosted API would have
+        served at once; hosted rate limits are per minute and are met by the rate limit and
+        the 429/Retry-After handling of the retry policy.
+        """
+        concurrency = getattr(settings, "model_concurrency", None)
+        if concurrency is None:
+            concurrency = getattr(settings, "concurrency", None) or 16
         return cls(
-            concurrency=getattr(settings, "model_concurrency", 16),
+            concurrency=concurrency,
             rate_limit_rps=getattr(settings, "model_rate_limit_rps", None),
         )
 

@@ -37,6 +37,8 @@ def answer_schema(names: Sequence[str]) -> dict[str, Any]:
 
 def response_format(mode: StructuredMode, names: Sequence[str]) -> dict[str, Any] | None:
     """The ``response_format`` request field for a mode (None for ``off``)."""
+    if mode is not StructuredMode.JSON_SCHEMA and mode is not StructuredMode.JSON_OBJECT:
+        return None  # free text: no schema to build on every call
     schema = answer_schema(names)
     if mode is StructuredMode.JSON_SCHEMA:
         return {

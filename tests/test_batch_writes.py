@@ -1,0 +1,83 @@
+"""The one-call batch of stream and hash writes, against a real Redis."""
+
+import pytest
+from redis.exceptions import ResponseError
+
+from monitor.batch_writes import MAX_VALUES_PER_OP, BatchWriter, WriteBatch
+
+
+async def test_every_operation_lands_in_order(redis, settings):
+    p = f"{settings.key_prefix}:{{s0}}"
+    await redis.xgroup_create(f"{p}:in", "g", id="0", mkstream=True)
+    ids = [await redis.xadd(f"{p}:in", {"n": str(i)}) for i in range(3)]
+    await redis.xreadgroup("g", "c", {f"{p}:in": ">"})
+    await redis.hset(f"{p}:h", mapping={"gone": "1", "kept": "1"})
+
+    batch = WriteBatch()
+    batch.xadd(f"{p}:out", {"k": b"verdict", "d": b'{"x": 1}'}, 1000)
+    batch.xadd(f"{p}:out", {"k": "second"}, 1000)
+    batch.hset(f"{p}:h", {"a": 1, "b": b"two"})
+    batch.hdel(f"{p}:h", ["gone"])
+    batch.expire(f"{p}:h", 100)
+    batch.xack(f"{p}:in", "g", ids[:2])
+    await BatchWriter(redis).send(batch)
+
+    out = await redis.xrange(f"{p}:out")
+    assert [f for _, f in out] == [{b"k": b"verdict", b"d": b'{"x": 1}'}, {b"k": b"second"}]
+    assert await redis.hgetall(f"{p}:h") == {b"kept": b"1", b"a": b"1", b"b": b"two"}
+    assert 0 < await redis.ttl(f"{p}:h") <= 100
+    assert (await redis.xpending(f"{p}:in", "g"))["pending"] == 1
+
+
+async def test_long_operations_are_split_below_luas_unpack_limit(redis, settings):
+    key = f"{settings.key_prefix}:{{s0}}:big"
+    n = MAX_VALUES_PER_OP * 2 + 7  # would overflow unpack() as one HSET
+    batch = WriteBatch()
+    batch.hset(key, {f"f{i}": i for i in range(n)})
+    await BatchWriter(redis).send(batch)
+    assert await redis.hlen(key) == n
+    batch = WriteBatch()
+    batch.hdel(key, [f"f{i}" for i in range(n - 1)])
+    await BatchWriter(redis).send(batch)
+    assert await redis.hkeys(key) == [f"f{n - 1}".encode()]
+
+
+async def test_an_empty_batch_sends_nothing_and_a_bad_one_fails_loudly(redis, settings):
+    await BatchWriter(redis).send(WriteBatch())  # no call, no error
+    batch = WriteBatch()
+    batch.args += ("Z", 1)
+    batch.keys.append(f"{settings.key_prefix}:{{s0}}:x")
+    with pytest.raises(ResponseError, match="unknown op"):
+        await BatchWriter(redis).send(batch)
+
+
+async def test_command_batcher_sends_concurrent_submits_together(redis, settings):
+    import asyncio
+
+    from monitor.batch_writes import CommandBatcher
+
+    batcher = CommandBatcher(redis)
+    key = f"{settings.key_prefix}:counted"
+    sent: list[int] = []
+    real_pipeline = redis.pipeline
+
+    def counting_pipeline(*args, **kwargs):
+        sent.append(1)
+        return real_pipeline(*args, **kwargs)
+
+    redis.pipeline = counting_pipeline
+    try:
+        await asyncio.gather(*(batcher.submit(lambda p: p.incr(key)) for _ in range(200)))
+    finally:
+        del redis.pipeline
+    assert int(await redis.get(key)) == 200
+    assert len(sent) <= 2  # the first submit's pipeline, then everything queued behind it
+
+    # a failing pipeline fails each of its submitters; the batcher carries on
+    await redis.set(f"{settings.key_prefix}:text", "x")
+    bad = batcher.submit(lambda p: p.incr(f"{settings.key_prefix}:text"))
+    with pytest.raises(ResponseError):
+        await bad
+    await batcher.submit(lambda p: p.incr(key))
+    assert int(await redis.get(key)) == 201
+    await batcher.aclose()
