@@ -17,6 +17,7 @@ from schemas.episode import EpisodeSpec
 SCHEMA_VERSION = 1
 
 Values = dict[str, float]
+MAX_TEXT = 100_000  # characters of one agent answer
 
 
 def _now() -> float:
@@ -70,7 +71,7 @@ class StepEvent(_Event):
     )
     rewards: Values = Field(default_factory=dict)
     reference: Values | None = Field(default=None, description="reference policy's action")
-    text: str | None = Field(default=None, max_length=100_000, description="raw agent answer")
+    text: str | None = Field(default=None, max_length=MAX_TEXT, description="raw agent answer")
     invalid_answers: int = Field(default=0, ge=0, description="rejected answers this step")
     mitigation: str | None = None
     voluntary_reset: bool = Field(default=False, description="the agent answered RESET")

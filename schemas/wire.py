@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.events import SCHEMA_VERSION, Event, _new_id
+from schemas.events import MAX_TEXT, SCHEMA_VERSION, Event, _new_id
 
 _EVENT = TypeAdapter(Event)
 MAX_ENTRY_BYTES = 256 * 1024
@@ -71,6 +71,54 @@ def encode_verdict(
         }
     )
     return {"k": b"verdict", "v": _VERSION, "d": data}
+
+
+def encode_step(
+    episode_id: str,
+    step: int,
+    observation: Mapping[str, float],
+    action: Mapping[str, float],
+    after: Mapping[str, float] | None,
+    noise: Mapping[str, float] | None,
+    rewards: Mapping[str, float],
+    text: str | None,
+    invalid_answers: int,
+    mitigation: str | None,
+    voluntary_reset: bool,
+    usage: Mapping[str, float] | None,
+) -> dict[str, bytes]:
+    """The entry of a :class:`~schemas.events.StepEvent` played by a worker, without the model.
+
+    A worker publishes one step per agent answer from values its own environment made, so
+    the pydantic construction is skipped as for verdicts (13 us of 19 per step) and orjson
+    writes the JSON; the detectors validate every step they read. Same fields in the same
+    order as ``encode(StepEvent(...))``; ``tests/test_wire_fast.py`` holds them together.
+    """
+    if step < 1 or invalid_answers < 0:
+        raise ValueError("step must be at least 1 and invalid_answers at least 0")
+    if text is not None and len(text) > MAX_TEXT:
+        raise ValueError(f"the answer text exceeds {MAX_TEXT} characters")
+    data = orjson.dumps(
+        {
+            "id": _new_id(),
+            "episode_id": episode_id,
+            "ts": time.time(),
+            "kind": "step",
+            "step": step,
+            "observation": observation,
+            "action": action,
+            "after": after,
+            "noise": noise,
+            "rewards": rewards,
+            "reference": None,
+            "text": text,
+            "invalid_answers": invalid_answers,
+            "mitigation": mitigation,
+            "voluntary_reset": voluntary_reset,
+            "usage": usage,
+        }
+    )
+    return {"k": b"step", "v": _VERSION, "d": data}
 
 
 def routed(fields: dict[str, bytes], episode_id: str) -> dict[str, bytes]:

@@ -16,7 +16,11 @@ class EpisodeLog:
         self._lines: list[bytes] = []
 
     def add(self, event: Any) -> None:
-        self._lines.append(event.__pydantic_serializer__.to_json(event))
+        self.add_json(event.__pydantic_serializer__.to_json(event))
+
+    def add_json(self, data: bytes) -> None:
+        """An event already encoded (the ``d`` field of its stream entry)."""
+        self._lines.append(data)
 
     async def write(self) -> Path:
         def _write() -> None:

@@ -20,10 +20,10 @@ from schemas.events import (
     EpisodeStarted,
     RecoveryApplied,
     RecoveryCommand,
-    StepEvent,
     Verdict,
 )
 from schemas.settings import Settings
+from schemas.wire import encode, encode_step
 from workers.agents.base import Agent, AgentContext, AgentFinished
 from workers.environments.base import Environment, InvalidAction
 from workers.episode_log import EpisodeLog
@@ -99,9 +99,12 @@ class EpisodeRunner:
         self._steps_metric = metrics.steps.labels(*self.labels)
 
     async def _publish(self, event: Any) -> None:
-        await self.publisher.publish(self.stream, event, self.settings.steps_maxlen)
+        await self._publish_entry(encode(event))
+
+    async def _publish_entry(self, fields: dict[str, bytes]) -> None:
+        await self.publisher.publish_raw(self.stream, fields, self.settings.steps_maxlen)
         if self.log is not None:
-            self.log.add(event)
+            self.log.add_json(fields["d"])
 
     async def run(self) -> EpisodeResult:
         await self._publish(EpisodeStarted(episode_id=self.spec.episode_id, spec=self.spec))
@@ -152,23 +155,12 @@ class EpisodeRunner:
         self._steps_metric.inc()
         if invalid:
             self.metrics.invalid_actions.labels(*self.labels).inc(invalid)
-        await self._publish(
-            StepEvent(
-                episode_id=self.spec.episode_id,
-                step=step,
-                observation=observation,
-                action={k: float(v) for k, v in action.items()},
-                after=transition.after,
-                noise=transition.noise or None,
-                rewards=transition.rewards,
-                reference=None,
-                text=text,
-                invalid_answers=invalid,
-                mitigation=self.labels[2],
-                voluntary_reset=reset,
-                usage=usage,
-            )
-        )
+        entry = encode_step(
+            self.spec.episode_id, step, observation, {k: float(v) for k, v in action.items()},
+            transition.after, transition.noise or None, transition.rewards, text, invalid,
+            self.labels[2], reset, usage,
+        )  # fmt: skip
+        await self._publish_entry(entry)
 
     async def _summarise(self, step: int) -> None:
         """Rolling summary: the model condenses its history, which then replaces it."""
