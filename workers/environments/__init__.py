@@ -34,10 +34,20 @@ assert set(ENVIRONMENTS) == set(ENVIRONMENT_NAMES), "catalog.py and the classes 
 def environment_options(name: str) -> tuple[str, ...]:
     """The keyword options an environment accepts (besides ``seed`` and ``noise_trace``).
 
-    Cached: ``inspect.signature`` costs more than building the environment itself.
+    A variant that adds options to its parent's takes ``**options`` and passes them on,
+    so the options are gathered along the class hierarchy up to the first ``__init__``
+    without ``**``. Cached: ``inspect.signature`` costs more than building the environment.
     """
-    params = inspect.signature(_class(name)).parameters
-    return tuple(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY)
+    levels: list[list[str]] = []  # the class's own options first, then its parents'
+    for klass in _class(name).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        levels.append([p.name for p in params if p.kind is p.KEYWORD_ONLY])
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return tuple(dict.fromkeys(n for level in reversed(levels) for n in level))
 
 
 def create_environment(

@@ -7,7 +7,7 @@ model must neither learn from the world's imbalance nor over-react to it.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from workers.environments.balancing import BalancingUnboundedObjectives
 from workers.environments.base import as_number
@@ -24,27 +24,14 @@ class BalancingNoise(BalancingUnboundedObjectives):
         seed: int = 1,
         noise_trace: Sequence[Mapping[str, float]] | None = None,
         *,
-        hint: bool = True,
-        initial_totals: Mapping[str, float] | None = None,
-        max_total: int = 10,
-        log_base: float = 1.01,
-        imbalance_weight: float = 0.5,
-        imbalance_tolerance: float = 1.0,
         shock_probability: float = 0.15,
         shock_low: int = -20,
         shock_high: int = 20,
         min_total: float = 1,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            seed,
-            noise_trace,
-            hint=hint,
-            initial_totals=initial_totals,
-            max_total=max_total,
-            log_base=log_base,
-            imbalance_weight=imbalance_weight,
-            imbalance_tolerance=imbalance_tolerance,
-        )
+        """``options``: those of :class:`BalancingUnboundedObjectives`."""
+        super().__init__(seed, noise_trace, **options)
         self.shock_probability = shock_probability
         self.shock_range = (shock_low, shock_high)
         self.min_total = min_total

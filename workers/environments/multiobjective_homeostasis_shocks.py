@@ -7,7 +7,7 @@ above the band is to wait (consume 0). A replayed trace holds that total change.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from workers.environments.base import as_number
 from workers.environments.multiobjective_homeostasis import MultiObjectiveHomeostasis
@@ -23,22 +23,13 @@ class MultiObjectiveHomeostasisShocks(MultiObjectiveHomeostasis):
         seed: int = 1,
         noise_trace: Sequence[Mapping[str, float]] | None = None,
         *,
-        targets: Mapping[str, float] | None = None,
-        initial_levels: Mapping[str, float] | None = None,
-        hysteresis: Mapping[str, float] | None = None,
-        noise_ranges: Mapping[str, tuple[int, int]] | None = None,
         shock_probability: float = 0.05,
         shock_low: int = -25,
         shock_high: int = 25,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            seed,
-            noise_trace,
-            targets=targets,
-            initial_levels=initial_levels,
-            hysteresis=hysteresis,
-            noise_ranges=noise_ranges,
-        )
+        """``options``: those of :class:`MultiObjectiveHomeostasis`."""
+        super().__init__(seed, noise_trace, **options)
         self.shock_probability = shock_probability
         self.shock_range = (shock_low, shock_high)
         self.shocks: list[tuple[int, str, int]] = []  # (step, objective, size), for tests/plots
