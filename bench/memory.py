@@ -1,8 +1,8 @@
 """Memory: per active episode in a worker and a detector, detector state, Redis.
 
-- detector: 10,000 episodes started and scored for ``--steps`` steps each in one
-  detector (in this process); RSS growth per episode, and the checkpointed state bytes
-  per episode in Redis (spec + scorer state).
+- detector: 10,000 episodes started and scored for ``--steps`` steps each by one
+  ``runaway-monitor detector`` process, as deployed; its RSS, its growth per episode, and
+  the checkpointed state bytes per episode in Redis (spec + scorer state).
 - worker: ``--worker-episodes`` episodes held active at once (no detector answers, so
   each stops at ``max_inflight_steps``); RSS growth per active episode.
 - Redis: used memory after the detector run, with the default stream trimming.
@@ -19,10 +19,10 @@ import time
 from typing import Any
 
 try:
-    from bench.common import bench_redis, print_table, rss_bytes, run
+    from bench.common import bench_redis, print_table, rss_bytes, run, start_detectors
 except ImportError:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import bench_redis, print_table, rss_bytes, run
+    from bench.common import bench_redis, print_table, rss_bytes, run, start_detectors
 
 from detectors.service import DetectorService
 from monitor.connections import connect
@@ -34,33 +34,40 @@ from workers.worker import Worker
 
 
 async def detector_memory(url: str, settings: Settings, episodes: int, steps: int) -> dict:
+    """A real ``runaway-monitor detector`` process: its RSS before and after it holds
+    ``episodes`` episodes (nothing of this bench process is counted)."""
     redis = connect(url)
-    specs = demo_specs(episodes, steps, "mem", seed=0)
-    service = DetectorService(redis, settings, name="mem-detector")
-    await service.ensure_groups()
-    gc.collect()
-    before = rss_bytes()
     keys = settings.keys
-    # publish in chunks and score as we go, so the streams stay realistic
-    for i in range(0, len(specs), 1000):
-        pipe = redis.pipeline(transaction=False)
-        for spec in specs[i : i + 1000]:
-            stream = keys.steps(keys.shard_of(spec.episode_id))
-            pipe.xadd(stream, encode(EpisodeStarted(episode_id=spec.episode_id, spec=spec)))
-            names = spec.objectives.names
-            for step in range(1, steps + 1):
-                ev = StepEvent(episode_id=spec.episode_id, step=step,
-                               observation=dict.fromkeys(names, 5.0),
-                               action=dict.fromkeys(names, 1.0))  # fmt: skip
-                pipe.xadd(stream, encode(ev), maxlen=settings.steps_maxlen, approximate=True)
-        await pipe.execute()
-        await _score_all(service)
-    gc.collect()
-    after = rss_bytes()
-    active = sum(len(c.records) for c in service.consumers.values())
-    state_bytes = 0
+    await DetectorService(redis, settings, name="mem-setup").ensure_groups()
+    (proc,) = await start_detectors(url, settings, 1)
+    try:
+        await asyncio.sleep(1.0)  # settled after start-up
+        before = rss_bytes(proc.pid)
+        specs = demo_specs(episodes, steps, "mem", seed=0)
+        # published in chunks and scored as they come, so the streams stay realistic
+        for i in range(0, episodes, 1000):
+            pipe = redis.pipeline(transaction=False)
+            for spec in specs[i : i + 1000]:
+                stream = keys.steps(keys.shard_of(spec.episode_id))
+                pipe.xadd(stream, encode(EpisodeStarted(episode_id=spec.episode_id, spec=spec)))
+                names = spec.objectives.names
+                for step in range(1, steps + 1):
+                    ev = StepEvent(episode_id=spec.episode_id, step=step,
+                                   observation=dict.fromkeys(names, 5.0),
+                                   action=dict.fromkeys(names, 1.0))  # fmt: skip
+                    pipe.xadd(stream, encode(ev), maxlen=settings.steps_maxlen, approximate=True)
+            await pipe.execute()
+        await _all_scored(redis, settings, timeout_s=300)
+        await asyncio.sleep(0.5)
+        after = rss_bytes(proc.pid)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    active = state_bytes = 0
     for shard in range(keys.shards):
-        async for _, value in redis.hscan_iter(keys.detector_state(shard), count=1000):
+        async for field, value in redis.hscan_iter(keys.detector_state(shard), count=1000):
+            if not field.endswith(b":spec"):
+                active += 1
             state_bytes += len(value)
     info = await redis.info("memory")
     await redis.aclose()
@@ -74,17 +81,15 @@ async def detector_memory(url: str, settings: Settings, episodes: int, steps: in
     }
 
 
-async def _score_all(service: DetectorService) -> None:
-    """Score everything there is, keeping the consumers (and their records) alive."""
-    if not service.consumers:
-        for shard in range(service.keys.shards):
-            await service._acquire(shard)
-            service.consumers[shard] = service._consumer(shard)
-            await service.consumers[shard].take_over()
-    idle = 0
-    while idle < 2:
-        n = sum([await c.poll(block_ms=1) for c in service.consumers.values()])
-        idle = idle + 1 if n == 0 else 0
+async def _all_scored(redis: Any, settings: Settings, timeout_s: float) -> None:
+    """Wait until the detectors' group has read and acked every entry of every shard."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        groups = [await redis.xinfo_groups(settings.keys.steps(s)) for s in range(settings.shards)]
+        if all(g["lag"] == 0 and g["pending"] == 0 for gs in groups for g in gs):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the detector did not score everything in time")
 
 
 async def worker_memory(url: str, settings: Settings, episodes: int) -> dict:
