@@ -32,28 +32,18 @@ import sys
 import time
 from typing import Any
 
-try:
-    from bench.common import (
-        ROOT,
-        bench_redis,
-        cpu_seconds,
-        percentile,
-        print_table,
-        run,
-        start_detectors,
-    )
-except ImportError:  # run as a script
+if not __package__:  # run as a script (python bench/x.py): the repo root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import (
-        ROOT,
-        bench_redis,
-        cpu_seconds,
-        percentile,
-        print_table,
-        run,
-        start_detectors,
-    )
 
+from bench.common import (
+    ROOT,
+    bench_redis,
+    cpu_seconds,
+    percentile,
+    print_table,
+    run,
+    start_detectors,
+)
 from monitor.connections import connect
 from schemas.episode import EpisodeSpec
 from schemas.settings import Settings

@@ -18,12 +18,10 @@ import sys
 import time
 from typing import Any
 
-try:
-    from bench.common import bench_redis, print_table, rss_bytes, run, start_detectors
-except ImportError:  # run as a script
+if not __package__:  # run as a script (python bench/x.py): the repo root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import bench_redis, print_table, rss_bytes, run, start_detectors
 
+from bench.common import bench_redis, print_table, rss_bytes, run, start_detectors
 from detectors.service import DetectorService
 from monitor.connections import connect
 from schemas.events import EpisodeStarted, StepEvent

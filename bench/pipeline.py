@@ -19,14 +19,12 @@ import sys
 import time
 from typing import Any
 
-try:
-    from bench.common import bench_redis, cpu_seconds, print_table, run, start_detectors
-except ImportError:  # run as a script
+if not __package__:  # run as a script (python bench/x.py): the repo root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import bench_redis, cpu_seconds, print_table, run, start_detectors
 
 import redis.asyncio as aioredis
 
+from bench.common import bench_redis, cpu_seconds, print_table, run, start_detectors
 from detectors.service import DetectorService
 from monitor.connections import connect, stream_entries
 from schemas.settings import Settings

@@ -37,12 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-try:
-    from bench.common import print_table, run
-except ImportError:  # run as a script
+if not __package__:  # run as a script (python bench/x.py): the repo root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.common import print_table, run
 
+from bench.common import print_table, run
 from detectors.scoring import EpisodeScorer
 from monitor.pipeline import run_episodes
 from schemas.episode import AgentSpec, EpisodeSpec

@@ -1,0 +1,76 @@
+"""Every bench script runs as its README line says (``python bench/x.py --json``) and
+prints sane figures, at toy sizes so the suite stays fast. The figures themselves are
+not judged here (a shared CI box says little about speed); what is checked is that each
+bench measures what it claims: all steps played, results identical where it compares
+runs, every HTTP request answered, the detector's state counted per episode.
+
+Each run uses its own embedded Redis (``REDIS_URL`` unset): the benches do not clean up
+a shared server's keys, and a private server goes away with them.
+"""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _bench(*args: str, timeout_s: float = 90) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, "--json", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return orjson.loads(out.splitlines()[-1])
+
+
+async def test_pipeline_bench_plays_every_step_and_matches_with_a_detector_process():
+    out = await _bench("bench/pipeline.py", "--episodes", "12", "--steps", "10",
+                       "--detectors", "1")  # fmt: skip
+    assert out["steps"] == 120
+    assert out["flips"] >= 1 and out["recoveries"] >= 1  # the demo mix flips and recovers
+    assert out["pipeline_steps_per_s"] > 0 and out["raw_entries_per_s"] > 0
+    assert out["ratio"] == round(out["pipeline_steps_per_s"] / out["raw_entries_per_s"], 3)
+    assert out["detectors_1_identical"] is True
+    assert out["detectors_1_detector_cpu_us_per_step"] > 0  # the detector process was measured
+
+
+async def test_latency_bench_measures_detection_and_answers_every_http_request():
+    sizes = ["--episodes", "30", "--rate", "100", "--steps", "4"]
+    http = ["--http-rate", "50", "--http-seconds", "1", "--http-episodes", "5"]
+    out = await _bench("bench/latency.py", *sizes, *http)
+    assert out["e30_steady_steps"] > 0
+    assert 0 < out["e30_detection_ms_p50"] <= out["e30_detection_ms_p99"]
+    assert out["http_requests"] == 50 and out["http_statuses"] == "200:50"
+    assert out["http_fail_mode_answers"] == 0
+    assert 0 < out["http_verdict_ms_p50"] <= out["http_verdict_ms_p99"]
+
+
+async def test_memory_bench_counts_a_real_detector_process_per_episode():
+    out = await _bench("bench/memory.py", "--episodes", "60", "--steps", "4",
+                       "--worker-episodes", "6")  # fmt: skip
+    assert out["detector_episodes"] == 60
+    assert 0 < out["detector_state_bytes_per_episode"] < 2048
+    assert out["detector_rss_mb"] > 10  # a Python process's RSS, not the bench's delta
+    assert out["worker_active_episodes"] == 6
+    assert out["redis_used_memory_mb"] > 0
+
+
+async def test_vs_sequential_bench_gets_identical_results_both_ways():
+    out = await _bench("bench/vs_sequential.py", "--episodes", "4", "--steps", "5",
+                       "--delay-ms", "5")  # fmt: skip
+    assert out["identical"] is True
+    assert out["sequential_s"] > 0 and out["concurrent_s"] > 0
+    assert out["speedup"] == round(out["sequential_s"] / out["concurrent_s"], 1)
+
+
+async def test_scorer_bench_names_its_implementation():
+    out = await _bench("-m", "bench.scorer", "--repeat", "1", "--rounds", "1")
+    assert out["implementation"] in ("compiled", "pure")
+    assert out["steps"] > 1000 and out["scorer_steps_per_s"] > 0
