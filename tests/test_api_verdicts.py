@@ -156,3 +156,21 @@ async def test_service_endpoints(settings, redis):
         for name in ("runaway_http_requests_total", "runaway_verdict_latency_seconds",
                      "runaway_consumer_group_lag", "runaway_detector_up"):  # fmt: skip
             assert name in metrics
+
+
+def test_live_payload_keeps_prompts_reminders_and_errors_out():
+    from monitor.api.feed import live_payload
+    from schemas.events import EpisodeFinished, EpisodeStarted, RecoveryCommand, StepEvent
+    from tests.pipeline_helpers import spec
+
+    started = live_payload(EpisodeStarted(episode_id="e", spec=spec("e", "homeostasis")))
+    assert started["kind"] == "episode_started" and started["objectives"] == ["level"]
+    assert "spec" not in started  # the agent's options and prompts stay out
+    step = StepEvent(episode_id="e", step=1, observation={"level": 1}, action={"level": 2},
+                     text="SECRET")  # fmt: skip
+    assert "text" not in live_payload(step) and live_payload(step)["action"] == {"level": 2.0}
+    cmd = RecoveryCommand(episode_id="e", step=3, command_id="c", savepoint_step=1,
+                          reminder="SECRET", reason="r", step_ts=0.0)  # fmt: skip
+    assert "reminder" not in live_payload(cmd) and live_payload(cmd)["kind"] == "recovery_command"
+    done = EpisodeFinished(episode_id="e", step=3, reason="error", error="SECRET trace")
+    assert "error" not in live_payload(done) and live_payload(done)["reason"] == "error"

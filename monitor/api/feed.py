@@ -158,53 +158,12 @@ class Feed:
         if f is not None:
             f.last_seen = time.monotonic()
         labels = self.labels.get(episode_id, ("unknown", "unknown", "unknown"))
-        payload: dict[str, Any]
-        if not self.hub.subscribers:  # nobody watches the live page: no payload to build
-            self._bookkeep(kind, episode_id, ev, f, labels)
-            return
         if kind == "episode_started":
             self.remember(episode_id, ev.spec.environment, ev.spec.labels)
             self.follow(episode_id)
-            payload = {
-                "episode_id": episode_id, "environment": ev.spec.environment or "custom",
-                "objectives": list(ev.spec.objectives.names), "labels": ev.spec.labels,
-                "ts": ev.ts,
-            }  # fmt: skip
         elif kind == "step":
             if f is None:
                 self.follow(episode_id)  # joined mid-episode
-            child(self.metrics.feed_steps, *labels).inc()
-            payload = ev.model_dump(mode="json", exclude={"text"})  # prompts stay out
-        elif kind == "verdict":
-            self.waiters.on_verdict(ev)
-            self.metrics.detection_lag.observe(max(0.0, time.time() - ev.step_ts))
-            payload = ev.model_dump(mode="json")
-        elif kind == "recovery_command":
-            self.waiters.on_recovery(ev)
-            child(self.metrics.feed_recoveries, *labels).inc()
-            payload = ev.model_dump(mode="json", exclude={"reminder"})
-        elif kind == "flip":
-            child(self.metrics.feed_flips, *labels, ev.flag).inc()
-            payload = ev.model_dump(mode="json")
-        elif kind == "episode_finished":
-            if f is not None:
-                f.finished_at = time.monotonic()
-            payload = ev.model_dump(mode="json", exclude={"error"})
-        else:
-            payload = ev.model_dump(mode="json")
-        payload["kind"] = kind
-        self.hub.publish(kind, episode_id, ev.id, orjson.dumps(payload))
-
-    def _bookkeep(
-        self, kind: str, episode_id: str, ev: Any, f: Followed | None, labels: tuple[str, ...]
-    ) -> None:
-        """What :meth:`_route` does besides the SSE payload (same branches, same order)."""
-        if kind == "episode_started":
-            self.remember(episode_id, ev.spec.environment, ev.spec.labels)
-            self.follow(episode_id)
-        elif kind == "step":
-            if f is None:
-                self.follow(episode_id)
             child(self.metrics.feed_steps, *labels).inc()
         elif kind == "verdict":
             self.waiters.on_verdict(ev)
@@ -216,3 +175,22 @@ class Feed:
             child(self.metrics.feed_flips, *labels, ev.flag).inc()
         elif kind == "episode_finished" and f is not None:
             f.finished_at = time.monotonic()
+        if self.hub.subscribers:  # nobody watches the live page: no payload to build
+            self.hub.publish(kind, episode_id, ev.id, orjson.dumps(live_payload(ev)))
+
+
+def live_payload(ev: Any) -> dict[str, Any]:
+    """What the live page gets of an event: prompts, reminders and errors stay out."""
+    payload: dict[str, Any]
+    if ev.kind == "episode_started":
+        spec = ev.spec
+        payload = {
+            "episode_id": ev.episode_id, "environment": spec.environment or "custom",
+            "objectives": list(spec.objectives.names), "labels": spec.labels, "ts": ev.ts,
+        }  # fmt: skip
+    else:
+        exclude = {"step": {"text"}, "recovery_command": {"reminder"},
+                   "episode_finished": {"error"}}.get(ev.kind)  # fmt: skip
+        payload = ev.model_dump(mode="json", exclude=exclude)
+    payload["kind"] = ev.kind
+    return payload
