@@ -57,10 +57,11 @@ async def pipeline_run(
     else:
         dtask = asyncio.create_task(detector.run(dstop))
     await submit_jobs(redis, settings.keys, specs)
+    detector_cpu0 = sum(cpu_seconds(p.pid) for p in procs)  # its start-up is not counted
     started, cpu0 = time.perf_counter(), time.process_time()
     results = await worker.run(asyncio.Event(), until_idle=True)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    detector_cpu = sum(cpu_seconds(p.pid) for p in procs)
+    detector_cpu = sum(cpu_seconds(p.pid) for p in procs) - detector_cpu0
     if dtask is not None:
         dstop.set()
         await dtask
