@@ -8,6 +8,10 @@ Cluster all keys of one call must share a hash slot: a shard's keys share the ``
 tag, and callers send one call per shard there (on a single server one call may span
 shards).
 
+The operations travel as one msgpack-encoded argument that the script unpacks with
+Redis's built-in ``cmsgpack``: packing thousands of small arguments one by one (hiredis'
+``pack_command``, 250-800 ns each) cost the detector ~14 us per step, msgpack ~7.
+
 A batch is built with :class:`WriteBatch` and sent with :meth:`BatchWriter.send`.
 :class:`Coalescer` sends what many tasks ask for while a call is in flight in the next
 call (the publisher, :class:`CommandBatcher` and the sidecar's accepts use it).
@@ -17,17 +21,22 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
+import msgpack
 import redis.asyncio as aioredis
 
 T = TypeVar("T")
 
-# ARGV is a flat list of operations; each names its key by position in KEYS:
+_MAX_EXACT_INT = 2**53  # a Lua number holds integers exactly up to here
+
+# ARGV[1] is a msgpack array, a flat list of operations; each names its key by its
+# position in KEYS:
 #   X key maxlen n f1 v1 ... fn vn   XADD key MAXLEN ~ maxlen * f1 v1 ...
 #   H key n f1 v1 ...                HSET key f1 v1 ...
 #   D key n f1 ...                   HDEL key f1 ...
 #   E key seconds                    EXPIRE key seconds
 #   A key group n id1 ...            XACK key group id1 ...
 _SCRIPT = """
+local ARGV = cmsgpack.unpack(ARGV[1])
 local i, n = 1, #ARGV
 while i <= n do
   local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
@@ -87,7 +96,7 @@ class WriteBatch:
         args = self.args
         args += ("X", self._key(stream), maxlen, len(fields))
         for name, value in fields.items():
-            args += (name, value)
+            args += (name, value if type(value) is bytes else _value(value))
 
     def hset(self, key: str, mapping: Mapping[Any, Any]) -> None:
         items = list(mapping.items())
@@ -96,7 +105,7 @@ class WriteBatch:
             chunk = items[start : start + step]
             self.args += ("H", self._key(key), len(chunk))
             for name, value in chunk:
-                self.args += (name, value)
+                self.args += (name, value if type(value) is bytes else _value(value))
 
     def hdel(self, key: str, fields: Iterable[Any]) -> None:
         names = list(fields)
@@ -114,15 +123,27 @@ class WriteBatch:
             self.args += ("A", self._key(stream), group, len(chunk), *chunk)
 
 
+def _value(value: Any) -> Any:
+    """A field value as Redis would store it from redis-py: a Lua number would turn a
+    float into an integer, so floats (and integers past 2**53) go as their text."""
+    if isinstance(value, bool) or value is None:  # redis-py refuses them too
+        raise TypeError(f"a Redis value cannot be {value!r}")
+    if isinstance(value, float) or (isinstance(value, int) and abs(value) >= _MAX_EXACT_INT):
+        return repr(value)
+    return value
+
+
 class BatchWriter:
     """Sends :class:`WriteBatch` es through one registered script (EVALSHA)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._script = redis.register_script(_SCRIPT)
+        # str and bytes both as msgpack "raw": Redis's cmsgpack predates the bin types
+        self._pack = msgpack.Packer(use_bin_type=False).pack
 
     async def send(self, batch: WriteBatch) -> None:
         if batch:
-            await self._script(keys=batch.keys, args=batch.args)
+            await self._script(keys=batch.keys, args=[self._pack(batch.args)])
 
 
 class Coalescer(Generic[T]):

@@ -29,6 +29,28 @@ async def test_every_operation_lands_in_order(redis, settings):
     assert (await redis.xpending(f"{p}:in", "g"))["pending"] == 1
 
 
+async def test_values_land_as_redis_py_would_write_them(redis, settings):
+    """The batch travels as msgpack and Lua numbers are doubles: floats, integers past
+    2**53 and binary bytes must still arrive exactly as redis-py would send them."""
+    p = f"{settings.key_prefix}:{{s0}}"
+    values = {
+        "f": 0.1234567890123, "tiny": 1e-300, "big": 2**63 - 1, "neg": -(2**53) - 1,
+        "int": 42, "bin": b"\x00\xff\xfe not utf-8", "text": "caf\u00e9", "empty": "",
+    }  # fmt: skip
+    batch = WriteBatch()
+    batch.hset(f"{p}:h", values)
+    batch.xadd(f"{p}:s", {"ri": 0.5, "raw": b"\x00\x01"}, 1000)
+    await BatchWriter(redis).send(batch)
+    await redis.hset(f"{p}:ref", mapping=values)  # what redis-py itself writes
+    assert await redis.hgetall(f"{p}:h") == await redis.hgetall(f"{p}:ref")
+    assert (await redis.hget(f"{p}:h", "f")) == b"0.1234567890123"
+    ((_, fields),) = await redis.xrange(f"{p}:s")
+    assert fields == {b"ri": b"0.5", b"raw": b"\x00\x01"}
+    for bad in (True, None):
+        with pytest.raises(TypeError, match="cannot be"):
+            WriteBatch().hset(f"{p}:h", {"x": bad})
+
+
 async def test_long_operations_are_split_below_luas_unpack_limit(redis, settings):
     key = f"{settings.key_prefix}:{{s0}}:big"
     n = MAX_VALUES_PER_OP * 2 + 7  # would overflow unpack() as one HSET
