@@ -175,7 +175,7 @@ class Feed:
             child(self.metrics.feed_flips, *labels, ev.flag).inc()
         elif kind == "episode_finished" and f is not None:
             f.finished_at = time.monotonic()
-        if self.hub.subscribers:  # nobody watches the live page: no payload to build
+        if self.hub.subscribers:  # a payload is built only for someone watching the live page
             self.hub.publish(kind, episode_id, ev.id, orjson.dumps(live_payload(ev)))
 
 
