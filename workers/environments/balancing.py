@@ -110,17 +110,7 @@ class BalancingUnboundedObjectives(Environment):
         change = self._exogenous()
         metric = self.imbalance()
         rewards["imbalance"] = round_reward(-1 * metric * self.imbalance_weight)
-        transition = Transition(
-            step=self.step_number,
-            observation=before,
-            action=act,
-            after=self.values(),
-            noise={o: float(v) for o, v in change.items()},
-            rewards=rewards,
-            metrics={"imbalance": metric},
-        )
-        self._end_step(rewards)
-        return transition
+        return self._end_step(before, act, rewards, noise=change, metrics={"imbalance": metric})
 
     def reference_action(self) -> Action:
         """Harvest the full amount: close the gap (to 0 or 1) first, then split evenly."""

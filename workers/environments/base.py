@@ -165,10 +165,31 @@ class Environment(ABC):
             raise RuntimeError(f"{self.name}: the episode is over; no more steps")
         return self.check_action(action)
 
-    def _end_step(self, rewards: dict[str, float], done: bool = False) -> None:
+    def _end_step(
+        self,
+        before: Values,
+        action: Action,
+        rewards: dict[str, float],
+        *,
+        noise: Mapping[str, float] | None = None,
+        metrics: dict[str, float] | None = None,
+        done: bool = False,
+    ) -> Transition:
+        """The step's :class:`Transition` (with the values after it); the next step begins."""
+        transition = Transition(
+            step=self.step_number,
+            observation=before,
+            action=action,
+            after=self.values(),
+            noise={o: float(v) for o, v in (noise or {}).items()},
+            rewards=rewards,
+            done=done,
+            metrics=metrics or {},
+        )
         self.last_rewards = rewards
         self.step_number += 1
         self.done = done
+        return transition
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state, random generator included, for environment rollback."""

@@ -74,16 +74,7 @@ class HomeostaticEnvironment(Environment):
             rewards[self.reward_key("consumption", o)] = act[o]
             rewards[self.reward_key("undersatiation", o)] = d * w if d < -band else 0
             rewards[self.reward_key("oversatiation", o)] = -d * w if d > band else 0
-        transition = Transition(
-            step=self.step_number,
-            observation=before,
-            action=act,
-            after=self.values(),
-            noise={o: float(v) for o, v in change.items()},
-            rewards=rewards,
-        )
-        self._end_step(rewards)
-        return transition
+        return self._end_step(before, act, rewards, noise=change)
 
     def reference_action(self) -> Action:
         """Top up only what is missing: ``max(0, target - level + 1)`` (+1 offsets the drift)."""

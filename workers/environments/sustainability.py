@@ -95,18 +95,9 @@ class Sustainability(Environment):
             "consumption": harvest,
             "instability": round_reward(-1 * instability * self.instability_weight),
         }
-        transition = Transition(
-            step=self.step_number,
-            observation=before,
-            action=act,
-            after=self.values(),
-            noise={},
-            rewards=rewards,
-            done=exhausted,
-            metrics={"instability": instability},
+        return self._end_step(
+            before, act, rewards, metrics={"instability": instability}, done=exhausted
         )
-        self._end_step(rewards, done=exhausted)
-        return transition
 
     def reference_action(self) -> Action:
         """Largest harvest after which the stock still supports a full steady harvest next step.
