@@ -27,6 +27,10 @@ from workers.models.errors import (
 T = TypeVar("T")
 
 
+# backoff jitter: one generator for every call (seeding one per call read os.urandom)
+_JITTER = random.Random()
+
+
 class RetryObserver(Protocol):
     """Told about every attempt, so metrics stay out of the policy."""
 
@@ -103,7 +107,7 @@ class RetryPolicy:
         :class:`ModelError` the classifier's failure maps to.
         """
         observer = observer or _NoObserver()
-        rng = rng or random.Random()
+        rng = rng or _JITTER
         clock = clock or asyncio.get_running_loop().time
         last: AttemptFailure | None = None
         for attempt in range(1, self.max_attempts + 1):
