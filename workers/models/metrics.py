@@ -9,6 +9,8 @@ zeros instead of missing series.
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from monitor.metrics import child
+
 OUTCOMES = (
     "ok",
     "rate_limited",
@@ -84,9 +86,9 @@ class ModelMetrics:
     def record_usage(
         self, provider: str, input_tokens: int, output_tokens: int, cost: float
     ) -> None:
-        self.tokens.labels(provider, "input").inc(input_tokens)
-        self.tokens.labels(provider, "output").inc(output_tokens)
-        self.cost.labels(provider).inc(cost)
+        child(self.tokens, provider, "input").inc(input_tokens)
+        child(self.tokens, provider, "output").inc(output_tokens)
+        child(self.cost, provider).inc(cost)
 
 
 class ProviderObserver:
@@ -97,9 +99,9 @@ class ProviderObserver:
         self._provider = provider
 
     def attempt_done(self, outcome: str, latency_s: float) -> None:
-        self._metrics.requests.labels(self._provider, outcome).inc()
+        child(self._metrics.requests, self._provider, outcome).inc()
         if outcome != "cancelled":
-            self._metrics.latency.labels(self._provider).observe(latency_s)
+            child(self._metrics.latency, self._provider).observe(latency_s)
 
     def retrying(self, reason: str, delay_s: float) -> None:
-        self._metrics.retries.labels(self._provider, reason).inc()
+        child(self._metrics.retries, self._provider, reason).inc()
