@@ -141,6 +141,13 @@ def read_groups(redis: Any, shards: int) -> list[list[int]]:
     return [list(range(shards))]
 
 
+async def server_now_id(redis: Any) -> str:
+    """A stream id at the server's clock: a reader that starts there sees only what comes
+    after (the time of this host may differ from the server's)."""
+    seconds, micros = await redis.time()
+    return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+
+
 def _b(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 

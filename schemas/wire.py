@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.events import MAX_TEXT, SCHEMA_VERSION, Event, _new_id
 
 _EVENT = TypeAdapter(Event)
+_VERSION = b"%d" % SCHEMA_VERSION
 MAX_ENTRY_BYTES = 256 * 1024
 
 
@@ -28,12 +29,9 @@ def encode(event: Any) -> dict[str, bytes]:
     """Stream fields for one event (pydantic's Rust serializer does the JSON)."""
     return {
         "k": event.kind.encode(),
-        "v": b"%d" % SCHEMA_VERSION,
+        "v": _VERSION,
         "d": event.__pydantic_serializer__.to_json(event),
     }
-
-
-_VERSION = b"%d" % SCHEMA_VERSION
 
 
 def encode_verdict(
@@ -146,11 +144,15 @@ def _field(fields: Mapping[Any, Any], name: str) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
-def decode(fields: Mapping[Any, Any]) -> Any:
-    """The event in one stream entry, or :class:`BadEntry`."""
+def _check_version(fields: Mapping[Any, Any]) -> None:
     version = _field(fields, "v")
     if version != _VERSION:
         raise BadEntry(f"schema version {version[:16]!r} is not {SCHEMA_VERSION}")
+
+
+def decode(fields: Mapping[Any, Any]) -> Any:
+    """The event in one stream entry, or :class:`BadEntry`."""
+    _check_version(fields)
     data = _field(fields, "d")
     if len(data) > MAX_ENTRY_BYTES:
         raise BadEntry(f"entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
@@ -167,16 +169,14 @@ def decode(fields: Mapping[Any, Any]) -> Any:
 
 def encode_job(spec: Any) -> dict[str, bytes]:
     """A jobs-stream entry: one episode for a worker to run."""
-    return {"k": b"job", "v": b"%d" % SCHEMA_VERSION, "d": spec.model_dump_json().encode()}
+    return {"k": b"job", "v": _VERSION, "d": spec.model_dump_json().encode()}
 
 
 def decode_job(fields: Mapping[Any, Any]) -> Any:
     """The EpisodeSpec in a jobs-stream entry, or :class:`BadEntry`."""
     from schemas.episode import EpisodeSpec
 
-    version = _field(fields, "v")
-    if version != b"%d" % SCHEMA_VERSION:
-        raise BadEntry(f"schema version {version[:16]!r} is not {SCHEMA_VERSION}")
+    _check_version(fields)
     try:
         return EpisodeSpec.model_validate_json(_field(fields, "d"))
     except ValidationError as exc:

@@ -37,6 +37,7 @@ from monitor.connections import (
     dedicated,
     ensure_group,
     read_groups,
+    server_now_id,
     stream_entries,
 )
 from monitor.metrics import WorkerMetrics
@@ -172,7 +173,7 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> list[EpisodeResult]:
         """Run jobs until ``stop`` (or, with ``until_idle``, until no job is left)."""
         await ensure_group(self.redis, self.keys.jobs(), WORKER_GROUP)
-        start_id = await self._now_id()
+        start_id = await server_now_id(self.redis)  # verdicts from before are not ours
         readers_stop = asyncio.Event()
         readers = [
             asyncio.create_task(self._read_control(group, start_id, readers_stop))
@@ -422,11 +423,6 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _now_id(self) -> str:
-        """A stream id at the server's clock: control entries from before are not ours."""
-        seconds, micros = await self.redis.time()
-        return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
 
     async def _read_control(self, shards: list[int], start_id: str, stop: asyncio.Event) -> None:
         """Route these shards' verdicts and recovery commands to our episodes' inboxes."""

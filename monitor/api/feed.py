@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from monitor.api.hub import Hub
 from monitor.api.metrics import ApiMetrics
 from monitor.api.verdicts import Waiters
-from monitor.connections import dedicated, read_groups, stream_entries
+from monitor.connections import dedicated, read_groups, server_now_id, stream_entries
 from monitor.metrics import child
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode
@@ -111,8 +111,7 @@ class Feed:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start_ids(self, shards: list[int]) -> dict[str, str]:
-        seconds, micros = await self.redis.time()
-        now_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+        now_id = await server_now_id(self.redis)
         k = self.keys
         streams = [name for s in shards for name in (k.steps(s), k.flips(s), k.verdicts(s))]
         return dict.fromkeys(streams, now_id)

@@ -103,6 +103,10 @@ class OpenAIChatAgent(ModelAgent):
             body.update(o.extra_body)
         return body
 
+    def _body(self, messages: list[Message], mode: StructuredMode, names: Sequence[str]) -> bytes:
+        """:meth:`_request` as the JSON bytes that go on the wire."""
+        return orjson.dumps(self._request(messages, mode, names), option=orjson.OPT_NON_STR_KEYS)
+
     async def _complete(
         self,
         client: openai.AsyncOpenAI,
@@ -110,7 +114,7 @@ class OpenAIChatAgent(ModelAgent):
         mode: StructuredMode,
         names: Sequence[str],
     ) -> RawAnswer:
-        content = orjson.dumps(self._request(messages, mode, names), option=orjson.OPT_NON_STR_KEYS)
+        content = self._body(messages, mode, names)
         raw = await client.post(CHAT_PATH, content=content, cast_to=bytes, options=_CHAT_OPTIONS)
         return self._answer(orjson.loads(raw))  # not JSON: a ValueError, made clear by _attempt
 
@@ -196,8 +200,7 @@ class OpenAICompatibleAgent(OpenAIChatAgent):
     async def _complete(
         self, client: Any, messages: list[Message], mode: StructuredMode, names: Sequence[str]
     ) -> RawAnswer:
-        content = orjson.dumps(self._request(messages, mode, names), option=orjson.OPT_NON_STR_KEYS)
-        return self._answer(orjson.loads(await client.chat(content)))
+        return self._answer(orjson.loads(await client.chat(self._body(messages, mode, names))))
 
     def _classify(self, exc: Exception) -> AttemptFailure | None:
         return classify_http_error(exc, self._secrets)
