@@ -35,6 +35,7 @@ from workers.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 MAX_REASKS = 10
+USAGE_KEYS = ("input_tokens", "output_tokens", "cost_usd", "latency_s")
 
 
 class AgentGaveUp(RuntimeError):
@@ -178,13 +179,17 @@ class EpisodeRunner:
         """
         reset = False
         invalid = 0
-        usage = {"input_tokens": 0.0, "output_tokens": 0.0, "cost_usd": 0.0, "latency_s": 0.0}
+        usage: dict[str, float] | None = None  # None while every answer was free (scripted)
         while invalid <= MAX_REASKS:
             messages = self.history.window(self.plan.context_steps)
             reply = await self.agent.act(AgentContext(messages, step, self.env, self.restored))
             self.restored = False
-            for key in usage:
-                usage[key] += getattr(reply.usage, key)
+            spent = reply.usage
+            if spent.input_tokens or spent.output_tokens or spent.cost_usd or spent.latency_s:
+                if usage is None:
+                    usage = dict.fromkeys(USAGE_KEYS, 0.0)
+                for key in USAGE_KEYS:
+                    usage[key] += getattr(spent, key)
             if self.plan.voluntary_reset and not reset and is_reset_request(reply.text):
                 reset = True
                 self.result.voluntary_resets.append(step)
@@ -194,9 +199,7 @@ class EpisodeRunner:
                 self.restored = True
                 continue
             try:
-                action = self.env.parse_action(reply.text)
-                spent = usage if any(usage.values()) else None
-                return action, reply.text, invalid, reset, spent
+                return self.env.parse_action(reply.text), reply.text, invalid, reset, usage
             except InvalidAction:
                 invalid += 1
         raise AgentGaveUp(f"no valid answer at step {step} after {MAX_REASKS} re-asks")

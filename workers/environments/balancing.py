@@ -57,7 +57,7 @@ class BalancingUnboundedObjectives(Environment):
         specs = tuple(ObjectiveSpec(name=o, kind=ObjectiveKind.UNBOUNDED) for o in self.totals)
         return ObjectiveSet(objectives=specs, total_action_limit=self.max_total)
 
-    @property
+    @cached_property  # the totals' keys are fixed at construction; read many times a step
     def names(self) -> tuple[str, ...]:
         return tuple(self.totals)
 

@@ -10,8 +10,8 @@ import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple
 
 from schemas.objectives import ObjectiveSet
 
@@ -47,21 +47,28 @@ def parse_ints(text: str, names: Sequence[str]) -> Action:
 
     Only the last line counts because models sometimes reason first and correct themselves.
     Messages name the problem but never echo the answer (it may be long or sensitive).
+    Runs on every answer: plain ASCII digits take a fast path, anything else the regex.
     """
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line:
+            break
+    else:
         raise InvalidAction("empty answer: expected " + _expected(names))
-    parts = [part.strip() for part in lines[-1].split(",")]
+    parts = line.split(",")
     if len(parts) != len(names):
         raise InvalidAction(f"expected {_expected(names)}, got {len(parts)} value(s)")
     action: Action = {}
     for name, part in zip(names, parts, strict=True):
-        if not _INT.fullmatch(part):
-            raise InvalidAction(f"the amount for {name} is not an integer")
-        value = int(part)
-        if value < 0:
-            raise InvalidAction(f"the amount for {name} is negative ({value}); 0 is allowed")
-        action[name] = value
+        part = part.strip()
+        if not (part.isascii() and part.isdigit()):
+            if not _INT.fullmatch(part):
+                raise InvalidAction(f"the amount for {name} is not an integer")
+            if int(part) < 0:
+                raise InvalidAction(
+                    f"the amount for {name} is negative ({int(part)}); 0 is allowed"
+                )
+        action[name] = int(part)
     return action
 
 
@@ -71,9 +78,12 @@ def _expected(names: Sequence[str]) -> str:
     return f"{len(names)} comma-separated integers ({', '.join(names)})"
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """What one step did. ``rewards`` keys are the signal labels shown to the agent."""
+class Transition(NamedTuple):
+    """What one step did. ``rewards`` keys are the signal labels shown to the agent.
+
+    A NamedTuple, not a frozen dataclass: one is built per step, and a frozen dataclass's
+    ``__init__`` (an ``object.__setattr__`` per field) cost six times as much.
+    """
 
     step: int
     observation: Values
@@ -82,7 +92,7 @@ class Transition:
     noise: Values
     rewards: dict[str, float]
     done: bool = False
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = MappingProxyType({})
 
 
 class Environment(ABC):
@@ -121,8 +131,14 @@ class Environment(ABC):
         """The user message for the step about to be played, as the recordings show it."""
 
     def parse_action(self, text: str) -> Action:
-        """Parse the last non-empty line of an answer; :class:`InvalidAction` if invalid."""
-        return self.check_action(parse_ints(text, self.names))
+        """Parse the last non-empty line of an answer; :class:`InvalidAction` if invalid.
+
+        :func:`parse_ints` already gives exactly the objectives, as non-negative ints, so
+        only the environment's limits are left to check.
+        """
+        action = parse_ints(text, self.names)
+        self._check_limits(action)
+        return action
 
     @abstractmethod
     def step(self, action: Mapping[str, int]) -> Transition:
@@ -143,16 +159,19 @@ class Environment(ABC):
 
     def check_action(self, action: Mapping[str, int]) -> Action:
         """Validate an action given as numbers (scripted agents, ``step``); limits per subclass."""
-        if set(action) != set(self.names):
-            raise InvalidAction(f"expected amounts for {', '.join(self.names)}")
+        names = self.names
+        if len(action) != len(names) or any(name not in action for name in names):
+            raise InvalidAction(f"expected amounts for {', '.join(names)}")
         checked: Action = {}
-        for name in self.names:
+        for name in names:
             value = action[name]
-            if isinstance(value, bool) or int(value) != value:
-                raise InvalidAction(f"the amount for {name} is not an integer")
+            if type(value) is not int:
+                if isinstance(value, bool) or int(value) != value:
+                    raise InvalidAction(f"the amount for {name} is not an integer")
+                value = int(value)
             if value < 0:
                 raise InvalidAction(f"the amount for {name} is negative ({value}); 0 is allowed")
-            checked[name] = int(value)
+            checked[name] = value
         self._check_limits(checked)
         return checked
 
@@ -177,14 +196,14 @@ class Environment(ABC):
     ) -> Transition:
         """The step's :class:`Transition` (with the values after it); the next step begins."""
         transition = Transition(
-            step=self.step_number,
-            observation=before,
-            action=action,
-            after=self.values(),
-            noise={o: float(v) for o, v in (noise or {}).items()},
-            rewards=rewards,
-            done=done,
-            metrics=metrics or {},
+            self.step_number,
+            before,
+            action,
+            self.values(),
+            {o: float(v) for o, v in noise.items()} if noise else {},
+            rewards,
+            done,
+            metrics or {},
         )
         self.last_rewards = rewards
         self.step_number += 1

@@ -41,7 +41,7 @@ class HomeostaticEnvironment(Environment):
         )
         return ObjectiveSet(objectives=specs)
 
-    @property
+    @cached_property  # the levels' keys are fixed at construction; read many times a step
     def names(self) -> tuple[str, ...]:
         return tuple(self.levels)
 
