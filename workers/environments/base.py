@@ -10,7 +10,6 @@ import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 from schemas.objectives import ObjectiveSet
@@ -91,8 +90,8 @@ class Transition(NamedTuple):
     after: Values
     noise: Values
     rewards: dict[str, float]
-    done: bool = False
-    metrics: Mapping[str, float] = MappingProxyType({})
+    done: bool
+    metrics: dict[str, float]
 
 
 class Environment(ABC):
