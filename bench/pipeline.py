@@ -1,15 +1,17 @@
 """End-to-end throughput against the raw Redis ceiling, measured side by side.
 
 pipeline: workers with scripted agents -> steps streams -> detectors -> verdicts, flips
-and recoveries back to the workers (the demo's mix of episodes), all in this process.
+and recoveries back to the workers (the demo's mix of episodes), as deployed on 2 cores:
+the worker in this process, one ``runaway-monitor detector`` process beside it.
 raw: the very step entries the pipeline wrote, XADDed again with pipelined XADD and read
 back with XREADGROUP + XACK by plain redis-py, in the same run and on the same server.
-``ratio`` = pipeline steps/s / raw entries/s.
+``ratio`` = pipeline steps/s / raw entries/s. ``in_process_*``: the same run with the
+detector in the worker's process (one core for both, as ``runaway-monitor demo`` runs).
 
     python bench/pipeline.py [--episodes 200] [--steps 100] [--detectors 1,2,4] [--json]
 
-``--detectors`` also runs the pipeline with that many separate detector processes
-(``python -m monitor detector``) and checks the per-episode results are identical.
+``--detectors`` also runs the pipeline with that many separate detector processes. Every
+run must give the same per-episode results (steps, flips and where, recoveries).
 """
 
 import argparse
@@ -43,7 +45,8 @@ def outcome_key(r: EpisodeResult) -> tuple:
 async def pipeline_run(
     url: str, settings: Settings, episodes: int, steps: int, detectors: int = 0
 ) -> dict[str, Any]:
-    """Run the demo mix; ``detectors`` > 0 runs that many detector processes instead."""
+    """Run the demo mix; ``detectors`` > 0 runs that many detector processes, 0 runs the
+    detector in this process."""
     redis = connect(url)
     specs = demo_specs(episodes, steps, "bench", seed=0)
     worker = Worker(redis, settings, name="bench-worker")
@@ -143,9 +146,12 @@ async def raw_run(url: str, prefix: str, entries: list[tuple[str, dict]]) -> dic
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     async with bench_redis() as (url, prefix):
         base = Settings(redis_url=url, key_prefix=prefix)
-        pipe = await pipeline_run(url, base, args.episodes, args.steps)
+        pipe = await pipeline_run(url, base, args.episodes, args.steps, detectors=1)
         entries = await collect_step_entries(url, base)
         raw = await raw_run(url, prefix, entries)
+        single_settings = base.model_copy(update={"key_prefix": f"{prefix}-single"})
+        single = await pipeline_run(url, single_settings, args.episodes, args.steps)
+        reference = pipe["results"]
         out: dict[str, Any] = {
             "episodes": args.episodes,
             "steps": pipe["steps"],
@@ -153,18 +159,24 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "pipeline_steps_per_s": round(pipe["steps_per_s"], 1),
             "raw_entries_per_s": round(raw["entries_per_s"], 1),
             "ratio": round(pipe["steps_per_s"] / raw["entries_per_s"], 3),
-            # CPU of this process (worker + detector, or the raw client): steadier than
-            # wall time on a shared machine
-            "pipeline_cpu_us_per_step": round(pipe["cpu_us_per_step"], 1),
+            # process CPU per step: steadier than wall time on a shared machine
+            "pipeline_worker_cpu_us_per_step": round(pipe["cpu_us_per_step"], 1),
+            "pipeline_detector_cpu_us_per_step": round(pipe["detector_cpu_us_per_step"], 1),
             "raw_cpu_us_per_entry": round(raw["cpu_us_per_entry"], 1),
             "flips": pipe["flips"],
             "recoveries": pipe["recoveries"],
             "detection_lag_ms_p50": round(pipe["lag_ms_p50"], 2),
+            "in_process_steps_per_s": round(single["steps_per_s"], 1),
+            "in_process_ratio": round(single["steps_per_s"] / raw["entries_per_s"], 3),
+            "in_process_cpu_us_per_step": round(single["cpu_us_per_step"], 1),
+            "in_process_identical": single["results"] == reference,
         }
-        reference = pipe["results"]
         for n in args.detectors:
-            settings = base.model_copy(update={"key_prefix": f"{prefix}-d{n}"})
-            res = await pipeline_run(url, settings, args.episodes, args.steps, detectors=n)
+            if n == 1:
+                res = pipe
+            else:
+                settings = base.model_copy(update={"key_prefix": f"{prefix}-d{n}"})
+                res = await pipeline_run(url, settings, args.episodes, args.steps, detectors=n)
             out[f"detectors_{n}_steps_per_s"] = round(res["steps_per_s"], 1)
             out[f"detectors_{n}_ratio"] = round(res["steps_per_s"] / raw["entries_per_s"], 3)
             out[f"detectors_{n}_worker_cpu_us_per_step"] = round(res["cpu_us_per_step"], 1)

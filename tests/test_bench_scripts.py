@@ -30,15 +30,16 @@ async def _bench(*args: str, timeout_s: float = 90) -> dict[str, Any]:
     return orjson.loads(out.splitlines()[-1])
 
 
-async def test_pipeline_bench_plays_every_step_and_matches_with_a_detector_process():
+async def test_pipeline_bench_plays_every_step_and_matches_across_process_layouts():
     out = await _bench("bench/pipeline.py", "--episodes", "12", "--steps", "10",
-                       "--detectors", "1")  # fmt: skip
+                       "--detectors", "1,2")  # fmt: skip
     assert out["steps"] == 120
     assert out["flips"] >= 1 and out["recoveries"] >= 1  # the demo mix flips and recovers
     assert out["pipeline_steps_per_s"] > 0 and out["raw_entries_per_s"] > 0
     assert out["ratio"] == round(out["pipeline_steps_per_s"] / out["raw_entries_per_s"], 3)
-    assert out["detectors_1_identical"] is True
-    assert out["detectors_1_detector_cpu_us_per_step"] > 0  # the detector process was measured
+    assert out["pipeline_detector_cpu_us_per_step"] > 0  # the detector process was measured
+    assert out["in_process_identical"] is True and out["detectors_2_identical"] is True
+    assert out["detectors_1_steps_per_s"] == out["pipeline_steps_per_s"]  # the same run
 
 
 async def test_latency_bench_measures_detection_and_answers_every_http_request():
