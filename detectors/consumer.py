@@ -7,6 +7,11 @@ hash, score, then write verdicts, flips, recovery commands (to the episode's con
 stream and the shard's verdicts stream), new checkpoints and the acks in one atomic call
 (:mod:`monitor.batch_writes`). Nothing is acked before the state and commands it caused
 are written.
+
+On a connection of its own (as the detector service runs it), that call goes out in the
+same write as the next read (:func:`monitor.connections.call_together`): one round trip
+per batch instead of two, which is most of a step's cost when steps come one at a time.
+The service calls :meth:`ShardConsumer.flush` when it stops reading.
 """
 
 import logging
@@ -16,11 +21,18 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from detectors.records import EpisodeRecord, spec_field
 from detectors.reminder import reminder_text
 from monitor.batch_writes import BatchWriter, WriteBatch
-from monitor.connections import Entry, autoclaim_entries, stream_entries
+from monitor.connections import (
+    Entry,
+    autoclaim_entries,
+    call_together,
+    holds_one_connection,
+    stream_entries,
+)
 from monitor.metrics import DetectorMetrics
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
 from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
@@ -42,6 +54,14 @@ class _Batch:
     expire: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     acks: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Unsent:
+    """A handled batch's writes, waiting to go out with the next read."""
+
+    writes: WriteBatch
+    finished: list[str]
 
 
 class ShardConsumer:
@@ -66,11 +86,13 @@ class ShardConsumer:
         self.records: dict[str, EpisodeRecord] = {}
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
+        self._together = holds_one_connection(redis)  # commit and next read in one write
+        self._unsent: _Unsent | None = None
 
     async def take_over(self) -> int:
         """Claim every pending entry of the shard (its owner is gone), re-read from there."""
-        self.records.clear()
-        self._cursor = "0"
+        self._unsent = None  # its entries are pending: they are scored again
+        self._forget()
         claimed, cursor = 0, b"0-0"
         while True:
             reply = await self.redis.xautoclaim(
@@ -100,11 +122,14 @@ class ShardConsumer:
 
     async def poll(self, block_ms: int | None = None) -> int:
         """Read and handle one batch; the number of entries handled (0 when idle)."""
-        reply = await self.redis.xreadgroup(
-            DETECTOR_GROUP, self.consumer, {self.stream: self._cursor},
-            count=self.settings.batch_size,
-            block=None if self._cursor == "0" else (block_ms or self.settings.block_ms),
-        )  # fmt: skip
+        block = None if self._cursor == "0" else (block_ms or self.settings.block_ms)
+        if self._together:
+            reply = await self._commit_and_read(block)
+        else:
+            reply = await self.redis.xreadgroup(
+                DETECTOR_GROUP, self.consumer, {self.stream: self._cursor},
+                count=self.settings.batch_size, block=block,
+            )  # fmt: skip
         entries = [e for _, es in stream_entries(reply) for e in es]
         if not entries:
             self._cursor = ">"
@@ -112,6 +137,41 @@ class ShardConsumer:
         self.metrics.batch.observe(len(entries))
         await self.handle(entries)
         return len(entries)
+
+    async def _commit_and_read(self, block: int | None) -> Any:
+        """The unsent batch's writes, then the next read, in one round trip."""
+        read = ["XREADGROUP", "GROUP", DETECTOR_GROUP, self.consumer,
+                "COUNT", self.settings.batch_size]  # fmt: skip
+        if block is not None:
+            read += ["BLOCK", block]
+        read += ["STREAMS", self.stream, self._cursor]
+        unsent, self._unsent = self._unsent, None
+        if unsent is None:
+            (reply,) = await call_together(self.redis, [read])
+        else:
+            try:
+                written, reply = await call_together(
+                    self.redis, [self.writer.command(unsent.writes), read]
+                )
+                if isinstance(written, NoScriptError):  # Redis restarted: load it, send again
+                    await self.writer.send(unsent.writes)
+                elif isinstance(written, Exception):
+                    raise written
+            except BaseException:
+                # the writes may not have landed; what the read delivered is pending for
+                # us: start again from our pending entries and the last checkpoints
+                self._forget()
+                raise
+            self._drop_finished(unsent.finished)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def flush(self) -> None:
+        """Send the writes of the last batch handled, if they still wait for a read."""
+        unsent, self._unsent = self._unsent, None
+        if unsent is not None:
+            await self._send(unsent.writes, unsent.finished)
 
     async def handle(self, entries: list[Entry]) -> None:
         batch = _Batch()
@@ -135,14 +195,27 @@ class ShardConsumer:
             rec = self.records.get(episode_id)
             if rec is not None:
                 batch.states[episode_id] = rec.dump_state()
+        writes = self._writes(batch)
+        if self._together and writes:
+            self._unsent = _Unsent(writes, batch.finished)  # goes with the next read
+        else:
+            await self._send(writes, batch.finished)
+
+    async def _send(self, writes: WriteBatch, finished: list[str]) -> None:
         try:
-            await self._commit(batch)
-        except Exception:
-            # in-memory states may be ahead of Redis: forget them, re-read our pending
-            self.records.clear()
-            self._cursor = "0"
+            await self.writer.send(writes)
+        except BaseException:
+            self._forget()
             raise
-        for episode_id in batch.finished:
+        self._drop_finished(finished)
+
+    def _forget(self) -> None:
+        """In-memory states may be ahead of Redis: forget them, re-read our pending."""
+        self.records.clear()
+        self._cursor = "0"
+
+    def _drop_finished(self, episode_ids: list[str]) -> None:
+        for episode_id in episode_ids:
             self.records.pop(episode_id, None)
 
     async def _load_missing(self, episode_ids: set[str]) -> None:
@@ -272,8 +345,10 @@ class ShardConsumer:
             batch.acks.append(entry_id)
 
     async def _commit(self, batch: _Batch) -> None:
-        if not (batch.xadds or batch.acks or batch.states):
-            return
+        await self._send(self._writes(batch), batch.finished)
+
+    def _writes(self, batch: _Batch) -> WriteBatch:
+        """Everything a batch writes, for one atomic call."""
         writes = WriteBatch()
         for stream, fields, maxlen in batch.xadds:
             writes.xadd(stream, fields, maxlen)
@@ -288,4 +363,4 @@ class ShardConsumer:
             writes.expire(self.keys.episode(episode_id), EPISODE_SUMMARY_TTL_S)
         if batch.acks:
             writes.xack(self.stream, DETECTOR_GROUP, batch.acks)
-        await self.writer.send(writes)
+        return writes
