@@ -99,9 +99,14 @@ async def detection(url: str, prefix: str, episodes: int, rate: float, steps: in
     worker = Worker(redis, settings, name="lat-worker", agent_factory=agent_factory)
     await submit_jobs(redis, settings.keys, demo_specs(episodes, steps, "lat", seed=0))
     t0 = asyncio.get_running_loop().time() + 1.0  # the first steps once episodes are up
-    started = time.perf_counter()
+    started, cpu0, detector_cpu0 = (
+        time.perf_counter(),
+        time.process_time(),
+        cpu_seconds(detector.pid),
+    )
     results = await worker.run(asyncio.Event(), until_idle=True)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    detector_cpu = cpu_seconds(detector.pid) - detector_cpu0
     detector.terminate()
     await detector.wait()
     await redis.aclose()
@@ -125,6 +130,10 @@ async def detection(url: str, prefix: str, episodes: int, rate: float, steps: in
         f"e{episodes}_steady_steps": len(steady),
         f"e{episodes}_with_ramp_ms_p50": round(percentile(lags, 50), 2),
         f"e{episodes}_with_ramp_ms_p99": round(percentile(lags, 99), 2),
+        # CPU per step: this process (the worker, its episodes' start and the pacing
+        # included) and the detector process
+        f"e{episodes}_worker_cpu_us_per_step": round(cpu / max(1, len(stamps)) * 1e6, 1),
+        f"e{episodes}_detector_cpu_us_per_step": round(detector_cpu / max(1, len(stamps)) * 1e6, 1),
     }
 
 
