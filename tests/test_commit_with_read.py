@@ -4,7 +4,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from detectors.consumer import ShardConsumer
-from monitor.connections import call_together, dedicated, holds_one_connection
+from monitor.connections import call_together, dedicated, holds_one_connection, stream_entries
 from monitor.metrics import DetectorMetrics
 from schemas.keys import DETECTOR_GROUP
 from tests.conftest import RECORDINGS
@@ -91,3 +91,19 @@ async def test_failed_writes_are_scored_again_from_the_pending_entries(redis, se
         assert consumer.records == {}  # in-memory states forgotten: re-read from pending
         await _drain(consumer)
     assert await _verdicts(redis, settings, episode_id) == [ev.step for ev in events]
+
+
+def test_stream_entries_reads_every_reply_shape():
+    """redis-py's parsed replies (RESP2 and RESP3's extra wrapping) and raw RESP2 replies,
+    one entry or several, and entries trimmed away while pending (no fields)."""
+    one = {b"k": b"v"}
+    parsed = [[b"s", [(b"1-0", one)]]]
+    resp3 = {b"s": [[(b"1-0", one), (b"2-0", None)]]}
+    raw_one = [[b"s", [[b"1-0", [b"k", b"v"]]]]]
+    raw_two = [[b"s", [[b"1-0", [b"k", b"v"]], [b"2-0", None]]]]
+    assert stream_entries(parsed) == [("s", [(b"1-0", one)])]
+    assert stream_entries(raw_one) == [("s", [(b"1-0", one)])]
+    assert (
+        stream_entries(resp3) == stream_entries(raw_two) == [("s", [(b"1-0", one), (b"2-0", {})])]
+    )
+    assert stream_entries({b"s": [[]]}) == [("s", [])] and stream_entries(None) == []
