@@ -122,14 +122,15 @@ class ShardConsumer:
 
     async def poll(self, block_ms: int | None = None) -> int:
         """Read and handle one batch; the number of entries handled (0 when idle)."""
-        block = None if self._cursor == "0" else (block_ms or self.settings.block_ms)
+        read: list[Any] = ["XREADGROUP", "GROUP", DETECTOR_GROUP, self.consumer,
+                           "COUNT", self.settings.batch_size]  # fmt: skip
+        if self._cursor != "0":  # our own pending entries come at once; new ones may wait
+            read += ["BLOCK", block_ms or self.settings.block_ms]
+        read += ["STREAMS", self.stream, self._cursor]
         if self._together:
-            reply = await self._commit_and_read(block)
+            reply = await self._commit_and_read(read)
         else:
-            reply = await self.redis.xreadgroup(
-                DETECTOR_GROUP, self.consumer, {self.stream: self._cursor},
-                count=self.settings.batch_size, block=block,
-            )  # fmt: skip
+            reply = await self.redis.execute_command(*read)
         entries = [e for _, es in stream_entries(reply) for e in es]
         if not entries:
             self._cursor = ">"
@@ -138,13 +139,8 @@ class ShardConsumer:
         await self.handle(entries)
         return len(entries)
 
-    async def _commit_and_read(self, block: int | None) -> Any:
-        """The unsent batch's writes, then the next read, in one round trip."""
-        read = ["XREADGROUP", "GROUP", DETECTOR_GROUP, self.consumer,
-                "COUNT", self.settings.batch_size]  # fmt: skip
-        if block is not None:
-            read += ["BLOCK", block]
-        read += ["STREAMS", self.stream, self._cursor]
+    async def _commit_and_read(self, read: list[Any]) -> Any:
+        """The unsent batch's writes, then ``read``, in one round trip."""
         unsent, self._unsent = self._unsent, None
         if unsent is None:
             (reply,) = await call_together(self.redis, [read])
