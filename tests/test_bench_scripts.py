@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from bench.ablation import ABLATIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -75,3 +77,22 @@ async def test_scorer_bench_names_its_implementation():
     out = await _bench("-m", "bench.scorer", "--repeat", "1", "--rounds", "1")
     assert out["implementation"] in ("compiled", "pure")
     assert out["steps"] > 1000 and out["scorer_steps_per_s"] > 0
+
+
+async def test_ablation_bench_runs_every_ablation_against_the_baseline():
+    out = await _bench("bench/ablation.py", "--episodes", "8", "--steps", "10",
+                       "--repeats", "1", timeout_s=180)  # fmt: skip
+    assert out["steps"] == 80 and out["baseline_python_us_per_step"] > 0
+    for name in ABLATIONS:
+        assert out[f"{name}_python_us_per_step"] > 0
+        # switching a cost off must not change what the episodes did (same seeds)
+        assert out[f"{name}_identical"] is True, name
+
+
+async def test_ablation_bench_refuses_an_unknown_ablation():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "bench/ablation.py", "--only", "metrics,nonsense", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and b"unknown ablation(s) ['nonsense']" in err

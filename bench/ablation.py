@@ -1,0 +1,246 @@
+"""Where a step's CPU goes in the pipeline: each cost switched off in turn, side by side.
+
+Each run plays the demo mix (as ``bench/pipeline.py``) with the worker and the detector in
+one process, so one process's CPU counts both, and Redis's CPU comes from ``INFO cpu``.
+An ablation removes one cost outright (it is a measuring tool: without it the product
+would be wrong, e.g. unvalidated input) and the table shows how much CPU per step that
+saves against the baseline, taking the minimum over ``--repeats`` runs of each, run in
+alternation, each in a fresh process. ``baseline_spread_pct`` is the baseline's own
+run-to-run spread: a saving smaller than that is not a finding.
+
+    python bench/ablation.py [--episodes 200] [--steps 100] [--repeats 3] [--only a,b] [--json]
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+if not __package__:  # run as a script (python bench/x.py): the repo root on sys.path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import orjson
+
+from bench.common import ROOT, bench_redis, print_table, run
+
+
+def _replace(owner: Any, name: str, new: Any) -> None:
+    """``owner.name = new``, refusing a name that is not there: after a rename, an
+    ablation must fail loudly instead of measuring nothing."""
+    if not hasattr(owner, name):
+        raise AttributeError(f"{owner!r} has no {name!r} to switch off")
+    setattr(owner, name, new)
+
+
+def _no_metrics() -> None:
+    """Prometheus updates (counters, gauges, histograms) do nothing."""
+    import prometheus_client.metrics as m
+
+    for owner, name in ((m.Counter, "inc"), (m.Gauge, "set"), (m.Histogram, "observe")):
+        _replace(owner, name, lambda self, *a, **k: None)
+
+
+def _wrap_writes(drop: Callable[[Any], None]) -> None:
+    import detectors.consumer as consumer
+
+    writes = consumer.ShardConsumer._writes
+
+    def patched(self: Any, batch: Any) -> Any:
+        drop(batch)
+        return writes(self, batch)
+
+    _replace(consumer.ShardConsumer, "_writes", patched)
+
+
+def _no_episode_summary() -> None:
+    """The detector writes no per-episode summary hash (``GET /v1/episodes``)."""
+
+    def drop(batch: Any) -> None:
+        batch.summaries.clear()
+        batch.expire.clear()
+
+    _wrap_writes(drop)
+
+
+def _no_checkpoint() -> None:
+    """The detector neither serialises nor writes the scorer state after a batch."""
+    import detectors.records as records
+    from detectors.records import spec_field
+
+    _replace(records.EpisodeRecord, "dump_state", lambda self: b"")
+
+    def drop(batch: Any) -> None:
+        batch.states = {k: v for k, v in batch.states.items() if k.endswith(spec_field(""))}
+
+    _wrap_writes(drop)
+
+
+def _no_control_copy() -> None:
+    """Verdicts go to the shard's verdicts stream only, not also to ``control:<ep>``."""
+    import detectors.consumer as consumer
+    from schemas.wire import routed
+
+    def control(self: Any, batch: Any, key: str, episode_id: str, fields: dict) -> None:
+        batch.xadds.append((self.verdicts, routed(fields, episode_id), self.verdicts_maxlen))
+
+    _replace(consumer.ShardConsumer, "_control", control)
+
+
+def _unvalidated(module: Any, kind: bytes, model: Any) -> None:
+    decode = module.decode
+
+    def patched(fields: Any) -> Any:
+        if fields.get(b"k") == kind:
+            return model.model_construct(**orjson.loads(fields[b"d"]))
+        return decode(fields)
+
+    _replace(module, "decode", patched)
+
+
+def _no_step_validation() -> None:
+    """The detector builds each step without pydantic's validation."""
+    import detectors.consumer as consumer
+    from schemas.events import StepEvent
+
+    _unvalidated(consumer, b"step", StepEvent)
+
+
+def _no_verdict_validation() -> None:
+    """The worker builds each verdict without pydantic's validation."""
+    import workers.worker as worker
+    from schemas.events import Verdict
+
+    _unvalidated(worker, b"verdict", Verdict)
+
+
+def _no_publish_wait() -> None:
+    """An episode does not wait for its step's XADD (only for the step's verdict)."""
+    from workers.publisher import StreamPublisher
+
+    publish = StreamPublisher.publish_raw
+
+    async def patched(self: Any, stream: str, fields: dict[str, bytes], maxlen: int) -> None:
+        if fields["k"] != b"step":
+            return await publish(self, stream, fields, maxlen)
+        self._queue.append(((stream, fields, maxlen), asyncio.get_running_loop().create_future()))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    _replace(StreamPublisher, "publish_raw", patched)
+
+
+ABLATIONS: dict[str, Callable[[], None]] = {
+    "metrics": _no_metrics,
+    "episode_summary": _no_episode_summary,
+    "checkpoint": _no_checkpoint,
+    "control_copy": _no_control_copy,
+    "step_validation": _no_step_validation,
+    "verdict_validation": _no_verdict_validation,
+    "publish_wait": _no_publish_wait,
+}
+
+
+def _all_of_them(parts: tuple[Callable[[], None], ...] = tuple(ABLATIONS.values())) -> None:
+    """Every ablation above at once: the most they could save together."""
+    for switch_off in parts:
+        switch_off()
+
+
+ABLATIONS["all"] = _all_of_them
+
+
+async def one_run(name: str, episodes: int, steps: int) -> dict[str, Any]:
+    """The pipeline once, in this process, with ``name`` switched off."""
+    from bench.pipeline import pipeline_run
+    from schemas.settings import Settings
+
+    if name != "baseline":
+        ABLATIONS[name]()
+    async with bench_redis() as (url, prefix):
+        from monitor.connections import connect
+
+        redis = connect(url)
+
+        async def redis_cpu() -> float:
+            info = await redis.info("cpu")
+            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+        settings = Settings(redis_url=url, key_prefix=prefix)
+        before = await redis_cpu()
+        res = await pipeline_run(url, settings, episodes, steps)
+        redis_us = (await redis_cpu() - before) / res["steps"] * 1e6
+        await redis.aclose()
+    return {
+        "steps": res["steps"],
+        "python_us": res["cpu_us_per_step"],
+        "redis_us": redis_us,
+        "results": {k: list(v) for k, v in res["results"].items()},
+    }
+
+
+def _child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(ROOT / "bench" / "ablation.py"), "--run", name,
+           "--episodes", str(args.episodes), "--steps", str(args.steps)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, check=False, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"ablation {name} failed:\n{out.stderr.decode()[-2000:]}")
+    return orjson.loads(out.stdout.splitlines()[-1])
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["baseline", *args.only]
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(args.repeats):  # in alternation: a slow spell of the machine hits all
+        for name in names:
+            runs[name].append(_child(name, args))
+    base = runs["baseline"]
+    base_total = min(r["python_us"] + r["redis_us"] for r in base)
+    totals = [r["python_us"] + r["redis_us"] for r in base]
+    out: dict[str, Any] = {
+        "episodes": args.episodes,
+        "steps": base[0]["steps"],
+        "repeats": args.repeats,
+        "baseline_python_us_per_step": round(min(r["python_us"] for r in base), 1),
+        "baseline_redis_us_per_step": round(min(r["redis_us"] for r in base), 1),
+        "baseline_spread_pct": round((max(totals) - min(totals)) / min(totals) * 100, 1),
+    }
+    for name in args.only:
+        mine = runs[name]
+        total = min(r["python_us"] + r["redis_us"] for r in mine)
+        out[f"{name}_python_us_per_step"] = round(min(r["python_us"] for r in mine), 1)
+        out[f"{name}_redis_us_per_step"] = round(min(r["redis_us"] for r in mine), 1)
+        out[f"{name}_saves_pct"] = round((base_total - total) / base_total * 100, 1)
+        out[f"{name}_identical"] = all(r["results"] == base[0]["results"] for r in mine)
+    return out
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--episodes", type=int, default=200)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--only", default=",".join(ABLATIONS), help="comma list of ablations")
+    p.add_argument("--run", help=argparse.SUPPRESS)  # one run, in a child process
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    if args.run:
+        if args.run != "baseline" and args.run not in ABLATIONS:
+            p.error(f"unknown ablation {args.run!r}")
+        print(orjson.dumps(run(lambda: one_run(args.run, args.episodes, args.steps))).decode())
+        return
+    args.only = [x for x in args.only.split(",") if x]
+    unknown = [x for x in args.only if x not in ABLATIONS]
+    if unknown:
+        p.error(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    out = main(args)
+    print_table("CPU per step with one cost switched off (minimum of the repeats)",
+                list(out.items()), out if args.json else None)  # fmt: skip
+
+
+if __name__ == "__main__":
+    cli()
