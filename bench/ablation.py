@@ -1,7 +1,8 @@
 """Where a step's CPU goes in the pipeline: each cost switched off in turn, side by side.
 
 Each run plays the demo mix (as ``bench/pipeline.py``) with the worker and the detector in
-one process, so one process's CPU counts both, and Redis's CPU comes from ``INFO cpu``.
+one process, so one process's CPU counts both, and Redis's CPU comes from ``INFO cpu``
+(a private server's; with ``REDIS_URL``, all that the shared server did meanwhile).
 An ablation removes one cost outright (it is a measuring tool: without it the product
 would be wrong, e.g. unvalidated input) and the table shows how much CPU per step that
 saves against the baseline, taking the minimum over ``--repeats`` runs of each, run in
@@ -25,6 +26,9 @@ if not __package__:  # run as a script (python bench/x.py): the repo root on sys
 import orjson
 
 from bench.common import ROOT, bench_redis, print_table, run
+from bench.pipeline import pipeline_run
+from monitor.connections import connect
+from schemas.settings import Settings
 
 
 def _replace(owner: Any, name: str, new: Any) -> None:
@@ -154,14 +158,9 @@ ABLATIONS["all"] = _all_of_them
 
 async def one_run(name: str, episodes: int, steps: int) -> dict[str, Any]:
     """The pipeline once, in this process, with ``name`` switched off."""
-    from bench.pipeline import pipeline_run
-    from schemas.settings import Settings
-
     if name != "baseline":
         ABLATIONS[name]()
     async with bench_redis() as (url, prefix):
-        from monitor.connections import connect
-
         redis = connect(url)
 
         async def redis_cpu() -> float:
@@ -231,7 +230,7 @@ def cli() -> None:
             p.error(f"unknown ablation {args.run!r}")
         print(orjson.dumps(run(lambda: one_run(args.run, args.episodes, args.steps))).decode())
         return
-    args.only = [x for x in args.only.split(",") if x]
+    args.only = list(dict.fromkeys(x for x in args.only.split(",") if x))
     unknown = [x for x in args.only if x not in ABLATIONS]
     if unknown:
         p.error(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
