@@ -165,12 +165,13 @@ class Coalescer(Generic[T]):
         self._queue: list[tuple[T, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def _submit(self, item: T) -> Any:
+    def _submit(self, item: T) -> asyncio.Future[Any]:
+        """Queue ``item``; the future resolves with its outcome once its batch is sent."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await fut
+        return fut
 
     async def _send(self, items: list[T]) -> list[Any]:
         raise NotImplementedError
