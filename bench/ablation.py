@@ -26,7 +26,7 @@ import orjson
 
 from bench.common import ROOT, bench_redis, print_table, run
 from bench.pipeline import pipeline_run
-from monitor.connections import connect
+from schemas.redis_io import connect
 from schemas.settings import Settings
 
 

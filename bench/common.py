@@ -87,7 +87,7 @@ async def start_detectors(
         )
         for _ in range(n)
     ]
-    from monitor.connections import connect
+    from schemas.redis_io import connect
 
     redis = connect(url)
     try:

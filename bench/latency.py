@@ -44,8 +44,8 @@ from bench.common import (
     run,
     start_detectors,
 )
-from monitor.connections import connect
 from schemas.episode import EpisodeSpec
+from schemas.redis_io import connect
 from schemas.settings import Settings
 from workers.agents import create_agent
 from workers.agents.base import AgentContext, Reply

@@ -23,8 +23,8 @@ if not __package__:  # run as a script (python bench/x.py): the repo root on sys
 
 from bench.common import bench_redis, print_table, rss_bytes, run, start_detectors
 from detectors.service import DetectorService
-from monitor.connections import connect
 from schemas.events import EpisodeStarted, StepEvent
+from schemas.redis_io import connect
 from schemas.settings import Settings
 from schemas.wire import encode
 from workers.jobs import demo_specs, submit_jobs

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from bench.common import bench_redis, cpu_seconds, print_table, run, start_detectors
 from detectors.service import DetectorService
-from monitor.connections import connect, stream_entries
+from schemas.redis_io import connect, stream_entries
 from schemas.settings import Settings
 from workers.jobs import demo_specs, submit_jobs
 from workers.runner import EpisodeResult

@@ -5,11 +5,11 @@ step of an episode is scored in stream order. Per batch: decode (bad entries go 
 dead-letter stream with the reason), load missing episode states from the checkpoint
 hash, score, then write verdicts, flips, recovery commands (to the episode's control
 stream and the shard's verdicts stream), new checkpoints and the acks in one atomic call
-(:mod:`monitor.batch_writes`). Nothing is acked before the state and commands it caused
+(:mod:`schemas.batch_writes`). Nothing is acked before the state and commands it caused
 are written.
 
 On a connection of its own (as the detector service runs it), that call goes out in the
-same write as the next read (:func:`monitor.connections.call_together`): one round trip
+same write as the next read (:func:`schemas.redis_io.call_together`): one round trip
 per batch instead of two, which is most of a step's cost when steps come one at a time.
 The service calls :meth:`ShardConsumer.flush` when it stops reading.
 """
@@ -24,24 +24,22 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from detectors.records import EpisodeRecord, spec_field
-from detectors.reminder import reminder_text
-from monitor.batch_writes import BatchWriter, WriteBatch
-from monitor.connections import (
+from schemas.batch_writes import BatchWriter, WriteBatch
+from schemas.events import FlipEvent, RecoveryCommand, StepEvent
+from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
+from schemas.metrics import DetectorMetrics
+from schemas.redis_io import (
     Entry,
     autoclaim_entries,
     call_together,
     holds_one_connection,
     stream_entries,
 )
-from monitor.metrics import DetectorMetrics
-from schemas.events import FlipEvent, RecoveryCommand, StepEvent
-from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
+from schemas.reminder import reminder_text
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, encode, encode_verdict, routed
 
 log = logging.getLogger(__name__)
-
-EPISODE_SUMMARY_TTL_S = EPISODE_TTL_S
 
 
 @dataclass
@@ -356,7 +354,7 @@ class ShardConsumer:
         for episode_id, summary in batch.summaries.items():
             writes.hset(self.keys.episode(episode_id), summary)
         for episode_id in batch.expire:
-            writes.expire(self.keys.episode(episode_id), EPISODE_SUMMARY_TTL_S)
+            writes.expire(self.keys.episode(episode_id), EPISODE_TTL_S)
         if batch.acks:
             writes.xack(self.stream, DETECTOR_GROUP, batch.acks)
         return writes

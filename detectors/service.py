@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from detectors.consumer import ShardConsumer
-from monitor.connections import consumer_name, dedicated, ensure_group
-from monitor.metrics import DetectorMetrics
 from schemas.keys import DETECTOR_GROUP
+from schemas.metrics import DetectorMetrics
+from schemas.redis_io import consumer_name, dedicated, ensure_group
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from detectors.service import DetectorService
-from monitor.connections import connect, consumer_name
 from monitor.embedded_redis import redis_url_or_embedded
 from monitor.summary import summarize
 from schemas.episode import EpisodeSpec
+from schemas.redis_io import connect, consumer_name
 from schemas.settings import Settings
 from workers.jobs import submit_jobs
 from workers.runner import EpisodeResult

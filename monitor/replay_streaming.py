@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 
 from detectors.offline import TrajectoryResult
 from detectors.service import DetectorService
-from monitor.connections import connect
 from monitor.embedded_redis import redis_url_or_embedded
 from monitor.pipeline import delete_keys
 from monitor.trajectories import Trajectory
 from schemas.events import EpisodeFinished, EpisodeStarted
+from schemas.redis_io import connect
 from schemas.settings import Settings
 from schemas.wire import decode
 from workers.publisher import StreamPublisher

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.connections import connect
 from monitor.embedded_redis import embedded_redis
+from schemas.redis_io import connect
 from schemas.settings import Settings
 from workers.recordings import bundled_recordings
 

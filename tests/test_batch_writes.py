@@ -3,7 +3,7 @@
 import pytest
 from redis.exceptions import ResponseError
 
-from monitor.batch_writes import MAX_VALUES_PER_OP, BatchWriter, WriteBatch
+from schemas.batch_writes import MAX_VALUES_PER_OP, BatchWriter, WriteBatch
 
 
 async def test_every_operation_lands_in_order(redis, settings):
@@ -76,7 +76,7 @@ async def test_an_empty_batch_sends_nothing_and_a_bad_one_fails_loudly(redis, se
 async def test_command_batcher_sends_concurrent_submits_together(redis, settings):
     import asyncio
 
-    from monitor.batch_writes import CommandBatcher
+    from schemas.batch_writes import CommandBatcher
 
     batcher = CommandBatcher(redis)
     key = f"{settings.key_prefix}:counted"

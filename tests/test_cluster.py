@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from monitor.connections import connect
+from schemas.redis_io import connect
 from schemas.settings import Settings
 from tests.cluster_helpers import find_redis_cli, redis_cluster
 from tests.pipeline_helpers import run_pipeline

@@ -4,9 +4,9 @@ import pytest
 from redis.exceptions import ResponseError
 
 from detectors.consumer import ShardConsumer
-from monitor.connections import call_together, dedicated, holds_one_connection, stream_entries
-from monitor.metrics import DetectorMetrics
 from schemas.keys import DETECTOR_GROUP
+from schemas.metrics import DetectorMetrics
+from schemas.redis_io import call_together, dedicated, holds_one_connection, stream_entries
 from tests.conftest import RECORDINGS
 from tests.test_detector_consumer import control_events, publish_recordings
 

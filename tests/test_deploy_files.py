@@ -11,7 +11,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor.api.metrics import ApiMetrics
-from monitor.metrics import DetectorMetrics, WorkerMetrics
+from schemas.metrics import DetectorMetrics, WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 

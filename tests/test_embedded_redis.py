@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from monitor.connections import connect
 from monitor.embedded_redis import embedded_redis, find_redis_server
+from schemas.redis_io import connect
 
 
 def redis_servers(parent: int | None = None) -> set[int]:

@@ -9,9 +9,9 @@ once it is back they carry on, and every step is scored and answered exactly onc
 
 import asyncio
 
-from monitor.connections import connect
 from monitor.embedded_redis import EmbeddedRedis
 from schemas.keys import DETECTOR_GROUP, WORKER_GROUP
+from schemas.redis_io import connect
 from tests.pipeline_helpers import spec, start_pipeline, stream_events, wait_for
 
 

@@ -119,7 +119,7 @@ async def _len_is(pending, n: int) -> bool:
 
 def _slow_agents(settings):
     """The default agents, each answer delayed by 5 ms."""
-    from monitor.metrics import WorkerMetrics
+    from schemas.metrics import WorkerMetrics
     from workers.worker import AgentBuilder
 
     build = AgentBuilder(settings, WorkerMetrics())

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from monitor.metrics import WorkerMetrics
 from schemas.events import RecoveryCommand, Verdict
+from schemas.metrics import WorkerMetrics
 from tests.pipeline_helpers import spec, stream_events
 from workers.agents.base import AgentContext, Reply
 from workers.inbox import Inbox

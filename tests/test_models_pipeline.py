@@ -6,8 +6,8 @@ restored history (only the steps up to the savepoint) and the reminder.
 
 import pytest
 
-from monitor.metrics import WorkerMetrics
 from schemas.episode import AgentSpec, EpisodeSpec
+from schemas.metrics import WorkerMetrics
 from tests.fakes.llama_server import LlamaServer
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
 from tests.pipeline_helpers import run_pipeline, stream_events

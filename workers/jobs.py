@@ -5,9 +5,9 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from monitor.connections import ensure_group
 from schemas.episode import AgentSpec, EpisodeSpec
 from schemas.keys import WORKER_GROUP, Keys
+from schemas.redis_io import ensure_group
 from schemas.wire import encode_job
 from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
 from workers.recordings import bundled_recordings, read_tsv

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from monitor.batch_writes import BatchWriter, Coalescer, WriteBatch
-from monitor.connections import give_back, is_cluster, keep_connection
+from schemas.batch_writes import BatchWriter, Coalescer, WriteBatch
+from schemas.redis_io import give_back, is_cluster, keep_connection
 from schemas.wire import encode
 
 log = logging.getLogger(__name__)

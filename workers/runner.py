@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.reminder import reminder_text
-from monitor.metrics import WorkerMetrics
 from schemas.episode import EpisodeSpec
 from schemas.events import (
     EpisodeFinished,
@@ -22,6 +20,8 @@ from schemas.events import (
     RecoveryCommand,
     Verdict,
 )
+from schemas.metrics import WorkerMetrics
+from schemas.reminder import reminder_text
 from schemas.settings import Settings
 from schemas.wire import encode, encode_step
 from workers.agents.base import Agent, AgentContext, AgentFinished

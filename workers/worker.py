@@ -31,8 +31,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.batch_writes import CommandBatcher
-from monitor.connections import (
+from schemas.batch_writes import CommandBatcher
+from schemas.episode import EpisodeSpec
+from schemas.events import EpisodeFinished
+from schemas.keys import EPISODE_TTL_S, WORKER_GROUP
+from schemas.metrics import WorkerMetrics
+from schemas.redis_io import (
     autoclaim_entries,
     dedicated,
     ensure_group,
@@ -40,10 +44,6 @@ from monitor.connections import (
     server_now_id,
     stream_entries,
 )
-from monitor.metrics import WorkerMetrics
-from schemas.episode import EpisodeSpec
-from schemas.events import EpisodeFinished
-from schemas.keys import EPISODE_TTL_S, WORKER_GROUP
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode, decode_job, encode, entry_episode
 from workers.agents.base import Agent

@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from detectors.reminder import reminder_text
 from monitor.analysis.rebuild import LoggedEpisode, action_of, fresh_environment, load_episode_log
 from monitor.analysis.results import EpisodeRecord, read_episodes
 from monitor.analysis.splits import SplitRule, default_rule, subset_sizes
+from schemas.reminder import reminder_text
 from workers.mitigations import parse_mitigations
 from workers.prompting import system_prompt
 

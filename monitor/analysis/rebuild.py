@@ -16,7 +16,6 @@ from pathlib import Path
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from detectors.reminder import reminder_text
 from schemas.episode import EpisodeSpec
 from schemas.events import (
     EpisodeStarted,
@@ -26,6 +25,7 @@ from schemas.events import (
     StepEvent,
     Verdict,
 )
+from schemas.reminder import reminder_text
 from workers.agents.base import Message
 from workers.environments import Action, Environment, create_environment
 from workers.history import History

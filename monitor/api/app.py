@@ -26,8 +26,8 @@ from monitor.api.metrics import ApiMetrics
 from monitor.api.state import FEED, HUB, METRICS, REDIS, SETTINGS, STORE, WAITERS
 from monitor.api.store import EpisodeStore
 from monitor.api.verdicts import Waiters
-from monitor.connections import connect
-from monitor.metrics import DetectorMetrics, child
+from schemas.metrics import DetectorMetrics, child
+from schemas.redis_io import connect
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 from monitor.api.hub import Hub
 from monitor.api.metrics import ApiMetrics
 from monitor.api.verdicts import Waiters
-from monitor.connections import dedicated, read_groups, server_now_id, stream_entries
-from monitor.metrics import child
+from schemas.metrics import child
+from schemas.redis_io import dedicated, read_groups, server_now_id, stream_entries
 from schemas.settings import Settings
 from schemas.wire import BadEntry, decode
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from monitor.metrics import LAG_BUCKETS
+from schemas.metrics import LAG_BUCKETS
 from workers.environments.catalog import ENVIRONMENT_NAMES
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ValidationError
 from monitor.api.errors import ApiError, validation_error
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
 from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
-from monitor.metrics import child
 from schemas.episode import EpisodeSpec, FailMode
 from schemas.events import EpisodeFinished, StepEvent
+from schemas.metrics import child
 from schemas.objectives import ObjectiveSet
 from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
 

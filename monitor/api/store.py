@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from detectors.consumer import EPISODE_SUMMARY_TTL_S
 from monitor.api.errors import ApiError, Unavailable
-from monitor.batch_writes import Coalescer
-from monitor.connections import give_back, is_cluster, keep_connection
+from schemas.batch_writes import Coalescer
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished, EpisodeStarted, StepEvent
+from schemas.keys import EPISODE_TTL_S
+from schemas.redis_io import give_back, is_cluster, keep_connection
 from schemas.settings import Settings
 from schemas.wire import encode
 
@@ -164,7 +164,7 @@ class EpisodeStore:
             self._register(
                 keys=self._keys(episode_id),
                 args=[spec_json, self.settings.steps_maxlen, fields["k"], fields["v"],
-                      fields["d"], EPISODE_SUMMARY_TTL_S, *flat],
+                      fields["d"], EPISODE_TTL_S, *flat],
             )
         )  # fmt: skip
         if int(result[0]) < 0:
@@ -176,7 +176,7 @@ class EpisodeStore:
         if created:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zadd(self.keys.episodes(), {episode_id: now})
-            pipe.zremrangebyscore(self.keys.episodes(), "-inf", now - EPISODE_SUMMARY_TTL_S)
+            pipe.zremrangebyscore(self.keys.episodes(), "-inf", now - EPISODE_TTL_S)
             await self.bounded(pipe.execute())
         self._specs[episode_id] = spec
         return created
@@ -206,7 +206,7 @@ class EpisodeStore:
         """
         accepted = await self._publish(event, 0, "finished")
         control = self.keys.control(event.episode_id)
-        await self.bounded(self.redis.expire(control, EPISODE_SUMMARY_TTL_S))
+        await self.bounded(self.redis.expire(control, EPISODE_TTL_S))
         return accepted
 
     async def _publish(self, event: Any, step: int, final: str) -> Accepted:

@@ -6,9 +6,9 @@ import logging
 import sys
 
 from detectors.service import DetectorService
-from monitor.connections import connect, consumer_name
-from monitor.metrics import DetectorMetrics
 from monitor.runtime import metrics_endpoint, run, setup_logging
+from schemas.metrics import DetectorMetrics
+from schemas.redis_io import connect, consumer_name
 from schemas.settings import Settings
 
 log = logging.getLogger("runaway.detector")

@@ -5,9 +5,9 @@ import asyncio
 import logging
 import sys
 
-from monitor.connections import connect, consumer_name
-from monitor.metrics import WorkerMetrics
 from monitor.runtime import metrics_endpoint, run, setup_logging
+from schemas.metrics import WorkerMetrics
+from schemas.redis_io import connect, consumer_name
 from schemas.settings import Settings
 from workers.worker import Worker
 

@@ -9,7 +9,7 @@ zeros instead of missing series.
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from monitor.metrics import child
+from schemas.metrics import child
 
 OUTCOMES = (
     "ok",
