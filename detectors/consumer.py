@@ -37,6 +37,7 @@ from schemas.redis_io import (
 )
 from schemas.reminder import reminder_text
 from schemas.settings import Settings
+from schemas.trace import EPISODES_FLIPPED, FLIPS_PREFIX, RECOVERIES, STEPS, encode_trace
 from schemas.wire import BadEntry, decode, encode, encode_verdict, routed
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class _Batch:
     expire: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     acks: list[bytes] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # HINCRBY of the shard's totals
 
 
 @dataclass(slots=True)
@@ -80,6 +82,7 @@ class ShardConsumer:
         self.stream = self.keys.steps(shard)
         self.verdicts = self.keys.verdicts(shard)
         self.verdicts_maxlen = settings.verdicts_maxlen
+        self.trace_maxlen = settings.trace_maxlen
         self.writer = BatchWriter(redis)
         self.records: dict[str, EpisodeRecord] = {}
         self._cursor = "0"  # own pending entries first, then new ones (">")
@@ -268,9 +271,14 @@ class ShardConsumer:
         if not control:
             control = rec.control_key = self.keys.control(ev.episode_id)
         reset = False
+        counts = batch.counts
+        counts[STEPS] = counts.get(STEPS, 0) + 1
+        if score.detections and not rec.flips:
+            counts[EPISODES_FLIPPED] = counts.get(EPISODES_FLIPPED, 0) + 1
         for d in score.detections:
-            rec.flips += 1
+            rec.flips += 1  # a flip, here and only here: the metric and the totals agree
             self.metrics.flips.labels(env, d.flag).inc()
+            counts[FLIPS_PREFIX + d.flag] = counts.get(FLIPS_PREFIX + d.flag, 0) + 1
             flip = FlipEvent(
                 episode_id=ev.episode_id, step=ev.step, flag=d.flag, onset_step=d.onset_step,
                 mode=d.mode, objective=d.objective, runaway_index=score.runaway_index,
@@ -282,6 +290,7 @@ class ShardConsumer:
             if d.flag == "runaway" and rec.spec.detector.recover:
                 reset = True
                 rec.recoveries_sent += 1
+                counts[RECOVERIES] = counts.get(RECOVERIES, 0) + 1
                 cfg = rec.spec.detector
                 cmd = RecoveryCommand(
                     episode_id=ev.episode_id, step=ev.step,
@@ -291,17 +300,24 @@ class ShardConsumer:
                     reason=f"{d.mode} since step {d.onset_step}", step_ts=ev.ts,
                 )  # fmt: skip
                 self._control(batch, control, ev.episode_id, encode(cmd))
+        flags, detected = sorted(score.flags), [d.flag for d in score.detections]
+        action = "reset" if reset else "continue"
         verdict = encode_verdict(
-            ev.episode_id, ev.step, "reset" if reset else "continue", score.savepoint_step,
-            score.runaway_index, score.hazard, sorted(score.flags),
-            [d.flag for d in score.detections], ev.ts,
+            ev.episode_id, ev.step, action, score.savepoint_step, score.runaway_index,
+            score.hazard, flags, detected, ev.ts,
         )  # fmt: skip
         self._control(batch, control, ev.episode_id, verdict)
+        if self.trace_maxlen:
+            trace = encode_trace(
+                ev, score.runaway_index, score.hazard, flags, detected, action,
+                "runaway" if reset else None, score.savepoint_step,
+            )  # fmt: skip
+            batch.xadds.append((self.keys.trace(ev.episode_id), trace, self.trace_maxlen))
         batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
             "runaway_index": score.runaway_index,
             "hazard": score.hazard,
-            "flags": ",".join(sorted(score.flags)),
+            "flags": ",".join(flags),
             "flips": rec.flips,
         }
         if not rec.summary_ttl_set:  # HSET keeps a key's TTL: one EXPIRE per episode is enough
@@ -355,6 +371,10 @@ class ShardConsumer:
             writes.hset(self.keys.episode(episode_id), summary)
         for episode_id in batch.expire:
             writes.expire(self.keys.episode(episode_id), EPISODE_TTL_S)
+            if self.trace_maxlen:
+                writes.expire(self.keys.trace(episode_id), EPISODE_TTL_S)
+        if batch.counts:
+            writes.hincrby(self.keys.totals(self.shard), batch.counts)
         if batch.acks:
             writes.xack(self.stream, DETECTOR_GROUP, batch.acks)
         return writes

@@ -35,6 +35,7 @@ _MAX_EXACT_INT = 2**53  # a Lua number holds integers exactly up to here
 #   D key n f1 ...                   HDEL key f1 ...
 #   E key seconds                    EXPIRE key seconds
 #   A key group n id1 ...            XACK key group id1 ...
+#   I key n f1 by1 ...               HINCRBY key f1 by1 (per field)
 _SCRIPT = """
 local ARGV = cmsgpack.unpack(ARGV[1])
 local i, n = 1, #ARGV
@@ -61,6 +62,10 @@ while i <= n do
     for j = i + 4, i + 3 + count do args[#args + 1] = ARGV[j] end
     redis.call(unpack(args))
     i = i + 4 + count
+  elseif op == 'I' then
+    local count = tonumber(ARGV[i + 2])
+    for j = i + 3, i + 1 + 2 * count, 2 do redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
+    i = i + 3 + 2 * count
   else
     return redis.error_reply('batch_writes: unknown op ' .. tostring(op))
   end
@@ -115,6 +120,16 @@ class WriteBatch:
 
     def expire(self, key: str, seconds: int) -> None:
         self.args += ("E", self._key(key), seconds)
+
+    def hincrby(self, key: str, counts: Mapping[str, int]) -> None:
+        """HINCRBY of each field by its count (running totals)."""
+        items = list(counts.items())
+        step = MAX_VALUES_PER_OP // 2
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            self.args += ("I", self._key(key), len(chunk))
+            for name, by in chunk:
+                self.args += (name, int(by))
 
     def xack(self, stream: str, group: str, ids: Iterable[Any]) -> None:
         todo = list(ids)

@@ -44,6 +44,10 @@ class Keys:
         their episodes with one read per shard instead of one key per episode."""
         return self._tagged(shard, "verdicts")
 
+    def trace(self, episode_id: str) -> str:
+        """One entry per scored step of the episode (schemas/trace.py), for the page."""
+        return self._tagged(self.shard_of(episode_id), f"trace:{episode_id}")
+
     def deadletter(self, shard: int) -> str:
         """Entries that could not be processed, with the reason."""
         return self._tagged(shard, "deadletter")
@@ -52,6 +56,11 @@ class Keys:
     def detector_state(self, shard: int) -> str:
         """Hash: episode id -> checkpointed scorer state."""
         return self._tagged(shard, "detector-state")
+
+    def totals(self, shard: int) -> str:
+        """Hash of the shard's running totals (flips by flag, recoveries, steps), written
+        by the detector beside ``runaway_flips_total``; the API adds the shards up."""
+        return self._tagged(shard, "totals")
 
     def lease(self, shard: int) -> str:
         """Which detector owns the shard (SET NX PX); keeps each episode on one reader."""

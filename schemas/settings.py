@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     flips_maxlen: int = Field(default=50_000, ge=100)
     deadletter_maxlen: int = Field(default=10_000, ge=100)
+    trace_maxlen: int = Field(
+        default=500, ge=0, description="MAXLEN ~ per episode step trace (the page); 0: none"
+    )
 
     # workers
     concurrency: int = Field(default=200, ge=1, description="episodes run at once per worker")
