@@ -161,9 +161,15 @@ async def test_auth(settings, redis):
         ep = await register(client, headers=good)
         resp = await client.post(f"/v1/episodes/{ep}/steps", json=mo_step(1))
         assert resp.status == 401
-        # reads stay open: the page, its feed and probes carry no secret
-        assert (await client.get(f"/v1/episodes/{ep}")).status == 200
-        assert (await client.get("/healthz")).status == 200
+        # episode data is behind the token too; the page, metrics and probes stay open
+        for path in (f"/v1/episodes/{ep}", "/v1/episodes", f"/v1/episodes/{ep}/steps",
+                     "/v1/flips", "/v1/totals", "/v1/events"):  # fmt: skip
+            assert (await client.get(path)).status == 401, path
+            assert (await client.get(path, headers={"Authorization": "Bearer no"})).status == 403
+        assert (await client.get(f"/v1/episodes/{ep}", headers=good)).status == 200
+        assert (await client.get("/v1/totals", headers=good)).status == 200
+        for path in ("/healthz", "/", "/metrics", "/openapi.json", "/static/uPlot.iife.min.js"):
+            assert (await client.get(path)).status == 200, path
 
 
 async def test_body_size_limit(settings, redis):

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.api import routes_episodes, routes_service, sse
+from monitor.api import routes_episodes, routes_service, routes_views, sse
 from monitor.api.auth import auth_middleware
 from monitor.api.errors import Handler, error_middleware
 from monitor.api.feed import Feed
@@ -26,6 +26,7 @@ from monitor.api.metrics import ApiMetrics
 from monitor.api.state import FEED, HUB, METRICS, REDIS, SETTINGS, STORE, WAITERS
 from monitor.api.store import EpisodeStore
 from monitor.api.verdicts import Waiters
+from schemas.episode import FailMode
 from schemas.metrics import DetectorMetrics, child
 from schemas.redis_io import connect
 from schemas.settings import Settings
@@ -44,6 +45,8 @@ def create_app(
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
     token = settings.api_token.get_secret_value() if settings.api_token else None
     metrics = ApiMetrics(registry or CollectorRegistry())
+    for mode in FailMode:
+        metrics.fail_mode_setting.labels(mode.value).set(1 if mode is settings.fail_mode else 0)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[error_middleware, _metrics_middleware(metrics), auth_middleware(token)],
@@ -58,6 +61,7 @@ def create_app(
         app.cleanup_ctx.append(_detector_ctx)
     app.on_shutdown.append(_close_streams)
     routes_episodes.setup(app)
+    routes_views.setup(app)
     sse.setup(app)
     routes_service.setup(app)
     return app

@@ -1,9 +1,11 @@
 """Bearer-token auth for the write and control endpoints, and the bind-address guard.
 
-When ``RUNAWAY_API_TOKEN`` is set, every request that changes state (any method but GET,
-HEAD and OPTIONS) needs ``Authorization: Bearer <token>``: 401 when it is missing or not a
-bearer token, 403 when the token is wrong. Reads (the live page, its feed, metrics and
-health) stay open so probes and the page work without a secret in a URL. A service
+When ``RUNAWAY_API_TOKEN`` is set, every request under ``/v1/`` (episodes, their steps,
+flips, totals, the event feed: they show what agents saw and did) and every request that
+changes state needs ``Authorization: Bearer <token>``: 401 when it is missing or not a
+bearer token, 403 when the token is wrong. The page itself (``/``, its static files),
+``/openapi.json``, ``/metrics`` and the probes stay open: they hold no episode data, and
+the page asks for the token once and sends it in the header, never in a URL. A service
 without a token may only listen on loopback: anyone who can reach it could reset agents.
 """
 
@@ -22,7 +24,9 @@ def auth_middleware(token: str | None) -> web.middleware:  # type: ignore[valid-
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None or request.method in READ_METHODS:
+        if expected is None or (
+            request.method in READ_METHODS and not request.path.startswith("/v1/")
+        ):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")

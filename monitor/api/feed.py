@@ -166,6 +166,8 @@ class Feed:
             child(self.metrics.feed_steps, *labels).inc()
         elif kind == "verdict":
             self.waiters.on_verdict(ev)
+            m = self.metrics
+            child(m.feed_verdicts, m.action(ev.verdict), m.cause(verdict_cause(ev))).inc()
             self.metrics.detection_lag.observe(max(0.0, time.time() - ev.step_ts))
         elif kind == "recovery_command":
             self.waiters.on_recovery(ev)
@@ -176,6 +178,17 @@ class Feed:
             f.finished_at = time.monotonic()
         if self.hub.subscribers:  # a payload is built only for someone watching the live page
             self.hub.publish(kind, episode_id, ev.id, orjson.dumps(live_payload(ev)))
+
+
+def verdict_cause(ev: Any) -> str:
+    """The flag behind a verdict: its ``cause`` (issue 14's field) where it has one; else,
+    for a non-continue verdict, the flag detected at that step (a reset: ``runaway``)."""
+    cause = getattr(ev, "cause", None)
+    if cause:
+        return str(cause)
+    if ev.verdict == "continue" or not ev.detections:
+        return "none"
+    return "runaway" if "runaway" in ev.detections else str(ev.detections[0])
 
 
 def live_payload(ev: Any) -> dict[str, Any]:

@@ -13,6 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from schemas.metrics import LAG_BUCKETS
 from workers.environments.catalog import ENVIRONMENT_NAMES
 
+# the verdict actions and flags of the issue-14 contract (a label set known up front)
+ACTIONS = ("continue", "remind", "reset", "block", "stop")
+FLAGS = ("runaway", "self_imitation", "over_exploitation", "loop")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
@@ -83,6 +86,18 @@ class ApiMetrics:
             "runaway_episode_recoveries_total", "Recovery commands seen on the live feed",
             ep, registry=r,
         )  # fmt: skip
+        self.cause = LabelCap(16, (*FLAGS, "none"))
+        self.action = LabelCap(16, ACTIONS)
+        self.feed_verdicts = Counter(
+            "runaway_episode_verdicts_total",
+            "Verdicts seen on the live feed, by action and the flag that caused it",
+            ("action", "cause"), registry=r,
+        )  # fmt: skip
+        self.fail_mode_setting = Gauge(
+            "runaway_sidecar_fail_mode",
+            "1 for the fail mode this sidecar applies when an episode names none",
+            ("mode",), registry=r,
+        )  # fmt: skip
         self.detection_lag = Histogram(
             "runaway_verdict_lag_seconds",
             "Time from a step's publication to its verdict reaching this monitor",
@@ -116,6 +131,11 @@ class ApiMetrics:
                 self.verdicts.labels(v, s)
         for m in ("closed", "open"):
             self.fail_mode.labels(m)
+            self.fail_mode_setting.labels(m)
+        self.feed_verdicts.labels("continue", "none")
+        for a in ACTIONS[1:]:
+            for f in FLAGS:
+                self.feed_verdicts.labels(a, f)
         for s in ("detector", "fail_mode"):
             self.verdict_latency.labels(s)
 

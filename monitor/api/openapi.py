@@ -10,6 +10,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
+from monitor.api.views import RESPONSE_MODELS, openapi_paths
 
 REF = "#/components/schemas/{model}"
 
@@ -33,7 +34,7 @@ _SECURED = [{"bearer": []}]
 def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(m, "validation") for m in (RegisterRequest, StepRequest, FinishRequest)]
-        + [(StepVerdict, "serialization")],
+        + [(m, "serialization") for m in (StepVerdict, *RESPONSE_MODELS)],
         ref_template=REF,
     )
     schemas = dict(defs.get("$defs", {}))
@@ -51,7 +52,7 @@ def openapi_document() -> dict[str, Any]:
         {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": True},
          "description": "false: answer 202 at once; the verdict comes on /v1/events"},
     ]  # fmt: skip
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "runaway-monitor sidecar",
@@ -78,17 +79,7 @@ def openapi_document() -> dict[str, Any]:
                         "409": _error("the id exists with another spec"),
                         "422": _error("invalid field"), "503": _error("Redis unavailable"),
                     },
-                },
-                "get": {
-                    "summary": "Episodes, newest first",
-                    "parameters": [
-                        {"name": n, "in": "query", "schema": {"type": t}}
-                        for n, t in (("limit", "integer"), ("offset", "integer"),
-                                     ("environment", "string"), ("status", "string"),
-                                     ("flipped", "boolean"))
-                    ],
-                    "responses": {"200": {"description": "items and next_offset"}},
-                },
+                }
             },
             "/v1/episodes/{episode_id}": {
                 "get": {
@@ -146,3 +137,6 @@ def openapi_document() -> dict[str, Any]:
                           "responses": {"200": {"description": "text/html"}}}},
         },
     }  # fmt: skip
+    for path, operations in openapi_paths(REF).items():
+        document["paths"].setdefault(path, {}).update(operations)
+    return document

@@ -17,19 +17,18 @@ from pydantic import BaseModel, ValidationError
 from monitor.api.errors import ApiError, validation_error
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
 from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
+from monitor.api.views import episode_row
 from schemas.episode import EpisodeSpec, FailMode
 from schemas.events import EpisodeFinished, StepEvent
 from schemas.metrics import child
 from schemas.objectives import ObjectiveSet
 from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
 
-MAX_PAGE = 200
 M = TypeVar("M", bound=BaseModel)
 
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/episodes", register)
-    app.router.add_get("/v1/episodes", list_episodes)
     app.router.add_get("/v1/episodes/{episode_id}", get_episode)
     app.router.add_post("/v1/episodes/{episode_id}/steps", post_step)
     app.router.add_post("/v1/episodes/{episode_id}/finish", finish)
@@ -230,37 +229,13 @@ def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
     return {"history": history, "flips": flips, "recoveries": recoveries}
 
 
-def _summary_view(episode_id: str, s: dict[str, str]) -> dict[str, Any]:
-    def num(name: str, cast: Any = int, default: Any = 0) -> Any:
-        try:
-            return cast(s[name])
-        except (KeyError, ValueError):
-            return default
-
-    return {
-        "episode_id": episode_id,
-        "status": s.get("status", "active"),
-        "source": s.get("source", "worker"),
-        "environment": s.get("environment", "unknown"),
-        "model": s.get("model", "unknown"),
-        "mitigation": s.get("mitigation", "none"),
-        "accepted_step": num("accepted_step"),
-        "last_step": num("last_step"),
-        "runaway_index": num("runaway_index", float, 0.0),
-        "hazard": num("hazard", float, 0.0),
-        "flags": [f for f in s.get("flags", "").split(",") if f],
-        "flip_count": num("flips"),
-        "registered_at": num("registered_at", float, None),
-    }
-
-
 async def get_episode(request: web.Request) -> web.Response:
     episode_id = request.match_info["episode_id"]
     store = request.app[STORE]
     summary = await store.summary(episode_id)
     if not summary:
         raise ApiError(404, "unknown_episode", "no such episode", "episode_id")
-    body = _summary_view(episode_id, summary)
+    body = episode_row(episode_id, summary).model_dump()
     if "spec" in summary:
         spec = EpisodeSpec.model_validate_json(summary["spec"])
         body["objectives"] = [o.model_dump(mode="json", exclude_none=True)
@@ -270,55 +245,3 @@ async def get_episode(request: web.Request) -> web.Response:
     entries = await store.control_entries(episode_id, 2 * request.app[SETTINGS].control_maxlen)
     body.update(_history(entries))
     return web.json_response(body)
-
-
-def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, "validation_error", "must be an integer", name) from None
-    if not lo <= value <= hi:
-        raise ApiError(422, "validation_error", f"must be between {lo} and {hi}", name)
-    return value
-
-
-async def list_episodes(request: web.Request) -> web.Response:
-    """Newest first. Filters (environment, status, flipped) scan at most 10 pages."""
-    limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
-    offset = _int_query(request, "offset", 0, 0, 10_000_000)
-    environment = request.query.get("environment")
-    status = request.query.get("status")
-    if status not in (None, "active", "finished"):
-        raise ApiError(422, "validation_error", "must be 'active' or 'finished'", "status")
-    flipped = request.query.get("flipped")
-    if flipped not in (None, "true", "false"):
-        raise ApiError(422, "validation_error", "must be 'true' or 'false'", "flipped")
-    store = request.app[STORE]
-    items: list[dict[str, Any]] = []
-    cursor = offset
-    for _ in range(10):
-        page = await store.page(cursor, MAX_PAGE)
-        if not page:
-            cursor = -1
-            break
-        summaries = await store.summaries([e for e, _ in page])
-        for (episode_id, _), s in zip(page, summaries, strict=True):
-            cursor += 1
-            view = _summary_view(episode_id, s)
-            if environment and view["environment"] != environment:
-                continue
-            if status and view["status"] != status:
-                continue
-            if flipped and (view["flip_count"] > 0) != (flipped == "true"):
-                continue
-            items.append(view)
-            if len(items) == limit:
-                break
-        if len(items) == limit:
-            break
-    return web.json_response(
-        {"items": items, "next_offset": cursor if cursor >= 0 and len(items) == limit else None}
-    )
