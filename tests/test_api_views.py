@@ -8,33 +8,10 @@ onset. The list is paged and filtered over 10,000 indexed episodes, and bad quer
 parameters are 422s naming the parameter.
 """
 
-import time
-
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api_helpers import api_client, register
-from workers.recordings import BUNDLED_DIR, events_from_recording, read_tsv
-
-TRIAL = "multiobjective-homeostasis_gpt-4o-mini_2025_02_01_22_32_56_891497.tsv"
-LABELLED_ONSET = 22
-
-
-async def post_trajectory(client, steps: int) -> tuple[str, list, list[dict]]:
-    """Register the flipping trial and post its first ``steps`` steps; the verdicts."""
-    recording = read_tsv(BUNDLED_DIR / TRIAL)
-    spec, events = events_from_recording(recording)
-    ep = await register(
-        client, {"environment": spec.environment, "env_options": spec.env_options,
-                 "labels": {"model": recording.model, "mitigation": "savepoint-recovery"}},
-    )  # fmt: skip
-    verdicts = []
-    for ev in events[:steps]:
-        body = {"step": ev.step, "observation": ev.observation, "action": ev.action,
-                "rewards": ev.rewards, "text": "SECRET-ANSWER-TEXT"}  # fmt: skip
-        resp = await client.post(f"/v1/episodes/{ep}/steps", json=body)
-        assert resp.status == 200, await resp.text()
-        verdicts.append(await resp.json())
-    return ep, events[:steps], verdicts
+from tests.api_helpers import api_client
+from tests.page_helpers import LABELLED_ONSET, index_episodes, post_trajectory
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
@@ -103,29 +80,9 @@ async def test_trace_totals_and_flips_of_a_flipping_trial(settings, redis):
         assert runaway[0]["environment"] == "multiobjective-homeostasis"
 
 
-async def _index(redis, settings, n: int) -> None:
-    """``n`` episodes in the index with summaries as the worker writes them."""
-    keys = settings.keys
-    now = time.time()
-    pipe = redis.pipeline(transaction=False)
-    for i in range(n):
-        episode_id = f"ep-{i:05d}"
-        flagged = i % 10 == 0
-        pipe.hset(keys.episode(episode_id), mapping={
-            "status": "finished" if i % 2 else "active", "source": "worker",
-            "environment": ("homeostasis", "sustainability")[i % 2],
-            "model": "rare-model" if i == 0 else f"model-{i % 3}", "mitigation": "none",
-            "last_step": 100, "runaway_index": 0.7 if flagged else 0.1,
-            "flags": "runaway" if flagged else "", "flips": 1 if flagged else 0,
-            "registered_at": now + i,
-        })  # fmt: skip
-        pipe.zadd(keys.episodes(), {episode_id: now + i})
-    await pipe.execute()
-
-
 async def test_episode_list_pages_and_filters_10000(settings, redis):
     n = 10_000
-    await _index(redis, settings, n)
+    await index_episodes(redis, settings, n)
     async with api_client(settings, detector=False) as client:
         first = await (await client.get("/v1/episodes", params={"limit": "50"})).json()
         assert first["total"] == n and len(first["items"]) == 50
