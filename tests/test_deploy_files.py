@@ -68,7 +68,8 @@ def test_grafana_provisioning():
     dash = json.loads((DEPLOY / "grafana/dashboards/runaway.json").read_text())
     titles = " ".join(p["title"].lower() for p in dash["panels"])
     for topic in ("throughput", "active episodes", "runaway index", "flip rate",
-                  "detection lag", "verdict latency", "recoveries", "consumer"):  # fmt: skip
+                  "detection lag", "verdict latency", "recoveries", "consumer",
+                  "flags raised by flag", "verdict actions by flag", "fail mode"):  # fmt: skip
         assert topic in titles, topic
     for p in dash["panels"]:
         assert p["datasource"]["uid"] == uid

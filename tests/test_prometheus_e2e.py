@@ -29,6 +29,12 @@ MUST_HAVE_DATA = (
     "sum by (group) (runaway_consumer_group_lag)",
     "max(runaway_detectors_live)",
 )
+# after _traffic (a flipping trial is reset once) these must be >= 1, with these labels
+MUST_COUNT = (
+    ('sum(runaway_episode_verdicts_total{action="reset", cause="runaway"})', {}),
+    ('sum(runaway_flips_total{flag="runaway"})', {}),
+    ("max by (mode) (runaway_sidecar_fail_mode) == 1", {"mode": "closed"}),  # a panel's
+)
 
 
 async def _run(*args: str) -> tuple[int, str]:
@@ -112,6 +118,11 @@ async def test_prometheus_scrapes_and_every_expression_evaluates(settings, redis
                 for expr in MUST_HAVE_DATA:
                     got = await _query(session, base, expr)
                     assert got["data"]["result"], f"no data for {expr}"
+                for expr, labels in MUST_COUNT:
+                    result = (await _query(session, base, expr))["data"]["result"]
+                    assert len(result) == 1 and float(result[0]["value"][1]) >= 1, (expr, result)
+                    assert labels.items() <= result[0]["metric"].items(), (expr, result)
+                assert MUST_COUNT[-1][0] in dashboard_exprs()
                 async with session.get(f"{base}/api/v1/rules") as resp:
                     rules = (await resp.json())["data"]["groups"][0]["rules"]
                 assert len(rules) == len(alert_exprs())
