@@ -133,6 +133,20 @@ def _no_publish_wait() -> None:
     _replace(StreamPublisher, "publish_raw", patched)
 
 
+def _no_page_trace() -> None:
+    """The detector writes neither the per-episode step trace nor the running totals
+    (the live page's drill-down and header)."""
+    import detectors.consumer as consumer
+
+    _replace(consumer, "encode_trace", lambda *a, **k: None)
+
+    def drop(batch: Any) -> None:
+        batch.xadds = [x for x in batch.xadds if x[1] is not None]
+        batch.counts.clear()
+
+    _wrap_writes(drop)
+
+
 ABLATIONS: dict[str, Callable[[], None]] = {
     "metrics": _no_metrics,
     "episode_summary": _no_episode_summary,
@@ -141,6 +155,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "step_validation": _no_step_validation,
     "verdict_validation": _no_verdict_validation,
     "publish_wait": _no_publish_wait,
+    "page_trace": _no_page_trace,
 }
 
 

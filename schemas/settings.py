@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     flips_maxlen: int = Field(default=50_000, ge=100)
     deadletter_maxlen: int = Field(default=10_000, ge=100)
     trace_maxlen: int = Field(
-        default=500, ge=0, description="MAXLEN ~ per episode step trace (the page); 0: none"
+        default=200, ge=0, description="MAXLEN ~ per episode step trace (the page); 0: none"
     )
 
     # workers
