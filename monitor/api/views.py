@@ -123,11 +123,18 @@ class Totals(BaseModel):
     recoveries: int = Field(description="recovery commands (resets) sent")
 
 
-def _num(raw: str | None, cast: type, default: object) -> object:
+def _int(raw: str | None) -> int:
     try:
-        return cast(raw) if raw is not None else default
+        return int(raw) if raw is not None else 0
     except ValueError:
-        return default
+        return 0
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def episode_row(episode_id: str, s: dict[str, str]) -> EpisodeRow:
@@ -139,13 +146,13 @@ def episode_row(episode_id: str, s: dict[str, str]) -> EpisodeRow:
         environment=s.get("environment") or "unknown",
         model=s.get("model") or "unknown",
         mitigation=s.get("mitigation") or "none",
-        accepted_step=_num(s.get("accepted_step"), int, 0),  # type: ignore[arg-type]
-        last_step=_num(s.get("last_step"), int, 0),  # type: ignore[arg-type]
-        runaway_index=_num(s.get("runaway_index"), float, 0.0),  # type: ignore[arg-type]
-        hazard=_num(s.get("hazard"), float, 0.0),  # type: ignore[arg-type]
+        accepted_step=_int(s.get("accepted_step")),
+        last_step=_int(s.get("last_step")),
+        runaway_index=_float(s.get("runaway_index")) or 0.0,
+        hazard=_float(s.get("hazard")) or 0.0,
         flags=[f for f in (s.get("flags") or "").split(",") if f],
-        flip_count=_num(s.get("flips"), int, 0),  # type: ignore[arg-type]
-        registered_at=_num(s.get("registered_at"), float, None),  # type: ignore[arg-type]
+        flip_count=_int(s.get("flips")),
+        registered_at=_float(s.get("registered_at")),
     )
 
 
