@@ -151,6 +151,13 @@ async def test_worker_episodes_are_listed_by_the_sidecar_api(redis, settings):
         assert by_id["listed0"]["source"] == "worker"
         assert by_id["listed0"]["environment"] == "homeostasis"
         assert by_id["listed0"]["last_step"] == 20 and by_id["listed0"]["flip_count"] >= 1
+        # the page's drill-down and totals hold worker episodes too (the detector writes them)
+        trace = (await (await client.get("/v1/episodes/listed0/steps")).json())["items"]
+        assert [t["step"] for t in trace] == list(range(1, 21))
+        assert any(t["verdict"] == "reset" for t in trace)
+        totals = await (await client.get("/v1/totals")).json()
+        assert totals["steps"] == 40
+        assert totals["flips"] == sum(e["flip_count"] for e in by_id.values()) >= 2
         # the sidecar does not take steps for an episode a worker runs
         body = {"step": 21, "observation": {"level": 100}, "action": {"level": 0}}
         response = await client.post("/v1/episodes/listed0/steps", json=body)
