@@ -106,3 +106,11 @@ async def test_detector_killed_with_sigkill_under_load(redis, settings):
         assert [v.flags for v in verdicts] == [sorted(s.flags) for s in scores]
         expected_flips |= {(episode_id, s.step, d.flag) for s in scores for d in s.detections}
     assert flips_seen == expected_flips
+    # the running totals (the live page's header) counted every step and flip exactly once
+    totals: dict[str, int] = {}
+    for shard in range(settings.shards):
+        for name, value in (await redis.hgetall(settings.keys.totals(shard))).items():
+            totals[name.decode()] = totals.get(name.decode(), 0) + int(value)
+    assert totals["steps"] == sum(len(events) for _, events in episodes.values())
+    flips_total = sum(v for k, v in totals.items() if k.startswith("flips:"))
+    assert flips_total == len(expected_flips)
