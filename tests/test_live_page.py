@@ -14,6 +14,7 @@ to the test's temporary folder. Needs the Debian packages ``chromium`` and
 """
 
 import asyncio
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -170,7 +171,8 @@ async def test_flipping_trial_on_the_live_page(settings, redis, browser, shots):
         await page.until(LIVE, what="'live' again after reconnecting")
 
 
-async def test_token_escaping_and_10000_episodes(settings, redis, browser, shots):
+async def test_token_escaping_and_10000_episodes(settings, redis, browser, shots, caplog):
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
     page, token = browser, "page-token-4f9a1c"
     await index_episodes(redis, settings, 10_000)
     auth = {"Authorization": f"Bearer {token}"}
@@ -204,6 +206,7 @@ async def test_token_escaping_and_10000_episodes(settings, redis, browser, shots
                          what="50 flagged rows")  # fmt: skip
         assert token not in page.driver.current_url
         assert token not in await page.do(lambda: page.driver.page_source)
+        assert "GET /v1/totals" in caplog.text and token not in caplog.text  # access log
 
         await page.do(page.driver.refresh)  # asked once: the tab keeps it
         await page.until(LIVE, what="'live' after a reload, without asking again")
