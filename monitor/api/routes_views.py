@@ -89,8 +89,10 @@ async def list_episodes(request: web.Request) -> web.Response:
     store = request.app[STORE]
     items: list[EpisodeRow] = []
     cursor, end = q.offset, False
+    filtered = any(v is not None for k, v in q.model_dump().items() if k not in ("limit", "offset"))
+    chunk = MAX_PAGE if filtered else q.limit  # unfiltered: read exactly one page
     while len(items) < q.limit and cursor - q.offset < SCAN_MAX:
-        page = await store.page(cursor, MAX_PAGE)
+        page = await store.page(cursor, chunk)
         if not page:
             end = True
             break
@@ -100,7 +102,7 @@ async def list_episodes(request: web.Request) -> web.Response:
                 items.append(row)
                 if len(items) == q.limit:
                     break
-        if len(page) < MAX_PAGE and len(items) < q.limit:
+        if len(page) < chunk and len(items) < q.limit:
             end = True
             break
     total = await store.bounded(store.redis.zcard(store.keys.episodes()))
