@@ -211,3 +211,36 @@ async def test_token_escaping_and_10000_episodes(settings, redis, browser, shots
         await page.do(page.driver.refresh)  # asked once: the tab keeps it
         await page.until(LIVE, what="'live' after a reload, without asking again")
         assert await page.js("return document.getElementById('token').style.display") != "flex"
+
+
+async def test_new_flags_and_actions_show_generically(settings, redis, browser, shots):
+    """Issue 14's flags (over_exploitation, loop) and actions (remind, block, stop) are
+    strings to the page: written to an episode's trace as a detector would, they get
+    markers, keys and rows like runaway and reset."""
+    from schemas.events import StepEvent
+    from schemas.trace import encode_trace
+
+    page = browser
+    async with api_client(settings, detector=False) as client:
+        ep = await register(client, {"environment": "homeostasis", "labels": {"model": "m"}})
+        plan = {4: ("over_exploitation", "remind"), 7: ("loop", "block"), 9: ("loop", "stop")}
+        for step in range(1, 11):
+            flag, action = plan.get(step, (None, "continue"))
+            ev = StepEvent(episode_id=ep, step=step, observation={"level": 100 + step},
+                           action={"level": step % 3})  # fmt: skip
+            fields = encode_trace(ev, 0.1 * step / 2, 0.2, [flag] if flag else [],
+                                  [flag] if flag else [], action, flag, None)  # fmt: skip
+            await redis.xadd(settings.keys.trace(ep), fields)
+        await page.do(page.driver.get, f"{client.make_url('/')}#{ep}")
+        await page.until(POINTS, "richart", 10, what="10 points from the trace")
+        rows = await page.until(
+            "const r = [...document.querySelectorAll('#d-recoveries tr')];"
+            "return r.length === 3 && r.map(t => t.dataset.action + ':' + t.dataset.step)",
+            what="three actions",
+        )
+        assert rows == ["remind:4", "block:7", "stop:9"]
+        keys = await page.js("return [...document.querySelectorAll('#d-keys .key')]"
+                             ".map(k => k.dataset.kind).sort()")  # fmt: skip
+        assert keys == ["block", "loop", "over_exploitation", "remind", "stop"]
+        assert "over_exploitation" in await page.text("#d-recoveries tr")
+        await page.shot(shots / "new-flags.png", "#detail")
