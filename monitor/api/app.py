@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.api import routes_episodes, routes_service, sse
+from monitor.api import routes_episodes, routes_litellm, routes_otlp, routes_service, sse
 from monitor.api.auth import auth_middleware
 from monitor.api.errors import Handler, error_middleware
 from monitor.api.feed import Feed
@@ -60,6 +60,8 @@ def create_app(
     routes_episodes.setup(app)
     sse.setup(app)
     routes_service.setup(app)
+    routes_otlp.setup(app)
+    routes_litellm.setup(app)
     return app
 
 

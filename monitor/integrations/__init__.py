@@ -1,0 +1,1 @@
+"""Integrations with agent frameworks and observability tools (each an optional extra)."""
