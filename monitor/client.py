@@ -30,11 +30,26 @@ class StepResult:
     flags: list[str] = field(default_factory=list)
     reminder: str | None = None
     fail_mode: str | None = None
+    reason: str | None = None
+    cause: str | None = None  # the flag behind a verdict other than continue
+    policy: str | None = None  # the action the policy asked for, when a fallback applied
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def reset(self) -> bool:
         return self.verdict == "reset"
+
+    @property
+    def remind(self) -> bool:
+        return self.verdict == "remind"
+
+    @property
+    def block(self) -> bool:
+        return self.verdict == "block"
+
+    @property
+    def stop(self) -> bool:
+        return self.verdict == "stop"
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> "StepResult":
@@ -45,6 +60,9 @@ class StepResult:
             flags=list(body.get("flags", [])),
             reminder=body.get("reminder"),
             fail_mode=body.get("fail_mode"),
+            reason=body.get("reason"),
+            cause=body.get("cause"),
+            policy=body.get("policy"),
             raw=body,
         )
 
@@ -67,8 +85,10 @@ def _register_body(environment: str | None, objectives: list[dict] | None, **ext
     return body
 
 
-def _step_body(step: int, observation: dict, action: dict, **extra: Any) -> dict:
-    body = {"step": step, "observation": observation, "action": action}
+def _step_body(step: int, observation: dict | None, action: dict | None, **extra: Any) -> dict:
+    """The step's JSON; fields left ``None`` stay out (a tool step may have no action)."""
+    extra.update(observation=observation, action=action)
+    body: dict[str, Any] = {"step": step}
     body.update({k: v for k, v in extra.items() if v is not None})
     return body
 
@@ -106,9 +126,9 @@ class Monitor:
             "episode_id"
         ]
 
-    def step(self, episode_id: str, step: int, observation: dict[str, float],
-             action: dict[str, float], **extra: Any) -> StepResult:  # fmt: skip
-        """Report one step; the verdict. ``extra``: rewards, text."""
+    def step(self, episode_id: str, step: int, observation: dict[str, float] | None = None,
+             action: dict[str, float] | None = None, **extra: Any) -> StepResult:  # fmt: skip
+        """Report one step; the verdict. ``extra``: rewards, text, tool_calls, state."""
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(self._post(f"/v1/episodes/{episode_id}/steps", body))
 
@@ -150,8 +170,8 @@ class AsyncMonitor:
         body = _register_body(environment, objectives, **extra)
         return (await self._post("/v1/episodes", body))["episode_id"]
 
-    async def step(self, episode_id: str, step: int, observation: dict[str, float],
-                   action: dict[str, float], **extra: Any) -> StepResult:  # fmt: skip
+    async def step(self, episode_id: str, step: int, observation: dict[str, float] | None = None,
+                   action: dict[str, float] | None = None, **extra: Any) -> StepResult:  # fmt: skip
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(await self._post(f"/v1/episodes/{episode_id}/steps", body))
 
