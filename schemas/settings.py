@@ -1,9 +1,9 @@
 """The one settings object, read from the environment (prefix ``RUNAWAY_``) once at start."""
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.episode import FailMode
+from schemas.episode import FailMode, VerdictPolicy
 from schemas.keys import Keys
 
 
@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         ),
     )
     verdict_timeout_s: float = Field(default=30.0, gt=0, description="worker waits this long")
+    worker_policy: VerdictPolicy = Field(
+        default_factory=VerdictPolicy,
+        description=(
+            "verdict policy of worker-run episodes that set none (JSON, e.g. "
+            '{"self_imitation": "continue"}); block/stop are refused'
+        ),
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
     # detectors
@@ -104,6 +111,11 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         default=8192, ge=256, description="history budget; oldest pairs dropped past it"
     )
+
+    @field_validator("worker_policy")
+    @classmethod
+    def _worker_actions(cls, v: VerdictPolicy) -> VerdictPolicy:
+        return v.check_worker("RUNAWAY_WORKER_POLICY")
 
     @property
     def keys(self) -> Keys:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Literal
 
-FlagKind = Literal["runaway", "self_imitation"]
+FlagKind = Literal["runaway", "self_imitation", "over_exploitation", "loop"]
 
 # Names of StepScore.components, in the order of the tuple the scorer stores.
 COMPONENTS: tuple[str, ...] = (
