@@ -13,6 +13,7 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
 from monitor.client import Monitor
+from monitor.integrations.guard import TOOL_AGENT
 from monitor.integrations.langchain import RunawayMiddleware
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.fakes.sidecar import FakeSidecar, verdict
@@ -132,7 +133,7 @@ async def test_block_remind_and_stop(
     )
 
     assert harvested == [1]  # step 1 blocked, step 3 stopped before its tool ran
-    assert fake_sidecar.registered == [{}]  # no objectives: the monitor judges tool calls
+    assert fake_sidecar.registered == [TOOL_AGENT]  # no objectives: tool calls are judged
     second = fake_model_server.requests[1].messages
     assert second[-1]["role"] == "tool"
     assert second[-1]["content"] == "Tool call blocked by runaway-monitor: the same tool call again"

@@ -11,6 +11,7 @@ from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, RunStat
 from openai import AsyncOpenAI
 
 from monitor.client import Monitor
+from monitor.integrations.guard import TOOL_AGENT
 from monitor.integrations.openai_agents import RunawayGuard, RunawayInterrupt
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.fakes.sidecar import FakeSidecar, verdict
@@ -62,7 +63,7 @@ async def test_reset_resumes_from_the_savepoint_run_state(
     assert steps[0]["tool_calls"][0]["arguments"] == {"amount": 1}
     assert steps[1]["state"] == {"tool_results": {"harvest": "harvested 1"}}
     assert steps[3]["text"] == "I will harvest sustainably."
-    assert fake_sidecar.registered == [{"labels": {"model": "fake"}}]
+    assert fake_sidecar.registered == [{"labels": {"model": "fake"}, **TOOL_AGENT}]
     # the model was asked again from the savepoint's context plus the reminder
     resumed = fake_model_server.requests[3].messages
     assert [m["role"] for m in resumed] == ["system", "user", "assistant", "tool", "user"]

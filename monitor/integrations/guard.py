@@ -14,6 +14,9 @@ from typing import Any
 from monitor.client import Monitor, StepResult
 
 JSON = Any
+# A tool-using agent without numeric objectives is registered with one nominal objective
+# (as the sidecar's OTLP and LiteLLM routes do); its steps carry tool calls and text only.
+TOOL_AGENT = {"objectives": [{"name": "tool_use", "kind": "unbounded"}]}
 
 
 @dataclass
@@ -49,8 +52,8 @@ class EpisodeGuard:
 
     ``register`` is the body of ``POST /v1/episodes`` (``environment`` or ``objectives``,
     ``policy``, ``labels``, ``fail_mode``...); ``objective_map`` turns a step into the
-    objectives' observation and action. Without both, the monitor judges the tool calls
-    and text alone (the ``loop`` flag).
+    objectives' observation and action. Without objectives the episode is a tool agent's
+    (:data:`TOOL_AGENT`): the monitor judges the tool calls and text alone (``loop``).
     """
 
     def __init__(
@@ -72,6 +75,8 @@ class EpisodeGuard:
     def ensure_registered(self) -> str:
         if not self._registered:
             body = dict(self.register_body)
+            if "environment" not in body and "objectives" not in body:
+                body.update(TOOL_AGENT)
             if self.episode_id is not None:
                 body["episode_id"] = self.episode_id
             self.episode_id = self.monitor.register(**body)
