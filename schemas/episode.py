@@ -24,6 +24,9 @@ class DetectorConfig(BaseModel):
     ri_threshold: float = Field(default=0.5, ge=0, le=1, description="RI above which to alert")
     recover: bool = Field(default=True, description="send a RecoveryCommand on a flip")
     reminder: bool = Field(default=True, description="recovery adds an objectives reminder")
+    hazard_alert: float = Field(
+        default=0.5, gt=0, lt=1, description="hazard at or above which the early warning alerts"
+    )
     # over-exploitation of a renewable objective (docs/detectors.md, "Over-exploitation")
     oe_fraction: float = Field(
         default=0.4, gt=0, lt=1, description="stock below this fraction of its capacity..."

@@ -23,17 +23,19 @@ venv="$cache/litellm-$version"
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$cache/pip}"
 mkdir -p "$cache" "$PIP_CACHE_DIR"
 
-ready() { "$venv/bin/python" -c 'import litellm.proxy.proxy_server' >/dev/null 2>&1; }
+# Fast path: the marker written after a checked install (importing the proxy takes ~20 s).
+ready() { [[ -f "$venv/.complete" && -x "$venv/bin/litellm" ]]; }
+imports() { "$venv/bin/python" -c 'import litellm.proxy.proxy_server' >/dev/null 2>&1; }
 
 exec 9>"$cache/litellm.lock"
 flock 9
-if ! ready || [[ ! -f "$venv/.complete" ]]; then
+if ! ready; then
     start=$(date +%s)
     echo "prepare-litellm: creating $venv (litellm[proxy]==$version, ~1-2 min once)" >&2
     rm -rf "$venv"
     "$base" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "litellm[proxy]==$version" >&2
-    ready || { echo "prepare-litellm: the proxy does not import after install" >&2; exit 1; }
+    imports || { echo "prepare-litellm: the proxy does not import after install" >&2; exit 1; }
     touch "$venv/.complete"
     echo "prepare-litellm: done in $(( $(date +%s) - start )) s" >&2
 fi

@@ -67,7 +67,8 @@ async def litellm_proxy(python: str, config: dict, workdir: Path) -> AsyncIterat
     log = (workdir / "litellm.log").open("wb")
     port = _free_port()
     env = {**os.environ, "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
-           "LITELLM_LOG": "ERROR", "NO_DOCS": "True", "PYTHONPATH": ""}  # fmt: skip
+           "LITELLM_LOG": "ERROR", "NO_DOCS": "True", "PYTHONPATH": "",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # fmt: skip
     litellm = str(Path(python).parent / "litellm")
     proc = await asyncio.create_subprocess_exec(
         litellm, "--config", str(path), "--host", "127.0.0.1", "--port", str(port),

@@ -13,8 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.api import create_app
 from monitor.api.routes_otlp import add_verdict_sink
-from tests.fakes.model_server import text
-from tests.fakes.tool_calls import tool_call
+from tests.fakes.model_server import text, tool_calls
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "otlp_openai_agents.py"
@@ -38,7 +37,7 @@ async def test_openai_agents_tool_loop_over_otlp_gets_the_loop_flag(
     settings, redis, fake_model_server, tmp_path
 ):
     for _ in range(LOOPS):
-        fake_model_server.push(tool_call("check_inventory", {"item": "widget"}))
+        fake_model_server.push(tool_calls(("check_inventory", {"item": "widget"})))
     fake_model_server.push(text("We have 3 widgets."))
     app = create_app(settings, with_detector=True)
     seen: list[dict] = []

@@ -20,6 +20,7 @@ from operator import itemgetter
 from typing import Any, Final, cast
 
 from detectors.scoring import index
+from detectors.scoring.over_exploitation import OverExploitation
 from detectors.scoring.patterns import MAX_PERIOD
 from detectors.scoring.reference import unbounded_reference
 from detectors.scoring.signals import EPS, MODES, HomeoRow, Plan
@@ -28,15 +29,13 @@ from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
 
 WINDOW: Final = 10  # steps of the windowed goal imbalance
-STATE_VERSION: Final = 3
+STATE_VERSION: Final = 4
 ALPHA: Final = index.PRESSURE_ALPHA
 _EMPTY: Final[tuple[Detection, ...]] = ()
-# the raised flags, indexed by (runaway raised) + 2 * (self-imitation raised)
-_FLAGS: Final[tuple[frozenset[str], ...]] = (
-    frozenset(),
-    frozenset(("runaway",)),
-    frozenset(("self_imitation",)),
-    frozenset(("runaway", "self_imitation")),
+# the raised flags, indexed by (runaway) + 2 * (self-imitation) + 4 * (over-exploitation)
+_FLAG_NAMES: Final = ("runaway", "self_imitation", "over_exploitation", "loop")
+_FLAGS: Final[tuple[frozenset[str], ...]] = tuple(
+    frozenset(f for k, f in enumerate(_FLAG_NAMES) if m >> k & 1) for m in range(16)
 )
 _INF: Final = float("inf")
 _ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
@@ -48,7 +47,8 @@ Period = tuple[int, int, int]  # (period, repeats needed, bit mask of the last `
 Triple = tuple[int, int, int]  # a raised flag: (onset, detected, objective)
 
 # Fields of the serialised state: (name, kind) with kind "int"/"float" (scalars), "list"
-# (flat list), "lists" (list of lists), "pair" (None or [onset, detected, objective]).
+# (flat list), "lists" (list of lists), "pair" (None or [onset, detected, objective]),
+# "tracker" (an object with to_state/load).
 _FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("step", "int"),
     ("counted", "int"),
@@ -75,6 +75,7 @@ _FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("mask", "lists"),
     ("flip", "pair"),
     ("si", "pair"),
+    ("_oe", "tracker"),
 )
 
 
@@ -97,6 +98,7 @@ class EpisodeScorer:
         "_n",
         "_need",
         "_nobj",
+        "_oe",
         "_period1",
         "_periods",
         "_plan",
@@ -138,6 +140,7 @@ class EpisodeScorer:
     _isnonren: tuple[bool, ...]
     _n: int
     _need: int
+    _oe: OverExploitation
     _nobj: int  # number of objectives
     _period1: Period
     _periods: tuple[Period, ...]
@@ -189,6 +192,8 @@ class EpisodeScorer:
         self._renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
         ren = {i for i, _ in plan.renew}
         self._isnonren = tuple(i not in ren for i in range(plan.n))
+        det = spec.detector
+        self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps)
         # (period, repeats needed, bit mask of the last `need_p` repeats)
         periods = tuple(
             (p, max(need, 2 * p), (1 << max(need, 2 * p)) - 1) for p in range(1, MAX_PERIOD + 1)
@@ -446,7 +451,9 @@ class EpisodeScorer:
         self.prev_m = m
         detections = _EMPTY
         plan = self._plan
-        if collapse is not None and self.flip is None:
+        oe = self._oe  # over_exploitation.py: its own flag; no flip from a greedy start
+        new_oe = oe.update(step, b, f) if oe.active else None
+        if collapse is not None and self.flip is None and oe.flip_allowed(collapse[1]):
             onset, ci = collapse
             self.flip = (onset, step, ci)
             if not self.first_onset:
@@ -454,7 +461,7 @@ class EpisodeScorer:
             detections = (Detection("runaway", onset, step, MODES[plan.kinds[ci]], plan.names[ci]),)
         if best_run:
             self.counted += 1
-            if best_run >= self._n and self.flip is None:
+            if best_run >= self._n and self.flip is None and oe.flip_allowed(best_i):
                 onset = step - best_run + 1
                 self.flip = (onset, step, best_i)
                 if not self.first_onset:
@@ -464,6 +471,11 @@ class EpisodeScorer:
                         "runaway", onset, step, MODES[plan.kinds[best_i]], plan.names[best_i]
                     ),
                 )
+
+        if new_oe is not None:
+            oname = plan.names[new_oe[1]]
+            det = Detection("over_exploitation", new_oe[0], step, "low_stock", oname)
+            detections = (*detections, det)
 
         # -- self-imitation (patterns.py, inlined) ---------------------------------------
         prev_ref = self.prev_ref
@@ -628,7 +640,11 @@ class EpisodeScorer:
                     drift,
                     decline,
                 ),
-                _FLAGS[(0 if flip is None else 1) + (0 if self.si is None else 2)],
+                _FLAGS[
+                    (0 if flip is None else 1)
+                    + (0 if self.si is None else 2)
+                    + (0 if oe.raised is None else 4)
+                ],
                 detections,
                 best_run == 0 and flip is None,
                 savepoint,
@@ -645,6 +661,7 @@ class EpisodeScorer:
         self.si = None
         self.run = [0] * n
         self.prev_m = [0.0] * n
+        self._oe.rearm()
         self._reset_patterns()
 
     def to_state(self) -> dict[str, Any]:
@@ -658,6 +675,8 @@ class EpisodeScorer:
                 v = [list(x) for x in v]
             elif kind == "pair":
                 v = list(v) if v is not None else None
+            elif kind == "tracker":
+                v = v.to_state()
             out[name] = v
         return out
 
@@ -686,6 +705,9 @@ class EpisodeScorer:
                     v = deque(v, maxlen=WINDOW)
             elif kind == "pair":
                 v = tuple(v) if v is not None else None
+            elif kind == "tracker":
+                getattr(obj, name).load(v)
+                continue
             setattr(obj, name, v)
         return obj
 
