@@ -3,11 +3,15 @@
 Protobuf bodies are made with the real ``opentelemetry-proto`` messages; JSON bodies
 follow the OTLP/JSON mapping (hex ids, string 64-bit integers, camel case)."""
 
+import json
 import subprocess
 import sys
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -209,3 +213,47 @@ def test_without_the_otel_extra_protobuf_says_what_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "runaway-monitor[otel]" in out.stdout and "http/json" in out.stdout
+
+
+# any JSON at all: a BadExport or spans, never another exception ---------------------------
+
+JSONS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+KEYS = st.sampled_from(["resourceSpans", "scopeSpans", "spans", "attributes", "key", "value",
+                        "stringValue", "intValue", "arrayValue", "kvlistValue", "values",
+                        "traceId", "spanId", "gen_ai.operation.name", "execute_tool"])  # fmt: skip
+OTLPISH = st.recursive(
+    JSONS,
+    lambda inner: st.dictionaries(KEYS, inner, max_size=4) | st.lists(inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@examples(max_examples=100, deadline=None)
+@given(OTLPISH)
+def test_any_json_body_is_a_bad_export_or_spans(body):
+    try:
+        decoded = decode_json(json.dumps(body).encode())
+    except BadExport:
+        return
+    steps_from_spans(decoded.spans)  # never raises either
+
+
+@examples(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "tool_call_id",
+                                                 "function", "name"]), OTLPISH, max_size=4),
+                max_size=6))  # fmt: skip
+def test_any_conversation_maps_without_error(messages):
+    from monitor.integrations.litellm_guardrail import (
+        GuardrailRequest,
+        assistant_turns,
+        episode_key,
+    )
+
+    assistant_turns(messages)
+    episode_key(GuardrailRequest(structured_messages=messages, litellm_trace_id="t"), {})

@@ -53,6 +53,7 @@ def kind_of(span: SpanRecord) -> str | None:
     """``tool``, ``chat``, ``agent`` or None (not a GenAI span)."""
     a = span.attributes
     op = a.get("gen_ai.operation.name")
+    op = op if isinstance(op, str) else None
     oi = str(a.get("openinference.span.kind") or "").upper()
     if op == "execute_tool" or oi == "TOOL":
         return "tool"
@@ -107,6 +108,10 @@ def tool_call(span: SpanRecord) -> dict[str, Any]:
     }
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _parts_text(messages: Any) -> str | None:
     """The text parts of ``gen_ai.output.messages`` ([{role, parts: [{type, content}]}])."""
     if not isinstance(messages, list):
@@ -115,7 +120,7 @@ def _parts_text(messages: Any) -> str | None:
         str(p.get("content"))
         for m in messages
         if isinstance(m, dict)
-        for p in (m.get("parts") or [])
+        for p in _list(m.get("parts"))
         if isinstance(p, dict) and p.get("type") == "text" and p.get("content")
     ]
     return "\n".join(texts) or None

@@ -134,7 +134,7 @@ def assistant_turns(messages: list[dict[str, Any]]) -> list[Turn]:
         if m.get("role") != "assistant":
             continue
         calls = []
-        for tc in m.get("tool_calls") or []:
+        for tc in m.get("tool_calls") if isinstance(m.get("tool_calls"), list) else []:
             fn = tc.get("function") if isinstance(tc, dict) else None
             if not isinstance(fn, dict) or not fn.get("name"):
                 continue
