@@ -132,3 +132,13 @@ async def test_real_proxy_blocks_with_the_reason_and_passes_on_continue(
     assert closed_ep["accepted_step"] == 1  # the turn of the blocked request was scored
     assert open_ep["accepted_step"] == 2  # keyed by the caller's litellm_trace_id
     assert len(fake_model_server.requests) == 3  # the blocked request never reached the model
+
+
+async def test_route_closed_fail_mode_blocks_and_names_the_savepoint(settings, redis):
+    body = {"structured_messages": conversation(1), "texts": ["How many widgets?"]}
+    async with api_client(settings, detector=False, step_timeout_s=0.2) as c:  # closed: default
+        resp = await c.post("/beta/litellm_basic_guardrail_api", json=body)
+        answer_ = await resp.json()
+    assert resp.status == 200 and answer_["action"] == "BLOCKED"
+    assert answer_["blocked_reason"].startswith("runaway-monitor: reset: no verdict")
+    assert "step 0" in answer_["blocked_reason"]  # no savepoint yet: back to the start
