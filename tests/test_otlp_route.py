@@ -2,6 +2,8 @@
 episodes, bad input follows the OTLP/HTTP spec, a retried export publishes nothing twice,
 the bearer auth applies, and protobuf and JSON bodies are both served."""
 
+import gzip
+
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -124,3 +126,14 @@ async def test_without_a_conversation_id_the_trace_id_keys_the_episode(settings,
                                  headers=JSON)  # fmt: skip
         assert resp.status == 200
         assert (await client.get(f"/v1/episodes/{TRACE}")).status == 200
+
+
+async def test_a_gzip_export_is_accepted(settings, redis):
+    # OTEL_EXPORTER_OTLP_COMPRESSION=gzip: the exporters' one compression
+    body = gzip.compress(as_protobuf(export(span("00000000000000e1", 1, TOOL))))
+    async with api_client(settings, detector=False) as client:
+        resp = await client.post(
+            "/v1/traces", data=body, headers={**PB, "Content-Encoding": "gzip"}
+        )
+        assert resp.status == 200, await resp.text()
+    assert [s.step for s in await _steps(redis, settings, "conv-1")] == [1]
