@@ -97,41 +97,41 @@ async def _chat(proxy: str, messages: list[dict], **extra: object) -> tuple[int,
             return resp.status, await resp.json(content_type=None)
 
 
+def varied(turns: int) -> list[dict]:
+    """A conversation whose tool calls all differ: no loop."""
+    msgs = conversation(turns)
+    for n, m in enumerate(m for m in msgs if m.get("tool_calls")):
+        m["tool_calls"][0]["function"]["arguments"] = f'{{"item": "part-{n}"}}'
+    return msgs
+
+
 @pytest.mark.timeout(900)  # the first run creates the proxy's venv (cached after)
-async def test_real_proxy_blocks_with_the_reason_and_passes_on_continue(
+async def test_real_proxy_blocks_a_tool_loop_with_the_reason_and_passes_the_rest(
     settings,
     redis,
     fake_model_server,
-    litellm_python,  # noqa: F811
-    tmp_path,
+    litellm_python,
+    tmp_path,  # noqa: F811
 ):
-    # no detector and a short step timeout: the fail mode answers every step, closed for
-    # one episode (reset: BLOCKED), open for the other (continue: NONE)
-    async with api_client(settings, detector=False, step_timeout_s=0.3) as monitor:
+    async with api_client(settings, step_timeout_s=10) as monitor:  # the real detector
         monitor_url = str(monitor.make_url("/")).rstrip("/")
         config = proxy_config(fake_model_server.openai_base_url, monitor_url)
         async with litellm_proxy(litellm_python, config, tmp_path) as proxy:
-            status, opening = await _chat(proxy, conversation(0))
-            assert status == 200, opening  # nothing done yet: no step, NONE
-            status, blocked = await _chat(proxy, conversation(1))
-            open_id = "litellm-open-run"
-            reg = await monitor.post("/v1/episodes", json={
-                "episode_id": open_id, "objectives": [{"name": "tool_use", "kind": "unbounded"}],
-                "fail_mode": "open"})  # fmt: skip
-            assert reg.status == 201
-            first, _ = await _chat(proxy, conversation(0), litellm_trace_id="open-run")
-            second, passed = await _chat(proxy, conversation(2), litellm_trace_id="open-run")
+            # the same tool call again and again: the loop flag at 3, policy loop=block
+            looping = [await _chat(proxy, conversation(n)) for n in range(4)]
+            # another conversation, the caller's own trace id, no loop
+            calm = [await _chat(proxy, varied(n), litellm_trace_id="calm-run") for n in range(4)]
         digest = conversation_digest(conversation(0))
-        closed_ep = await (await monitor.get(f"/v1/episodes/{digest}")).json()
-        open_ep = await (await monitor.get(f"/v1/episodes/{open_id}")).json()
-    assert status == 400, blocked
-    message = str(blocked)
-    assert "runaway-monitor: reset" in message and "no verdict from the detectors" in message
-    assert first == 200 and second == 200, passed
-    assert passed["choices"][0]["message"]["content"] == "0, 0"  # the model's answer
-    assert closed_ep["accepted_step"] == 1  # the turn of the blocked request was scored
-    assert open_ep["accepted_step"] == 2  # keyed by the caller's litellm_trace_id
-    assert len(fake_model_server.requests) == 3  # the blocked request never reached the model
+        loop_ep = await (await monitor.get(f"/v1/episodes/{digest}")).json()
+        calm_ep = await (await monitor.get("/v1/episodes/litellm-calm-run")).json()
+    assert [status for status, _ in looping] == [200, 200, 200, 400], looping
+    blocked = str(looping[3][1])
+    assert "runaway-monitor: block: loop: check_inventory called 3 times in a row" in blocked
+    assert [status for status, _ in calm] == [200, 200, 200, 200], calm
+    assert calm[3][1]["choices"][0]["message"]["content"] == "0, 0"  # the model's answer
+    assert "loop" in loop_ep["flags"] and loop_ep["accepted_step"] == 3
+    assert calm_ep["flags"] == [] and calm_ep["accepted_step"] == 3  # keyed by the trace id
+    assert len(fake_model_server.requests) == 7  # the blocked request never reached the model
 
 
 async def test_route_closed_fail_mode_blocks_and_names_the_savepoint(settings, redis):
