@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,9 @@ class Feed:
         self.labels: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self.followed: dict[str, Followed] = {}
         self.healthy = False
+        # telemetry (the OTel export): gets each batch's events once its verdicts are out
+        self.telemetry: Callable[[list[Any]], None] | None = None
+        self._outbox: list[Any] = []
 
     # following ------------------------------------------------------------------------
     def remember(self, episode_id: str, environment: str | None, labels: dict[str, str]) -> None:
@@ -145,6 +149,7 @@ class Feed:
                         self._route(decode(fields))
                     except BadEntry:
                         continue  # the detector dead-letters bad steps; nothing to show
+            self._flush_telemetry()
             now = time.monotonic()
             if now - last_evict > 1.0:
                 last_evict = now
@@ -176,6 +181,21 @@ class Feed:
             f.finished_at = time.monotonic()
         if self.hub.subscribers:  # a payload is built only for someone watching the live page
             self.hub.publish(kind, episode_id, ev.id, orjson.dumps(live_payload(ev)))
+        if self.telemetry is not None:
+            self._outbox.append(ev)
+
+    def _flush_telemetry(self) -> None:
+        """Hand the batch to telemetry after the loop has run the woken requests."""
+        if self._outbox and self.telemetry is not None:
+            events, self._outbox = self._outbox, []
+            asyncio.get_running_loop().call_soon(self._send_telemetry, events)
+
+    def _send_telemetry(self, events: list[Any]) -> None:
+        try:
+            if self.telemetry is not None:
+                self.telemetry(events)
+        except Exception:  # telemetry never stops the feed
+            log.exception("telemetry failed for %d events", len(events))
 
 
 def live_payload(ev: Any) -> dict[str, Any]:
