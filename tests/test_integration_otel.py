@@ -114,7 +114,8 @@ def test_tool_calls_become_execute_tool_spans_and_the_reason_the_explanation() -
     verdict = Verdict(episode_id="ep-tools", step=4, verdict="block", runaway_index=0.7,
                       flags=["loop"], detections=["loop"], step_ts=now, ts=now + 0.01,
                       cause="loop", reason="the same tool call 5 times")  # fmt: skip
-    exporter.on_events([step, verdict])
+    exporter.on_events([step, verdict])  # built on the exporter's thread
+    assert exporter.force_flush()
     spans = {s.name: s for s in memory.get_finished_spans()}
     assert set(spans) == {"invoke_agent agent", "execute_tool search"}
     tools = [s for s in memory.get_finished_spans() if s.name == "execute_tool search"]
