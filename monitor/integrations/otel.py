@@ -177,8 +177,11 @@ class GenAIExporter:
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Build what is queued, flush, stop both threads (blocking: call from a thread)."""
         if self._thread is not None:
-            self._queue.put(None, timeout=timeout_s)
-            self._thread.join(timeout_s)
+            try:
+                self._queue.put(None, timeout=timeout_s)
+                self._thread.join(timeout_s)
+            except queue.Full:
+                log.warning("telemetry queue still full at shutdown: its spans are lost")
         self.provider.shutdown()
 
 
