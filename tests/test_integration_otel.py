@@ -18,7 +18,7 @@ from monitor.api.app import TELEMETRY
 from monitor.integrations.otel import GenAIExporter
 from schemas.events import StepEvent, ToolCall, Verdict
 from schemas.settings import Settings
-from tests.api_helpers import mo_step, register
+from tests.api_helpers import mo_step, register, wait_ready
 from tests.fakes.otlp_receiver import OtlpReceiver
 
 OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -45,6 +45,7 @@ async def sidecar(settings: Settings, telemetry: Any = None) -> AsyncIterator[Te
     app = create_app(settings.model_copy(update={"step_timeout_s": 10}), with_detector=True,
                      telemetry=telemetry)  # fmt: skip
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await wait_ready(client)  # the feed reads from its start: steps before it are unseen
         yield client
 
 

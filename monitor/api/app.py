@@ -46,7 +46,7 @@ def create_app(
 ) -> web.Application:
     """The service for ``settings`` (``redis_url`` must be set: serve resolves it first).
 
-    ``telemetry``: an exporter with ``on_events`` and ``shutdown`` (default: the OTel
+    ``telemetry``: an exporter with ``on_events``, ``remember`` and ``shutdown`` (default: the OTel
     GenAI export when an OTLP endpoint is configured, else none)."""
     if not settings.redis_url:
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
@@ -130,7 +130,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     feed_redis = connect(settings.redis_url or "", max_connections=settings.shards + 4)
     feed = app[FEED] = Feed(feed_redis, settings, app[WAITERS], app[HUB], app[METRICS])
     telemetry = app[TELEMETRY]
-    feed.telemetry = telemetry.on_events if telemetry is not None else None
+    feed.telemetry = telemetry
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(feed.run(stop), name="feed"),

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +60,9 @@ class Feed:
         self.labels: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self.followed: dict[str, Followed] = {}
         self.healthy = False
-        # telemetry (the OTel export): gets each batch's events once its verdicts are out
-        self.telemetry: Callable[[list[Any]], None] | None = None
+        # telemetry (the OTel export, monitor.integrations.otel): ``on_events(batch)`` gets
+        # each batch once its verdicts are out, ``remember(...)`` each registered episode
+        self.telemetry: Any = None
         self._outbox: list[Any] = []
 
     # following ------------------------------------------------------------------------
@@ -76,6 +76,8 @@ class Feed:
         self.labels.move_to_end(episode_id)
         while len(self.labels) > 4 * self.settings.follow_max_episodes:
             self.labels.popitem(last=False)
+        if self.telemetry is not None:
+            self.telemetry.remember(episode_id, environment, labels)
 
     def follow(self, episode_id: str) -> None:
         """Count the episode as live until it finishes or goes idle."""
@@ -193,7 +195,7 @@ class Feed:
     def _send_telemetry(self, events: list[Any]) -> None:
         try:
             if self.telemetry is not None:
-                self.telemetry(events)
+                self.telemetry.on_events(events)
         except Exception:  # telemetry never stops the feed
             log.exception("telemetry failed for %d events", len(events))
 

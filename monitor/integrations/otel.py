@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -48,6 +48,15 @@ def _resource() -> Resource:
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
     return resource
+
+
+class _Labels(NamedTuple):
+    """An episode's names, queued like the events (only the span thread reads or writes)."""
+
+    episode_id: str
+    environment: str | None
+    model: str | None
+    kind: str = "episode_labels"
 
 
 def _ns(seconds: float) -> int:
@@ -92,6 +101,11 @@ class GenAIExporter:
         except queue.Full:
             self.dropped += len(events)
 
+    def remember(self, episode_id: str, environment: str | None, labels: dict[str, str]) -> None:
+        """An episode registered over the API: its environment and model name its spans
+        (the feed may not see its EpisodeStarted, e.g. right after a restart)."""
+        self.on_events([_Labels(episode_id, environment, labels.get("model"))])
+
     def _work(self) -> None:
         while True:
             batch = self._queue.get()
@@ -109,6 +123,8 @@ class GenAIExporter:
     def on_event(self, ev: Any) -> None:
         if ev.kind == "episode_started":
             self._remember(ev.episode_id, ev.spec.environment, ev.spec.labels.get("model"))
+        elif ev.kind == "episode_labels":
+            self._remember(ev.episode_id, ev.environment, ev.model)
         elif ev.kind == "step":
             self.pending[(ev.episode_id, ev.step)] = ev
             while len(self.pending) > self.max_pending:
