@@ -75,6 +75,16 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
     )
 
+    # OpenTelemetry GenAI export of the sidecar's steps and verdicts (the otel extra): on
+    # when an OTLP endpoint is set; the OTLP exporter reads the other OTEL_* variables
+    otel_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+
     # model agents (keys: RUNAWAY_OPENAI_API_KEY or OPENAI_API_KEY, and so on; never logged)
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("RUNAWAY_OPENAI_API_KEY", "OPENAI_API_KEY")

@@ -18,7 +18,11 @@ from workers.recordings import bundled_recordings
 
 RECORDINGS = bundled_recordings()
 
-pytest_plugins = ["tests.fakes.model_server", "tests.fakes.llama_server", "tests.fakes.sidecar"]
+pytest_plugins = [
+    "tests.fakes.model_server",
+    "tests.fakes.llama_server",
+    "tests.fakes.sidecar",
+]
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ thread from the savepoint's checkpoint."""
 import asyncio
 from typing import Any
 
+import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -46,8 +47,9 @@ def _id(config: dict[str, Any] | None) -> str | None:
     return (config or {}).get("configurable", {}).get("checkpoint_id")
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["invoke", "ainvoke"])
 async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
-    fake_model_server: FakeModelServer, fake_sidecar: FakeSidecar
+    fake_model_server: FakeModelServer, fake_sidecar: FakeSidecar, use_async: bool
 ) -> None:
     fake_model_server.push(
         tool_calls(("harvest", {"amount": 1})),
@@ -69,9 +71,11 @@ async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
     harvested: list[int] = []
     agent = _agent(fake_model_server, middleware, harvested)
     config = {"configurable": {"thread_id": "t1"}}
-    result = await asyncio.to_thread(
-        middleware.invoke, agent, {"messages": [HumanMessage("Fish for a while.")]}, config
-    )
+    task = {"messages": [HumanMessage("Fish for a while.")]}
+    if use_async:  # the async hooks (aafter_model, awrap_tool_call) and ainvoke
+        result = await middleware.ainvoke(agent, task, config)
+    else:
+        result = await asyncio.to_thread(middleware.invoke, agent, task, config)
 
     # what the monitor got: one step per model call, tool calls and the results of the last
     [episode] = fake_sidecar.steps

@@ -7,11 +7,14 @@ translate their own messages into :class:`AgentStep` and apply the verdict.
 """
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from monitor.client import Monitor, StepResult
+from monitor.client import Monitor, MonitorError, StepResult
+
+log = logging.getLogger(__name__)
 
 JSON = Any
 # A tool-using agent without numeric objectives is registered with one nominal objective
@@ -54,6 +57,12 @@ class EpisodeGuard:
     ``policy``, ``labels``, ``fail_mode``...); ``objective_map`` turns a step into the
     objectives' observation and action. Without objectives the episode is a tool agent's
     (:data:`TOOL_AGENT`): the monitor judges the tool calls and text alone (``loop``).
+
+    ``unreachable``: what a step gets when the sidecar cannot be reached (the
+    client-side twin of the sidecar's fail mode): ``raise`` (the agent stops with the
+    error) or ``continue`` (an answer with ``fail_mode="open"``; the step is sent again
+    with the next one's number). A step the sidecar took without its answer arriving is
+    noticed at the next step (409) and the numbering follows the sidecar's.
     """
 
     def __init__(
@@ -63,8 +72,10 @@ class EpisodeGuard:
         episode_id: str | None = None,
         register: dict[str, Any] | None = None,
         objective_map: ObjectiveMap | None = None,
+        unreachable: Literal["raise", "continue"] = "raise",
     ) -> None:
         self.monitor = monitor
+        self.unreachable = unreachable
         self.episode_id = episode_id
         self.register_body = dict(register or {})
         self.objective_map = objective_map
@@ -86,6 +97,23 @@ class EpisodeGuard:
 
     def report(self, step: AgentStep) -> StepResult:
         """Send the next step; its verdict (blocking: async callers use a thread)."""
+        try:
+            try:
+                return self._send(step)
+            except MonitorError as exc:
+                expected = exc.body.get("expected_step")
+                if exc.status != 409 or not isinstance(expected, int) or expected <= 1:
+                    raise
+                self.step = expected - 1  # an earlier step went in, its answer was lost
+                return self._send(step)
+        except OSError as exc:  # refused, reset, timed out (urllib's errors are OSErrors)
+            if self.unreachable == "raise":
+                raise
+            log.warning("runaway-monitor unreachable (%s): step not judged", type(exc).__name__)
+            return StepResult(verdict="continue", savepoint_step=None, runaway_index=0.0,
+                              fail_mode="open", reason="runaway-monitor unreachable")  # fmt: skip
+
+    def _send(self, step: AgentStep) -> StepResult:
         episode_id = self.ensure_registered()
         mapped = self.objective_map(step) if self.objective_map else None
         observation, action = mapped if mapped is not None else (None, None)

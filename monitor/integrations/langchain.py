@@ -20,7 +20,7 @@ which step it follows and a savepoint maps to a checkpoint whatever the checkpoi
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -77,7 +77,8 @@ class RunawayMiddleware(AgentMiddleware[RunawayState, Any, Any]):
     ``register``: the body of ``POST /v1/episodes`` (e.g. ``{"objectives": [...],
     "policy": {...}, "labels": {...}}``); ``objective_map``: a step's observation and
     action, when the agent's numbers map to objectives; ``state_map``: what of the agent
-    state to send as the step's ``state``.
+    state to send as the step's ``state``; ``unreachable``: ``raise`` or ``continue`` when
+    the sidecar cannot be reached (see :class:`EpisodeGuard`).
     """
 
     state_schema = RunawayState
@@ -89,9 +90,11 @@ class RunawayMiddleware(AgentMiddleware[RunawayState, Any, Any]):
         register: dict[str, Any] | None = None,
         objective_map: ObjectiveMap | None = None,
         state_map: StateMap | None = None,
+        unreachable: Literal["raise", "continue"] = "raise",
     ) -> None:
         super().__init__()
         self.monitor = monitor
+        self.unreachable: Literal["raise", "continue"] = unreachable
         self.register = register
         self.objective_map = objective_map
         self.state_map = state_map
@@ -105,8 +108,9 @@ class RunawayMiddleware(AgentMiddleware[RunawayState, Any, Any]):
     def guard(self, thread_id: str) -> EpisodeGuard:
         if thread_id not in self.guards:
             self.guards[thread_id] = EpisodeGuard(
-                self.monitor, register=self.register, objective_map=self.objective_map
-            )
+                self.monitor, register=self.register, objective_map=self.objective_map,
+                unreachable=self.unreachable,
+            )  # fmt: skip
         return self.guards[thread_id]
 
     # hooks ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import asyncio
 import copy
 import dataclasses
 import inspect
-from typing import Any
+from typing import Any, Literal
 
 from agents import (
     Agent,
@@ -78,7 +78,10 @@ class _Hooks(RunHooks[Any]):
 
     async def on_llm_start(self, context: Any, agent: Any, system_prompt: Any,
                            input_items: list[Any]) -> None:  # fmt: skip
-        self.guard.savepoints[self.guard.episode.step] = copy.deepcopy(input_items)
+        savepoints = self.guard.savepoints
+        savepoints[self.guard.episode.step] = copy.deepcopy(input_items)
+        while len(savepoints) > self.guard.max_savepoints:  # each holds the whole context
+            del savepoints[min(savepoints)]
 
     async def on_llm_end(self, context: Any, agent: Any, response: ModelResponse) -> None:
         await self.guard.on_step(_step(response))
@@ -98,8 +101,12 @@ class RunawayGuard:
         *,
         register: dict[str, Any] | None = None,
         objective_map: ObjectiveMap | None = None,
+        unreachable: Literal["raise", "continue"] = "raise",
+        max_savepoints: int = 256,
     ) -> None:
-        self.episode = EpisodeGuard(monitor, register=register, objective_map=objective_map)
+        self.max_savepoints = max_savepoints
+        self.episode = EpisodeGuard(monitor, register=register, objective_map=objective_map,
+                                    unreachable=unreachable)  # fmt: skip
         self.savepoints: dict[int, list[Any]] = {}  # step -> the model input after it
         self.tool_results: dict[str, Any] = {}
         self.verdicts: dict[str, StepResult] = {}  # tool call id -> its step's verdict
