@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fakes.model_server",
     "tests.fakes.llama_server",
     "tests.fakes.sidecar",
+    "tests.litellm_proxy",
 ]
 
 

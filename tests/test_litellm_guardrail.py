@@ -15,7 +15,7 @@ from monitor.integrations.litellm_guardrail import (
 )
 from schemas.episode import FailMode
 from tests.api_helpers import api_client
-from tests.litellm_proxy import litellm_proxy, litellm_python, proxy_config  # noqa: F401
+from tests.litellm_proxy import litellm_proxy, proxy_config
 
 SYSTEM = {"role": "system", "content": "You manage the inventory."}
 USER = {"role": "user", "content": "How many widgets?"}
@@ -111,7 +111,7 @@ async def test_real_proxy_blocks_a_tool_loop_with_the_reason_and_passes_the_rest
     redis,
     fake_model_server,
     litellm_python,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     async with api_client(settings, step_timeout_s=10) as monitor:  # the real detector
         monitor_url = str(monitor.make_url("/")).rstrip("/")

@@ -257,3 +257,18 @@ def test_any_conversation_maps_without_error(messages):
 
     assistant_turns(messages)
     episode_key(GuardrailRequest(structured_messages=messages, litellm_trace_id="t"), {})
+
+
+def test_the_monitors_own_spans_are_ignored():
+    """Its GenAI export (scope runaway-monitor) pointed back at the sidecar feeds nothing."""
+    body = orjson.loads(export(span("00000000000000f1", 1, TOOL)))
+    body["resourceSpans"][0]["scopeSpans"][0]["scope"] = {"name": "runaway-monitor"}
+    decoded = decode_json(orjson.dumps(body))
+    assert decoded.spans[0].scope == "runaway-monitor"
+    assert steps_from_spans(decoded.spans) == ([], 0, [])
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    ss.scope.name = "runaway-monitor"
+    s = ss.spans.add(trace_id=bytes.fromhex(TRACE), span_id=bytes.fromhex("00000000000000f2"))
+    s.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in TOOL.items())
+    assert steps_from_spans(decode_protobuf(req.SerializeToString()).spans) == ([], 0, [])

@@ -11,16 +11,10 @@ each span id is published once (a bounded memory of recent ones). Steps of one e
 are numbered in turn under a per-episode lock, in span start order within an export.
 """
 
-import asyncio
-import contextlib
 import itertools
-import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
 from aiohttp import web
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -33,7 +27,7 @@ from monitor.api.agent_steps import (
     tool_agent_spec,
 )
 from monitor.api.errors import ApiError
-from monitor.api.state import HUB, METRICS
+from monitor.api.state import METRICS
 from monitor.integrations.genai_steps import SpanStep, steps_from_spans
 from monitor.integrations.otlp_traces import (
     BadExport,
@@ -45,24 +39,19 @@ from monitor.integrations.otlp_traces import (
     status_body,
 )
 
-log = logging.getLogger(__name__)
-
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 MAX_EXPORT_BYTES = 8 * 1024 * 1024  # a full batch (512 spans) with message contents
 INVALID_ARGUMENT = 3
-VerdictSink = Callable[[dict[str, Any]], None]
 
 
 @dataclass
 class TraceIngest:
-    """What the route remembers between exports: locks, recent span ids, its episodes."""
+    """What the route remembers between exports: locks, recent span ids."""
 
     spans: Counter
     locks: EpisodeLocks = field(default_factory=EpisodeLocks)
     recent: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
-    episodes: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    sinks: list[VerdictSink] = field(default_factory=list)
     limit: int = 100_000
 
     def seen(self, episode_id: str, span_id: str) -> bool:
@@ -70,11 +59,8 @@ class TraceIngest:
 
     def mark(self, episode_id: str, span_id: str) -> None:
         self.recent[(episode_id, span_id)] = None
-        self.episodes[episode_id] = None
-        self.episodes.move_to_end(episode_id)
-        for store in (self.recent, self.episodes):
-            while len(store) > self.limit:
-                store.popitem(last=False)
+        while len(self.recent) > self.limit:
+            self.recent.popitem(last=False)
 
 
 INGEST = web.AppKey("otlp_ingest", TraceIngest)
@@ -89,17 +75,6 @@ def setup(app: web.Application) -> None:
         spans.labels(outcome)
     app[INGEST] = TraceIngest(spans)
     app.router.add_post("/v1/traces", post_traces)
-    app.cleanup_ctx.append(_sinks_ctx)
-
-
-def add_verdict_sink(app: web.Application, sink: VerdictSink) -> None:
-    """Call ``sink(verdict)`` for every verdict of an episode fed by OTLP traces.
-
-    The hook for exporting verdicts back as evaluation events (the OTel exporter of
-    ``monitor.integrations.otel``); ``verdict`` is the live feed's payload (episode_id,
-    step, verdict, runaway_index, flags, detections). Add sinks before the app starts.
-    """
-    app[INGEST].sinks.append(sink)
 
 
 def _reply(status: int, body: bytes, protobuf: bool) -> web.Response:
@@ -176,37 +151,3 @@ async def _ingest_episode(
         ingest.mark(episode_id, s.span_id)
         ingest.spans.labels("step").inc()
     return failed
-
-
-async def _sinks_ctx(app: web.Application) -> AsyncIterator[None]:
-    ingest = app[INGEST]
-    task = asyncio.create_task(_forward_verdicts(app)) if ingest.sinks else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _forward_verdicts(app: web.Application) -> None:
-    """Verdicts of OTLP-fed episodes, from the live feed's hub, to the sinks."""
-    ingest, hub = app[INGEST], app[HUB]
-    while True:
-        sub = hub.subscribe(None, frozenset({"verdict"}))
-        if sub is None:
-            await asyncio.sleep(1.0)  # the hub is full of live pages: try again
-            continue
-        try:
-            while not sub.dropped or not sub.queue.empty():
-                kind, _, data = await sub.queue.get()
-                if kind != "verdict":
-                    break
-                payload = orjson.loads(data)
-                if payload.get("episode_id") in ingest.episodes:
-                    for sink in ingest.sinks:
-                        try:
-                            sink(payload)
-                        except Exception as exc:  # a sink's failure never stops the feed
-                            log.warning("verdict sink failed: %s", type(exc).__name__)
-        finally:
-            hub.unsubscribe(sub)

@@ -11,7 +11,9 @@ a step:
 - agent spans (``invoke_agent``, ``create_agent``, kind ``AGENT``) are containers: they
   give their trace a conversation id and an agent name, never a step.
 
-Every other span (HTTP, database, the framework's own) is ignored, not rejected. The
+Every other span (HTTP, database, the framework's own) is ignored, not rejected, and so
+are the monitor's own (scope ``runaway-monitor``: its GenAI export, pointed back at the
+sidecar, must not feed its episodes again). The
 episode is the span's ``gen_ai.conversation.id`` (OpenInference: ``session.id``), else
 that of another span of its trace in the same export, else the trace id.
 """
@@ -28,6 +30,7 @@ from monitor.integrations.otlp_traces import SpanRecord
 CHAT_OPS = frozenset({"chat", "text_completion", "generate_content"})
 AGENT_OPS = frozenset({"invoke_agent", "create_agent"})
 CONVERSATION_KEYS = ("gen_ai.conversation.id", "session.id")
+OWN_SCOPE = "runaway-monitor"  # the tracer of monitor.integrations.otel
 EPISODE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 MAX_TEXT = 100_000
 
@@ -50,7 +53,9 @@ class SpanStep:
 
 
 def kind_of(span: SpanRecord) -> str | None:
-    """``tool``, ``chat``, ``agent`` or None (not a GenAI span)."""
+    """``tool``, ``chat``, ``agent`` or None (not a GenAI span, or the monitor's own)."""
+    if span.scope == OWN_SCOPE:
+        return None
     a = span.attributes
     op = a.get("gen_ai.operation.name")
     op = op if isinstance(op, str) else None

@@ -40,6 +40,7 @@ class SpanRecord:
     end_ns: int
     attributes: dict[str, Any]
     resource: dict[str, Any] = field(default_factory=dict)
+    scope: str = ""  # the instrumentation scope (tracer) name
 
 
 @dataclass(slots=True)
@@ -99,7 +100,7 @@ def _hex_id(value: Any, size: int, name: str) -> str:
     return value.lower()
 
 
-def _json_span(span: Any, resource: dict[str, Any]) -> SpanRecord:
+def _json_span(span: Any, resource: dict[str, Any], scope: str) -> SpanRecord:
     if not isinstance(span, dict):
         raise ValueError("a span must be an object")
     parent = span.get("parentSpanId") or None
@@ -112,6 +113,7 @@ def _json_span(span: Any, resource: dict[str, Any]) -> SpanRecord:
         end_ns=int(span.get("endTimeUnixNano") or 0),
         attributes=_json_attributes(span.get("attributes") or []),
         resource=resource,
+        scope=scope,
     )
 
 
@@ -142,9 +144,11 @@ def decode_json(raw: bytes) -> Decoded:
         for ss in _objects(rs.get("scopeSpans"), "scopeSpans"):
             if not isinstance(ss, dict):
                 raise BadExport("scopeSpans items must be objects")
+            scope = ss.get("scope")
+            name = str(scope.get("name") or "") if isinstance(scope, dict) else ""
             for span in _objects(ss.get("spans"), "spans"):
                 try:
-                    out.spans.append(_json_span(span, resource))
+                    out.spans.append(_json_span(span, resource, name))
                 except (ValueError, TypeError, AttributeError, binascii.Error) as exc:
                     out.reject(str(exc) if isinstance(exc, ValueError) else "malformed span")
     return out
@@ -174,12 +178,12 @@ def _pb_id(raw: bytes, size: int, name: str) -> str:
     return raw.hex()
 
 
-def _pb_spans(request: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+def _pb_spans(request: Any) -> Iterator[tuple[Any, dict[str, Any], str]]:
     for rs in request.resource_spans:
         resource = _pb_attributes(rs.resource.attributes)
         for ss in rs.scope_spans:
             for span in ss.spans:
-                yield span, resource
+                yield span, resource, ss.scope.name
 
 
 def decode_protobuf(raw: bytes) -> Decoded:
@@ -200,7 +204,7 @@ def decode_protobuf(raw: bytes) -> Decoded:
     except (DecodeError, ValueError, RuntimeError):
         raise BadExport("the body is not a protobuf ExportTraceServiceRequest") from None
     out = Decoded()
-    for span, resource in _pb_spans(request):
+    for span, resource, scope in _pb_spans(request):
         try:
             parent = bytes(span.parent_span_id)
             out.spans.append(
@@ -213,6 +217,7 @@ def decode_protobuf(raw: bytes) -> Decoded:
                     end_ns=span.end_time_unix_nano,
                     attributes=_pb_attributes(span.attributes),
                     resource=resource,
+                    scope=scope,
                 )
             )
         except ValueError as exc:
