@@ -121,6 +121,13 @@ async def test_real_proxy_blocks_a_tool_loop_with_the_reason_and_passes_the_rest
             looping = [await _chat(proxy, conversation(n)) for n in range(4)]
             # another conversation, the caller's own trace id, no loop
             calm = [await _chat(proxy, varied(n), litellm_trace_id="calm-run") for n in range(4)]
+            # a loop under a policy that reminds instead: the request goes on, reminded
+            policy = {"episode_id": "litellm-remind-run", "policy": {"loop": "remind"},
+                      "objectives": [{"name": "tool_use", "kind": "unbounded"}]}  # fmt: skip
+            assert (await monitor.post("/v1/episodes", json=policy)).status == 201
+            reminded = [
+                await _chat(proxy, conversation(n), litellm_trace_id="remind-run") for n in range(4)
+            ]
         digest = conversation_digest(conversation(0))
         loop_ep = await (await monitor.get(f"/v1/episodes/{digest}")).json()
         calm_ep = await (await monitor.get("/v1/episodes/litellm-calm-run")).json()
@@ -131,7 +138,10 @@ async def test_real_proxy_blocks_a_tool_loop_with_the_reason_and_passes_the_rest
     assert calm[3][1]["choices"][0]["message"]["content"] == "0, 0"  # the model's answer
     assert "loop" in loop_ep["flags"] and loop_ep["accepted_step"] == 3
     assert calm_ep["flags"] == [] and calm_ep["accepted_step"] == 3  # keyed by the trace id
-    assert len(fake_model_server.requests) == 7  # the blocked request never reached the model
+    assert [status for status, _ in reminded] == [200, 200, 200, 200], reminded
+    seen_by_model = [str(r.messages) for r in fake_model_server.requests]
+    assert len(seen_by_model) == 11  # the blocked request never reached the model
+    assert ["Reminder:" in m for m in seen_by_model[7:]] == [False, False, False, True]
 
 
 async def test_route_closed_fail_mode_blocks_and_names_the_savepoint(settings, redis):
