@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from detectors.policy import decide
 from detectors.records import EpisodeRecord, spec_field
 from schemas.batch_writes import BatchWriter, WriteBatch
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
@@ -241,7 +242,8 @@ class ShardConsumer:
         if ev.kind == "step":
             return self._score(batch, rec, ev)
         if ev.kind == "recovery_applied":
-            rec.scorer.rearm()
+            if ev.action == "reset":  # a remind keeps the context: the flags stay raised
+                rec.scorer.rearm()
             return True
         if ev.kind == "episode_finished":
             batch.finished.append(ev.episode_id)
@@ -255,9 +257,12 @@ class ShardConsumer:
             return False
         names = rec.names
         if names != ev.action.keys() or names != ev.observation.keys():
-            expected = list(rec.spec.objectives.names)
-            self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
-            return False
+            # a tool or text step may leave objectives out (pointers.py), never add any
+            partial = ev.tool_calls or ev.text is not None or ev.state is not None
+            if not partial or not (ev.action.keys() <= names >= ev.observation.keys()):
+                expected = list(rec.spec.objectives.names)
+                self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
+                return False
         score = rec.scorer.update(ev)
         rec.last_step = ev.step
         rec.last_score = score
@@ -270,7 +275,6 @@ class ShardConsumer:
         control = rec.control_key
         if not control:
             control = rec.control_key = self.keys.control(ev.episode_id)
-        reset = False
         counts = batch.counts
         counts[STEPS] = counts.get(STEPS, 0) + 1
         if score.detections and not rec.flips:
@@ -287,30 +291,36 @@ class ShardConsumer:
             batch.xadds.append(
                 (self.keys.flips(self.shard), encode(flip), self.settings.flips_maxlen)
             )
-            if d.flag == "runaway" and rec.spec.detector.recover:
-                reset = True
-                rec.recoveries_sent += 1
-                counts[RECOVERIES] = counts.get(RECOVERIES, 0) + 1
-                cfg = rec.spec.detector
-                cmd = RecoveryCommand(
-                    episode_id=ev.episode_id, step=ev.step,
-                    command_id=f"{ev.episode_id}:{d.onset_step}:{rec.recoveries_sent}",
-                    savepoint_step=score.savepoint_step,
-                    reminder=reminder_text(rec.spec.objectives) if cfg.reminder else None,
-                    reason=f"{d.mode} since step {d.onset_step}", step_ts=ev.ts,
-                )  # fmt: skip
-                self._control(batch, control, ev.episode_id, encode(cmd))
+        if score.safe and rec.first_safe is None:
+            rec.first_safe = ev.step
+        reminder = None
         flags, detected = sorted(score.flags), [d.flag for d in score.detections]
-        action = "reset" if reset else "continue"
+        dec = decide(score, rec.spec, rec.first_safe, rec.scorer.loop_note)
+        if dec.cause is not None:
+            self.metrics.verdicts.labels(dec.verdict, dec.cause).inc()
+        if dec.command is not None:  # remind or reset: a command the worker applies once
+            rec.recoveries_sent += 1
+            if dec.verdict == "reset":  # a recovery restores the context; a reminder does not
+                counts[RECOVERIES] = counts.get(RECOVERIES, 0) + 1
+            if dec.verdict == "remind" or rec.spec.detector.reminder:
+                reminder = reminder_text(rec.spec.objectives)
+            cmd = RecoveryCommand(
+                episode_id=ev.episode_id, step=ev.step,
+                command_id=f"{ev.episode_id}:{dec.onset_step}:{rec.recoveries_sent}",
+                action=dec.verdict, cause=dec.cause, savepoint_step=score.savepoint_step,
+                reminder=reminder, reason=dec.reason or "", step_ts=ev.ts,
+            )  # fmt: skip
+            self._control(batch, control, ev.episode_id, encode(cmd))
         verdict = encode_verdict(
-            ev.episode_id, ev.step, action, score.savepoint_step, score.runaway_index,
-            score.hazard, flags, detected, ev.ts,
+            ev.episode_id, ev.step, dec.verdict, score.savepoint_step,
+            score.runaway_index, score.hazard, flags, detected, ev.ts, dec.cause, dec.policy,
+            dec.reason, reminder,
         )  # fmt: skip
         self._control(batch, control, ev.episode_id, verdict)
         if self.trace_maxlen:
             trace = encode_trace(
-                ev, score.runaway_index, score.hazard, flags, detected, action,
-                "runaway" if reset else None, score.savepoint_step,
+                ev, score.runaway_index, score.hazard, flags, detected, dec.verdict,
+                dec.cause, score.savepoint_step,
             )  # fmt: skip
             batch.xadds.append((self.keys.trace(ev.episode_id), trace, self.trace_maxlen))
         batch.summaries[ev.episode_id] = {

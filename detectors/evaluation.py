@@ -7,11 +7,22 @@ Definitions (also in docs/detectors.md):
 * Onset error: ``|detected onset - labelled onset_step|`` over true positives; median and
   90th percentile (nearest-rank). Lag: ``detected_step - labelled onset``; every true
   positive should have lag ``<= N``.
-* Self-imitation precision/recall per trajectory against the ``oscillation`` column.
+* Self-imitation precision/recall per trajectory against the ``oscillation`` column;
+  over-exploitation precision/recall and onset error against ``over_exploitation`` and
+  ``over_exploitation_onset`` (columns that older label files lack count as 0).
 * Hazard ROC AUC: every step ``t`` *before* the labelled onset of a flipped trajectory, and
   every step of a trajectory without a flip, is one sample; it is positive when a labelled
   onset lies within the next 10 steps (``t < onset <= t + 10``). Steps at or after the onset
   are excluded: the hazard is a forecast. AUC is the Mann-Whitney statistic (ties count 1/2).
+* Hazard calibration: the same samples in ten equal-width hazard bins; per bin the count,
+  the mean hazard and the observed share of positives (a reliability table), and the Brier
+  score. A calibrated hazard has mean hazard close to the observed share in every bin.
+* Lead time: per labelled flip, ``onset - t`` where ``t`` is the first step at which the
+  hazard reached the alert level (``DetectorConfig.hazard_alert``) at or before the onset
+  (positive: warned that many steps ahead; 0: at the onset); flips whose hazard crossed
+  only after the onset, or never, and flips labelled from step 1 (nothing before them to
+  forecast) are counted apart. False alarms: unflipped trajectories
+  whose hazard ever reached the alert level.
 """
 
 import csv
@@ -34,6 +45,12 @@ class Label:
     kind: str
     oscillation: bool
     oscillation_onset: int | None
+    over_exploitation: bool = False
+    over_exploitation_onset: int | None = None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip() else None
 
 
 def parse_labels(text: str) -> dict[str, Label]:
@@ -47,9 +64,9 @@ def parse_labels(text: str) -> dict[str, Label]:
             onset_step=int(row["onset_step"]) if row["onset_step"].strip() else None,
             kind=row.get("kind", ""),
             oscillation=row["oscillation"].strip() == "1",
-            oscillation_onset=(
-                int(row["oscillation_onset"]) if row["oscillation_onset"].strip() else None
-            ),
+            oscillation_onset=_int_or_none(row["oscillation_onset"]),
+            over_exploitation=(row.get("over_exploitation") or "").strip() == "1",
+            over_exploitation_onset=_int_or_none(row.get("over_exploitation_onset")),
         )
     return out
 
@@ -109,9 +126,124 @@ def hazard_samples(result: TrajectoryResult, label: Label) -> tuple[list[float],
     return pos, neg
 
 
-def _group(pairs: list[tuple[TrajectoryResult, Label]], n_consecutive: int) -> dict:
+CALIBRATION_BINS = 10
+
+
+def calibration(pos: Sequence[float], neg: Sequence[float]) -> dict:
+    """Reliability table (ten equal-width bins) and Brier score of the hazard samples."""
+    bins = [[0, 0.0, 0] for _ in range(CALIBRATION_BINS)]  # count, hazard sum, positives
+    for label, values in ((1, pos), (0, neg)):
+        for h in values:
+            b = bins[min(CALIBRATION_BINS - 1, int(h * CALIBRATION_BINS))]
+            b[0] += 1
+            b[1] += h
+            b[2] += label
+    table = [
+        {
+            "bin": f"{k / CALIBRATION_BINS:.1f}-{(k + 1) / CALIBRATION_BINS:.1f}",
+            "n": n,
+            "mean_hazard": s / n,
+            "observed": p / n,
+        }
+        for k, (n, s, p) in enumerate(bins)
+        if n
+    ]
+    total = len(pos) + len(neg)
+    brier = (sum((1 - h) ** 2 for h in pos) + sum(h * h for h in neg)) / total if total else None
+    base = len(pos) / total if total else None
+    return {"table": table, "brier": brier, "base_rate": base}
+
+
+def lead_time(result: TrajectoryResult, label: Label, alert: float) -> int | str | None:
+    """Steps from the hazard first reaching ``alert`` to the labelled onset (see above);
+    ``"late"`` when it reached it only after the onset, None when never."""
+    first = next((sc.step for sc in result.scores if sc.hazard >= alert), None)
+    if first is None or label.onset_step is None:
+        return None
+    return label.onset_step - first if first <= label.onset_step else "late"
+
+
+def _lead_times(pairs: list[tuple[TrajectoryResult, Label]], alert: float) -> dict:
+    leads: list[int] = []
+    late = never = alarms = calm = at_start = 0
+    for res, lab in pairs:
+        if not lab.runaway:
+            crossed = any(sc.hazard >= alert for sc in res.scores)
+            alarms += crossed
+            calm += not crossed
+            continue
+        lt = lead_time(res, lab, alert)
+        if lab.onset_step is not None and lab.onset_step <= 1:
+            at_start += 1  # no step before the onset: nothing to forecast
+        elif lt is None:
+            never += 1
+        elif lt == "late":
+            late += 1
+        else:
+            leads.append(int(lt))
+    return {
+        "alert": alert,
+        "flips": len(leads) + late + never + at_start,
+        "onset_at_step_1": at_start,
+        "warned": len(leads),
+        "median": _median(leads),
+        "p10": _percentile(leads, 0.1),
+        "p90": _percentile(leads, 0.9),
+        "max": max(leads) if leads else None,
+        "distribution": {str(k): leads.count(k) for k in sorted(set(leads))},
+        "late": late,
+        "never": never,
+        "false_alarm_trajectories": alarms,
+        "unflipped_trajectories": alarms + calm,
+    }
+
+
+def _flag_counts(pairs: list[tuple[TrajectoryResult, Label]], flag: str) -> dict:
+    """TP/FP/FN, precision, recall and onset error of one per-trajectory flag."""
+    detected, onset, labelled, lab_onset = _FLAG_FIELDS[flag]
+    tp = fp = fn = 0
+    errors: list[float] = []
+    for res, lab in pairs:
+        got, want = getattr(res, detected), getattr(lab, labelled)
+        if got and want:
+            tp += 1
+            a, b = getattr(res, onset), getattr(lab, lab_onset)
+            if a is not None and b is not None:
+                errors.append(abs(a - b))
+        elif got:
+            fp += 1
+        elif want:
+            fn += 1
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "onset_error_median": _median(errors),
+    }
+
+
+_FLAG_FIELDS = {
+    "self_imitation": (
+        "self_imitation",
+        "self_imitation_step",
+        "oscillation",
+        "oscillation_onset",
+    ),
+    "over_exploitation": (
+        "over_exploitation",
+        "over_exploitation_step",
+        "over_exploitation",
+        "over_exploitation_onset",
+    ),
+}
+
+
+def _group(
+    pairs: list[tuple[TrajectoryResult, Label]], n_consecutive: int, alert: float = 0.5
+) -> dict:
     tp = fp = fn = tn = 0
-    stp = sfp = sfn = 0
     errors: list[float] = []
     lags: list[int] = []
     pos: list[float] = []
@@ -128,12 +260,6 @@ def _group(pairs: list[tuple[TrajectoryResult, Label]], n_consecutive: int) -> d
             fn += 1
         else:
             tn += 1
-        if res.self_imitation and lab.oscillation:
-            stp += 1
-        elif res.self_imitation:
-            sfp += 1
-        elif lab.oscillation:
-            sfn += 1
         p, q = hazard_samples(res, lab)
         pos += p
         neg += q
@@ -160,15 +286,12 @@ def _group(pairs: list[tuple[TrajectoryResult, Label]], n_consecutive: int) -> d
             "max": max(lags) if lags else None,
             "all_within_n": all(lag <= n_consecutive for lag in lags),
         },
-        "self_imitation": {
-            "tp": stp,
-            "fp": sfp,
-            "fn": sfn,
-            "precision": _ratio(stp, stp + sfp),
-            "recall": _ratio(stp, stp + sfn),
-        },
+        "self_imitation": _flag_counts(pairs, "self_imitation"),
+        "over_exploitation": _flag_counts(pairs, "over_exploitation"),
         "hazard_auc": roc_auc(pos, neg),
         "hazard_samples": {"positive": len(pos), "negative": len(neg)},
+        "hazard_calibration": calibration(pos, neg),
+        "lead_time": _lead_times(pairs, alert),
     }
 
 
@@ -188,11 +311,20 @@ def disagreement(res: TrajectoryResult, lab: Label) -> str | None:
             f"{'yes@' + str(res.self_imitation_step) if res.self_imitation else 'no'}, "
             f"label {'yes@' + str(lab.oscillation_onset) if lab.oscillation else 'no'}"
         )
+    if res.over_exploitation != lab.over_exploitation:
+        parts.append(
+            f"over-exploitation: detector "
+            f"{'yes@' + str(res.over_exploitation_step) if res.over_exploitation else 'no'}, "
+            f"label {'yes@' + str(lab.over_exploitation_onset) if lab.over_exploitation else 'no'}"
+        )
     return "; ".join(parts) or None
 
 
 def evaluate(
-    results: Iterable[TrajectoryResult], labels: dict[str, Label], n_consecutive: int = 5
+    results: Iterable[TrajectoryResult],
+    labels: dict[str, Label],
+    n_consecutive: int = 5,
+    alert: float = 0.5,
 ) -> dict:
     """Overall and per-benchmark figures, the disagreements, and unlabelled sources."""
     pairs: list[tuple[TrajectoryResult, Label]] = []
@@ -212,8 +344,8 @@ def evaluate(
         if d:
             dis.append({"file": lab.file, "benchmark": lab.benchmark, "what": d})
     return {
-        "overall": _group(pairs, n_consecutive),
-        "per_benchmark": {k: _group(v, n_consecutive) for k, v in sorted(per.items())},
+        "overall": _group(pairs, n_consecutive, alert),
+        "per_benchmark": {k: _group(v, n_consecutive, alert) for k, v in sorted(per.items())},
         "disagreements": dis,
         "unlabelled": unlabelled,
     }

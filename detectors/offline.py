@@ -28,6 +28,9 @@ class TrajectoryResult:
     self_imitation: bool = False
     self_imitation_step: int | None = None
     self_imitation_detected_step: int | None = None
+    over_exploitation: bool = False
+    over_exploitation_step: int | None = None  # onset
+    over_exploitation_detected_step: int | None = None
     scores: list[StepScore] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
@@ -44,6 +47,8 @@ class TrajectoryResult:
             "runaway_index": round(self.runaway_index, 4),
             "self_imitation": self.self_imitation,
             "self_imitation_step": self.self_imitation_step,
+            "over_exploitation": self.over_exploitation,
+            "over_exploitation_step": self.over_exploitation_step,
         }
 
 
@@ -74,4 +79,8 @@ def score_offline(
                 res.self_imitation = True
                 res.self_imitation_step = d.onset_step
                 res.self_imitation_detected_step = d.detected_step
+            elif d.flag == "over_exploitation" and not res.over_exploitation:
+                res.over_exploitation = True
+                res.over_exploitation_step = d.onset_step
+                res.over_exploitation_detected_step = d.detected_step
     return res

@@ -30,11 +30,28 @@ class StepResult:
     flags: list[str] = field(default_factory=list)
     reminder: str | None = None
     fail_mode: str | None = None
+    cause: str | None = None
+    policy: str | None = None
+    reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def reset(self) -> bool:
         return self.verdict == "reset"
+
+    @property
+    def remind(self) -> bool:
+        return self.verdict == "remind"
+
+    @property
+    def block(self) -> bool:
+        """Reject the pending tool call (``reason`` says why)."""
+        return self.verdict == "block"
+
+    @property
+    def stop(self) -> bool:
+        """End the agent's run (``reason`` says why)."""
+        return self.verdict == "stop"
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> "StepResult":
@@ -45,6 +62,9 @@ class StepResult:
             flags=list(body.get("flags", [])),
             reminder=body.get("reminder"),
             fail_mode=body.get("fail_mode"),
+            cause=body.get("cause"),
+            policy=body.get("policy"),
+            reason=body.get("reason"),
             raw=body,
         )
 
@@ -67,8 +87,16 @@ def _register_body(environment: str | None, objectives: list[dict] | None, **ext
     return body
 
 
-def _step_body(step: int, observation: dict, action: dict, **extra: Any) -> dict:
-    body = {"step": step, "observation": observation, "action": action}
+def _step_body(step: int, observation: dict | None, action: dict | None, **extra: Any) -> dict:
+    """The step's JSON; ``tool_calls`` may hold dicts or objects with ``model_dump``."""
+    body: dict[str, Any] = {"step": step}
+    if observation is not None:
+        body["observation"] = observation
+    if action is not None:
+        body["action"] = action
+    calls = extra.pop("tool_calls", None)
+    if calls is not None:
+        body["tool_calls"] = [c.model_dump() if hasattr(c, "model_dump") else c for c in calls]
     body.update({k: v for k, v in extra.items() if v is not None})
     return body
 
@@ -101,14 +129,16 @@ class Monitor:
 
     def register(self, environment: str | None = None, objectives: list[dict] | None = None,
                  **extra: Any) -> str:  # fmt: skip
-        """Register an episode; its id. ``extra``: episode_id, detector, fail_mode, labels."""
+        """Register an episode; its id. ``extra``: episode_id, detector, policy, fail_mode,
+        labels."""
         return self._post("/v1/episodes", _register_body(environment, objectives, **extra))[
             "episode_id"
         ]
 
-    def step(self, episode_id: str, step: int, observation: dict[str, float],
-             action: dict[str, float], **extra: Any) -> StepResult:  # fmt: skip
-        """Report one step; the verdict. ``extra``: rewards, text."""
+    def step(self, episode_id: str, step: int, observation: dict[str, float] | None = None,
+             action: dict[str, float] | None = None, **extra: Any) -> StepResult:  # fmt: skip
+        """Report one step; the verdict. ``extra``: rewards, text, tool_calls
+        (``[{"name": ..., "arguments": {...}, "result": ...}]``), state (agent state JSON)."""
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(self._post(f"/v1/episodes/{episode_id}/steps", body))
 
@@ -150,8 +180,8 @@ class AsyncMonitor:
         body = _register_body(environment, objectives, **extra)
         return (await self._post("/v1/episodes", body))["episode_id"]
 
-    async def step(self, episode_id: str, step: int, observation: dict[str, float],
-                   action: dict[str, float], **extra: Any) -> StepResult:  # fmt: skip
+    async def step(self, episode_id: str, step: int, observation: dict[str, float] | None = None,
+                   action: dict[str, float] | None = None, **extra: Any) -> StepResult:  # fmt: skip
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(await self._post(f"/v1/episodes/{episode_id}/steps", body))
 

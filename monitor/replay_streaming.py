@@ -90,4 +90,7 @@ async def _collect(
         elif ev.flag == "self_imitation" and not res.self_imitation:
             res.self_imitation, res.self_imitation_step = True, ev.onset_step
             res.self_imitation_detected_step = ev.step
+        elif ev.flag == "over_exploitation" and not res.over_exploitation:
+            res.over_exploitation, res.over_exploitation_step = True, ev.onset_step
+            res.over_exploitation_detected_step = ev.step
     return res

@@ -10,14 +10,23 @@ import os
 import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from schemas.episode import EpisodeSpec
+from schemas.episode import Action, EpisodeSpec, Flag
 
 SCHEMA_VERSION = 1
 
 Values = dict[str, float]
 MAX_TEXT = 100_000  # characters of one agent answer
+MAX_TOOL_CALLS = 32  # tool calls in one step
+MAX_TOOL_ARGS = 16_384  # bytes of one tool call's arguments (as JSON)
+MAX_TOOL_RESULT = 65_536  # bytes of one tool call's result (as JSON)
+MAX_STATE = 65_536  # bytes of a step's agent state (as JSON)
+
+
+def _json_size(value: object) -> int:
+    return len(value.encode()) if isinstance(value, str) else len(orjson.dumps(value))
 
 
 def _now() -> float:
@@ -58,13 +67,56 @@ class EpisodeStarted(_Event):
     spec: EpisodeSpec
 
 
+class ToolCall(BaseModel):
+    """One tool call of a tool-using agent: its name, JSON arguments and (once run) result.
+
+    ``arguments`` is the JSON object, or the raw string a model produced (OpenAI's
+    ``function.arguments``); the loop detector canonicalises either. Sizes are bounded so
+    one step stays one bounded stream entry.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, JsonValue] | str = Field(default_factory=dict)
+    result: JsonValue | None = None
+    id: str | None = Field(default=None, max_length=128)
+
+    @field_validator("arguments")
+    @classmethod
+    def _bounded_arguments(cls, v: dict[str, JsonValue] | str) -> dict[str, JsonValue] | str:
+        if _json_size(v) > MAX_TOOL_ARGS:
+            raise ValueError(f"arguments exceed {MAX_TOOL_ARGS} bytes as JSON")
+        return v
+
+    @field_validator("result")
+    @classmethod
+    def _bounded_result(cls, v: JsonValue | None) -> JsonValue | None:
+        if v is not None and _json_size(v) > MAX_TOOL_RESULT:
+            raise ValueError(f"result exceeds {MAX_TOOL_RESULT} bytes as JSON")
+        return v
+
+
+def bounded_state(v: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    if v is not None and _json_size(v) > MAX_STATE:
+        raise ValueError(f"state exceeds {MAX_STATE} bytes as JSON")
+    return v
+
+
 class StepEvent(_Event):
-    """One agent step: what the agent saw, what it did and what followed."""
+    """One agent step: what the agent saw, what it did and what followed.
+
+    A tool-using agent's step may leave ``observation`` and ``action`` empty and carry
+    ``tool_calls`` and/or ``text`` instead (its objectives then come from ``state`` or tool
+    results through ``ObjectiveSpec.pointer``).
+    """
 
     kind: Literal["step"] = "step"
     step: int = Field(ge=1)
-    observation: Values = Field(description="levels/totals/stock the agent saw before acting")
-    action: Values = Field(description="amount per objective")
+    observation: Values = Field(
+        default_factory=dict, description="levels/totals/stock the agent saw before acting"
+    )
+    action: Values = Field(default_factory=dict, description="amount per objective")
     after: Values | None = Field(default=None, description="levels after action and noise")
     noise: Values | None = Field(
         default=None, description="the environment's own change per objective (noise, shocks)"
@@ -78,6 +130,15 @@ class StepEvent(_Event):
     usage: Values | None = Field(
         default=None, description="input_tokens, output_tokens, cost_usd, latency_s"
     )
+    tool_calls: list[ToolCall] = Field(default_factory=list, max_length=MAX_TOOL_CALLS)
+    state: dict[str, JsonValue] | None = Field(
+        default=None, description="the agent's own state (JSON), for pointer objectives"
+    )
+
+    @field_validator("state")
+    @classmethod
+    def _bounded_state(cls, v: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        return bounded_state(v)
 
 
 class Verdict(_Event):
@@ -85,13 +146,19 @@ class Verdict(_Event):
 
     kind: Literal["verdict"] = "verdict"
     step: int = Field(ge=1)
-    verdict: Literal["continue", "reset"]
+    verdict: Action
     savepoint_step: int | None = Field(default=None, ge=0)
     runaway_index: float = Field(ge=0, le=1)
     hazard: float = Field(default=0.0, ge=0, le=1)
     flags: list[str] = Field(default_factory=list, description="flags raised so far")
     detections: list[str] = Field(default_factory=list, description="flags raised at this step")
     step_ts: float = Field(description="ts of the step this answers (for lag)")
+    cause: Flag | None = Field(default=None, description="flag behind a non-continue verdict")
+    policy: Action | None = Field(
+        default=None, description="the action the policy asked for, when a fallback applied"
+    )
+    reason: str | None = Field(default=None, max_length=2_000)
+    reminder: str | None = Field(default=None, max_length=10_000)
 
 
 class FlipEvent(_Event):
@@ -99,7 +166,7 @@ class FlipEvent(_Event):
 
     kind: Literal["flip"] = "flip"
     step: int = Field(ge=1, description="step at which the flip was detected")
-    flag: Literal["runaway", "self_imitation"] = "runaway"
+    flag: Flag = "runaway"
     onset_step: int = Field(ge=0, description="step at which the sustained runaway began")
     mode: str = Field(default="unknown", description="unbounded_max, single_objective, ...")
     objective: str | None = None
@@ -108,12 +175,15 @@ class FlipEvent(_Event):
 
 
 class RecoveryCommand(_Event):
-    """Restore the agent's context to a savepoint. Applied once per ``command_id``."""
+    """Restore the agent's context to a savepoint (``reset``) or add the reminder and keep
+    the context (``remind``). Applied once per ``command_id``."""
 
     kind: Literal["recovery_command"] = "recovery_command"
     step: int = Field(ge=1, description="step at which the flip was detected")
     command_id: str = Field(min_length=1, max_length=200)
-    savepoint_step: int = Field(ge=0, description="restore the context as of this step")
+    action: Literal["reset", "remind"] = "reset"
+    cause: Flag | None = Field(default=None, description="the flag that asked for it")
+    savepoint_step: int = Field(ge=0, description="reset: restore the context as of this step")
     reminder: str | None = Field(default=None, max_length=10_000)
     reason: str = ""
     rollback_environment: bool = False
@@ -126,6 +196,7 @@ class RecoveryApplied(_Event):
     kind: Literal["recovery_applied"] = "recovery_applied"
     step: int = Field(ge=0, description="last step played when the recovery was applied")
     command_id: str
+    action: Literal["reset", "remind"] = "reset"
     savepoint_step: int = Field(ge=0)
     messages_dropped: int = Field(ge=0)
 

@@ -32,6 +32,16 @@ class ObjectiveSpec(BaseModel):
     band: float | None = Field(default=None, ge=0, description="homeostatic half-width")
     capacity: float | None = Field(default=None, gt=0, description="renewable stock cap")
     max_action: float | None = Field(default=None, ge=0, description="largest action per step")
+    pointer: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=r"^(/([^~]|~[01])*)+$",
+        description=(
+            "RFC 6901 JSON pointer to the objective's level in the step's state, or into a "
+            "tool result as /tool_results/<tool name>/...; read when the step's observation "
+            "lacks the objective"
+        ),
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Self:

@@ -1,9 +1,9 @@
 """The one settings object, read from the environment (prefix ``RUNAWAY_``) once at start."""
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.episode import FailMode
+from schemas.episode import FailMode, VerdictPolicy
 from schemas.keys import Keys
 
 
@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         ),
     )
     verdict_timeout_s: float = Field(default=30.0, gt=0, description="worker waits this long")
+    worker_policy: VerdictPolicy = Field(
+        default_factory=VerdictPolicy,
+        description=(
+            "verdict policy of worker-run episodes that set none (JSON, e.g. "
+            '{"self_imitation": "continue"}); block/stop are refused'
+        ),
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
     # detectors
@@ -70,6 +77,16 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
     )
+
+    # OpenTelemetry GenAI export of the sidecar's steps and verdicts (the otel extra): on
+    # when an OTLP endpoint is set; the OTLP exporter reads the other OTEL_* variables
+    otel_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
 
     # model agents (keys: RUNAWAY_OPENAI_API_KEY or OPENAI_API_KEY, and so on; never logged)
     openai_api_key: SecretStr | None = Field(
@@ -107,6 +124,11 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         default=8192, ge=256, description="history budget; oldest pairs dropped past it"
     )
+
+    @field_validator("worker_policy")
+    @classmethod
+    def _worker_actions(cls, v: VerdictPolicy) -> VerdictPolicy:
+        return v.check_worker("RUNAWAY_WORKER_POLICY")
 
     @property
     def keys(self) -> Keys:

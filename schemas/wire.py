@@ -44,6 +44,10 @@ def encode_verdict(
     flags: Sequence[str],
     detections: Sequence[str],
     step_ts: float,
+    cause: str | None = None,
+    policy: str | None = None,
+    reason: str | None = None,
+    reminder: str | None = None,
 ) -> dict[str, bytes]:
     """The entry of a :class:`~schemas.events.Verdict`, without building the model.
 
@@ -66,6 +70,10 @@ def encode_verdict(
             "flags": list(flags),
             "detections": list(detections),
             "step_ts": step_ts,
+            "cause": cause,
+            "policy": policy,
+            "reason": reason,
+            "reminder": reminder,
         }
     )
     return {"k": b"verdict", "v": _VERSION, "d": data}
@@ -114,6 +122,8 @@ def encode_step(
             "mitigation": mitigation,
             "voluntary_reset": voluntary_reset,
             "usage": usage,
+            "tool_calls": [],
+            "state": None,
         }
     )
     return {"k": b"step", "v": _VERSION, "d": data}

@@ -18,7 +18,12 @@ from workers.recordings import bundled_recordings
 
 RECORDINGS = bundled_recordings()
 
-pytest_plugins = ["tests.fakes.model_server", "tests.fakes.llama_server"]
+pytest_plugins = [
+    "tests.fakes.model_server",
+    "tests.fakes.llama_server",
+    "tests.fakes.sidecar",
+    "tests.litellm_proxy",
+]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,17 @@ import os
 
 # The sources the mypyc build of scorer.py depends on: scorer.py itself and the modules
 # whose Final constants and types mypyc compiles into it.
-SOURCES = ("scorer.py", "types.py", "signals.py", "patterns.py", "index.py", "reference.py")
+SOURCES = (
+    "scorer.py",
+    "types.py",
+    "signals.py",
+    "patterns.py",
+    "index.py",
+    "reference.py",
+    "over_exploitation.py",
+    "loops.py",
+    "pointers.py",
+)
 STAMP = "scorer.compiled-sha256"
 
 

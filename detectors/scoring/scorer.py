@@ -20,7 +20,10 @@ from operator import itemgetter
 from typing import Any, Final, cast
 
 from detectors.scoring import index
+from detectors.scoring.loops import LoopTracker
+from detectors.scoring.over_exploitation import OverExploitation
 from detectors.scoring.patterns import MAX_PERIOD
+from detectors.scoring.pointers import StepReader
 from detectors.scoring.reference import unbounded_reference
 from detectors.scoring.signals import EPS, MODES, HomeoRow, Plan
 from detectors.scoring.types import Detection, StepScore
@@ -28,15 +31,13 @@ from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
 
 WINDOW: Final = 10  # steps of the windowed goal imbalance
-STATE_VERSION: Final = 3
+STATE_VERSION: Final = 4
 ALPHA: Final = index.PRESSURE_ALPHA
 _EMPTY: Final[tuple[Detection, ...]] = ()
-# the raised flags, indexed by (runaway raised) + 2 * (self-imitation raised)
-_FLAGS: Final[tuple[frozenset[str], ...]] = (
-    frozenset(),
-    frozenset(("runaway",)),
-    frozenset(("self_imitation",)),
-    frozenset(("runaway", "self_imitation")),
+# the raised flags, indexed by (runaway) + 2 * (self-imitation) + 4 * (over-exploitation)
+_FLAG_NAMES: Final = ("runaway", "self_imitation", "over_exploitation", "loop")
+_FLAGS: Final[tuple[frozenset[str], ...]] = tuple(
+    frozenset(f for k, f in enumerate(_FLAG_NAMES) if m >> k & 1) for m in range(16)
 )
 _INF: Final = float("inf")
 _ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
@@ -48,7 +49,8 @@ Period = tuple[int, int, int]  # (period, repeats needed, bit mask of the last `
 Triple = tuple[int, int, int]  # a raised flag: (onset, detected, objective)
 
 # Fields of the serialised state: (name, kind) with kind "int"/"float" (scalars), "list"
-# (flat list), "lists" (list of lists), "pair" (None or [onset, detected, objective]).
+# (flat list), "lists" (list of lists), "pair" (None or [onset, detected, objective]),
+# "tracker" (an object with to_state/load).
 _FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("step", "int"),
     ("counted", "int"),
@@ -75,6 +77,9 @@ _FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("mask", "lists"),
     ("flip", "pair"),
     ("si", "pair"),
+    ("_oe", "tracker"),
+    ("_loops", "tracker"),
+    ("_reader", "tracker"),
 )
 
 
@@ -94,12 +99,17 @@ class EpisodeScorer:
         "_homeo",
         "_horizon",
         "_isnonren",
+        "_loop_text",
+        "_loops",
         "_n",
         "_need",
         "_nobj",
+        "_oe",
         "_period1",
         "_periods",
         "_plan",
+        "_pointed",
+        "_reader",
         "_renew",
         "_spec",
         "_unb",
@@ -138,6 +148,11 @@ class EpisodeScorer:
     _isnonren: tuple[bool, ...]
     _n: int
     _need: int
+    _oe: OverExploitation
+    _loops: LoopTracker
+    _loop_text: int  # shortest text that can hold a text loop
+    _reader: StepReader
+    _pointed: bool  # some objective is read through a JSON pointer
     _nobj: int  # number of objectives
     _period1: Period
     _periods: tuple[Period, ...]
@@ -189,6 +204,12 @@ class EpisodeScorer:
         self._renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
         ren = {i for i, _ in plan.renew}
         self._isnonren = tuple(i not in ren for i in range(plan.n))
+        det = spec.detector
+        self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps)
+        self._loops = LoopTracker(det)
+        self._loop_text = det.loop_chunk + det.loop_text_repeats - 1
+        self._reader = StepReader(spec.objectives)
+        self._pointed = self._reader.has_pointers
         # (period, repeats needed, bit mask of the last `need_p` repeats)
         periods = tuple(
             (p, max(need, 2 * p), (1 << max(need, 2 * p)) - 1) for p in range(1, MAX_PERIOD + 1)
@@ -236,6 +257,9 @@ class EpisodeScorer:
         # the model's field values: one attribute lookup instead of six (a pydantic model's
         # attribute access goes through its __getattr__ hook, ~0.1 us each)
         fields: dict[str, Any] = event.__dict__
+        numeric = len(fields["action"]) == n
+        if self._pointed or not numeric or len(fields["observation"]) != n:
+            fields = self._reader.fill(fields)  # pointers.py: steps without (all) numbers
         step: int = fields["step"]
         b = get(fields["observation"])
         a = get(fields["action"])
@@ -446,7 +470,9 @@ class EpisodeScorer:
         self.prev_m = m
         detections = _EMPTY
         plan = self._plan
-        if collapse is not None and self.flip is None:
+        oe = self._oe  # over_exploitation.py: its own flag; no flip from a greedy start
+        new_oe = oe.update(step, b, f) if oe.active else None
+        if collapse is not None and self.flip is None and oe.flip_allowed(collapse[1]):
             onset, ci = collapse
             self.flip = (onset, step, ci)
             if not self.first_onset:
@@ -454,7 +480,7 @@ class EpisodeScorer:
             detections = (Detection("runaway", onset, step, MODES[plan.kinds[ci]], plan.names[ci]),)
         if best_run:
             self.counted += 1
-            if best_run >= self._n and self.flip is None:
+            if best_run >= self._n and self.flip is None and oe.flip_allowed(best_i):
                 onset = step - best_run + 1
                 self.flip = (onset, step, best_i)
                 if not self.first_onset:
@@ -464,6 +490,11 @@ class EpisodeScorer:
                         "runaway", onset, step, MODES[plan.kinds[best_i]], plan.names[best_i]
                     ),
                 )
+
+        if new_oe is not None:
+            oname = plan.names[new_oe[1]]
+            det = Detection("over_exploitation", new_oe[0], step, "low_stock", oname)
+            detections = (*detections, det)
 
         # -- self-imitation (patterns.py, inlined) ---------------------------------------
         prev_ref = self.prev_ref
@@ -540,6 +571,17 @@ class EpisodeScorer:
             if kh >= MAX_PERIOD:
                 del h[0]
         self.prev_ref = ref
+        calls = fields["tool_calls"]
+        text = fields["text"]
+        loops = self._loops  # loops.py: repeated tool calls and text chunks
+        if calls or (text and (not numeric or len(text) >= self._loop_text)):
+            new_loop = loops.update(step, calls, text, numeric)
+            if new_loop is not None:
+                det = Detection("loop", new_loop[0], step, new_loop[1], new_loop[2])
+                detections = (*detections, det)
+            loop_level = loops.level
+        else:
+            loop_level = 0
         if si_r:
             self.si_steps += 1
             if self.si is None:
@@ -628,10 +670,16 @@ class EpisodeScorer:
                     drift,
                     decline,
                 ),
-                _FLAGS[(0 if flip is None else 1) + (0 if self.si is None else 2)],
+                _FLAGS[
+                    (0 if flip is None else 1)
+                    + (0 if self.si is None else 2)
+                    + (0 if oe.raised is None else 4)
+                    + (8 if loops.raised else 0)
+                ],
                 detections,
                 best_run == 0 and flip is None,
                 savepoint,
+                loop_level,
             ),
         )
 
@@ -645,6 +693,8 @@ class EpisodeScorer:
         self.si = None
         self.run = [0] * n
         self.prev_m = [0.0] * n
+        self._oe.rearm()
+        self._loops.rearm()
         self._reset_patterns()
 
     def to_state(self) -> dict[str, Any]:
@@ -658,6 +708,8 @@ class EpisodeScorer:
                 v = [list(x) for x in v]
             elif kind == "pair":
                 v = list(v) if v is not None else None
+            elif kind == "tracker":
+                v = v.to_state()
             out[name] = v
         return out
 
@@ -686,9 +738,17 @@ class EpisodeScorer:
                     v = deque(v, maxlen=WINDOW)
             elif kind == "pair":
                 v = tuple(v) if v is not None else None
+            elif kind == "tracker":
+                getattr(obj, name).load(v)
+                continue
             setattr(obj, name, v)
         return obj
 
     @property
     def spec(self) -> EpisodeSpec:
         return self._spec
+
+    @property
+    def loop_note(self) -> str:
+        """What the last step's loop level is about (for a verdict's reason)."""
+        return self._loops.note

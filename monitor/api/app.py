@@ -12,11 +12,19 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.api import routes_episodes, routes_service, routes_views, sse
+from monitor.api import (
+    routes_episodes,
+    routes_litellm,
+    routes_otlp,
+    routes_service,
+    routes_views,
+    sse,
+)
 from monitor.api.auth import auth_middleware
 from monitor.api.errors import Handler, error_middleware
 from monitor.api.feed import Feed
@@ -32,6 +40,9 @@ from schemas.redis_io import connect
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
+# the OTel GenAI exporter (monitor.integrations.otel), when configured; Any: the core
+# does not import the otel extra
+TELEMETRY = web.AppKey("telemetry", Any)
 
 
 def create_app(
@@ -39,8 +50,12 @@ def create_app(
     *,
     with_detector: bool = False,
     registry: CollectorRegistry | None = None,
+    telemetry: Any = None,
 ) -> web.Application:
-    """The service for ``settings`` (``redis_url`` must be set: serve resolves it first)."""
+    """The service for ``settings`` (``redis_url`` must be set: serve resolves it first).
+
+    ``telemetry``: an exporter with ``on_events``, ``remember`` and ``shutdown`` (default: the OTel
+    GenAI export when an OTLP endpoint is configured, else none)."""
     if not settings.redis_url:
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -55,6 +70,7 @@ def create_app(
     app[METRICS] = metrics
     app[HUB] = Hub()
     app[WAITERS] = Waiters()
+    app[TELEMETRY] = telemetry if telemetry is not None else _telemetry(settings)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_background_ctx)
     if with_detector:
@@ -64,7 +80,21 @@ def create_app(
     routes_views.setup(app)
     sse.setup(app)
     routes_service.setup(app)
+    routes_otlp.setup(app)
+    routes_litellm.setup(app)
     return app
+
+
+def _telemetry(settings: Settings) -> Any:
+    """The OTLP GenAI exporter when ``OTEL_EXPORTER_OTLP_*`` names an endpoint, else None."""
+    if not settings.otel_endpoint or settings.otel_sdk_disabled:
+        return None
+    try:
+        from monitor.integrations.otel import GenAIExporter
+    except ImportError:
+        log.warning("an OTLP endpoint is set but the otel extra is not installed: no export")
+        return None
+    return GenAIExporter.from_environment()
 
 
 def _metrics_middleware(metrics: ApiMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -112,6 +142,8 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     feed_redis = connect(settings.redis_url or "", max_connections=settings.shards + 4)
     feed = app[FEED] = Feed(feed_redis, settings, app[WAITERS], app[HUB], app[METRICS])
+    telemetry = app[TELEMETRY]
+    feed.telemetry = telemetry
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(feed.run(stop), name="feed"),
@@ -121,6 +153,8 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await _stop(tasks, settings.block_ms / 1000 + 2)
     await feed_redis.aclose()
+    if telemetry is not None:  # flushes what is queued (blocking: in a thread)
+        await asyncio.to_thread(telemetry.shutdown)
 
 
 async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:

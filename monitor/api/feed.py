@@ -60,6 +60,10 @@ class Feed:
         self.labels: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self.followed: dict[str, Followed] = {}
         self.healthy = False
+        # telemetry (the OTel export, monitor.integrations.otel): ``on_events(batch)`` gets
+        # each batch once its verdicts are out, ``remember(...)`` each registered episode
+        self.telemetry: Any = None
+        self._outbox: list[Any] = []
 
     # following ------------------------------------------------------------------------
     def remember(self, episode_id: str, environment: str | None, labels: dict[str, str]) -> None:
@@ -72,6 +76,8 @@ class Feed:
         self.labels.move_to_end(episode_id)
         while len(self.labels) > 4 * self.settings.follow_max_episodes:
             self.labels.popitem(last=False)
+        if self.telemetry is not None:
+            self.telemetry.remember(episode_id, environment, labels)
 
     def follow(self, episode_id: str) -> None:
         """Count the episode as live until it finishes or goes idle."""
@@ -145,6 +151,7 @@ class Feed:
                         self._route(decode(fields))
                     except BadEntry:
                         continue  # the detector dead-letters bad steps; nothing to show
+            self._flush_telemetry()
             now = time.monotonic()
             if now - last_evict > 1.0:
                 last_evict = now
@@ -178,6 +185,21 @@ class Feed:
             f.finished_at = time.monotonic()
         if self.hub.subscribers:  # a payload is built only for someone watching the live page
             self.hub.publish(kind, episode_id, ev.id, orjson.dumps(live_payload(ev)))
+        if self.telemetry is not None:
+            self._outbox.append(ev)
+
+    def _flush_telemetry(self) -> None:
+        """Hand the batch to telemetry after the loop has run the woken requests."""
+        if self._outbox and self.telemetry is not None:
+            events, self._outbox = self._outbox, []
+            asyncio.get_running_loop().call_soon(self._send_telemetry, events)
+
+    def _send_telemetry(self, events: list[Any]) -> None:
+        try:
+            if self.telemetry is not None:
+                self.telemetry.on_events(events)
+        except Exception:  # telemetry never stops the feed
+            log.exception("telemetry failed for %d events", len(events))
 
 
 def verdict_cause(ev: Any) -> str:

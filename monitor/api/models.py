@@ -8,13 +8,15 @@ optional extension. Numbers must be finite: a NaN would poison the detector's st
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from schemas.episode import DetectorConfig, FailMode
+from schemas.episode import Action, DetectorConfig, FailMode, Flag, VerdictPolicy
+from schemas.events import MAX_TOOL_CALLS, ToolCall, bounded_state
 from schemas.objectives import Name, ObjectiveSpec
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Values = Annotated[dict[Name, Finite], Field(min_length=1, max_length=16)]
+OptValues = Annotated[dict[Name, Finite], Field(max_length=16)]
 LabelValue = Annotated[str, Field(max_length=64)]
 LabelName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_]*$")]
 EPISODE_ID = r"^[A-Za-z0-9_.:\-]+$"
@@ -31,6 +33,7 @@ class RegisterRequest(BaseModel):
     objectives: list[ObjectiveSpec] | None = Field(default=None, min_length=1, max_length=16)
     total_action_limit: Finite | None = Field(default=None, ge=0)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    policy: VerdictPolicy = Field(default_factory=VerdictPolicy, description="action per flag")
     fail_mode: FailMode | None = None
     steps: int = Field(default=100, ge=1, le=100_000, description="expected episode length")
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=16)
@@ -43,19 +46,37 @@ class RegisterRequest(BaseModel):
 
 
 class StepRequest(BaseModel):
-    """One agent step: what it saw before acting, what it did, optional rewards and text."""
+    """One agent step: what it saw before acting, what it did, optional rewards and text.
+
+    A tool-using agent sends ``tool_calls`` and/or ``text`` (and its ``state``) and may
+    leave ``observation``/``action`` out; a step carries at least one of ``action``,
+    ``tool_calls`` or ``text``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     step: int = Field(ge=1, le=10_000_000)
-    observation: Values
-    action: Values
+    observation: OptValues = Field(default_factory=dict)
+    action: OptValues = Field(default_factory=dict)
+    tool_calls: list[ToolCall] = Field(default_factory=list, max_length=MAX_TOOL_CALLS)
+    state: dict[str, JsonValue] | None = None
     rewards: dict[Annotated[str, Field(max_length=64)], Finite] = Field(
         default_factory=dict, max_length=32
     )
     text: str | None = Field(default=None, max_length=100_000)
     invalid_answers: int = Field(default=0, ge=0, le=1000)
     mitigation: str | None = Field(default=None, max_length=64)
+
+    @field_validator("state")
+    @classmethod
+    def _bounded_state(cls, v: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        return bounded_state(v)
+
+    @model_validator(mode="after")
+    def _something_done(self) -> "StepRequest":
+        if not self.action and not self.tool_calls and self.text is None:
+            raise ValueError("a step needs 'action', 'tool_calls' or 'text'")
+        return self
 
 
 class FinishRequest(BaseModel):
@@ -69,7 +90,7 @@ class StepVerdict(BaseModel):
 
     episode_id: str
     step: int
-    verdict: Literal["continue", "reset"]
+    verdict: Action
     savepoint_step: int | None
     runaway_index: float
     flags: list[str]
@@ -77,6 +98,8 @@ class StepVerdict(BaseModel):
     detections: list[str] = Field(default_factory=list)
     reminder: str | None = None
     reason: str | None = None
+    cause: Flag | None = None
+    policy: Action | None = None
     command_id: str | None = None
     fail_mode: FailMode | None = None
     latency_ms: float = 0.0

@@ -73,6 +73,7 @@ def _spec(req: RegisterRequest) -> EpisodeSpec:
         objectives=objectives,
         steps=req.steps,
         detector=req.detector,
+        policy=req.policy,
         fail_mode=req.fail_mode,
         labels=req.labels,
     )
@@ -156,7 +157,9 @@ async def post_step(request: web.Request) -> web.Response:
             episode_id=episode_id, step=req.step, verdict=verdict.verdict,
             savepoint_step=verdict.savepoint_step, runaway_index=verdict.runaway_index,
             flags=verdict.flags, hazard=verdict.hazard, detections=verdict.detections,
-            reminder=cmd.reminder if cmd else None, reason=cmd.reason if cmd else None,
+            reminder=verdict.reminder or (cmd.reminder if cmd else None),
+            reason=verdict.reason or (cmd.reason if cmd else None),
+            cause=verdict.cause, policy=verdict.policy,
             command_id=cmd.command_id if cmd else None,
         )  # fmt: skip
         if cmd is not None:

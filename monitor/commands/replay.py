@@ -69,16 +69,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _row(r: dict) -> str:
     flip = f"{r['flip_step']}->{r['detected_step']}" if r["flipped"] else "-"
     si = str(r["self_imitation_step"]) if r["self_imitation"] else "-"
+    oe = str(r["over_exploitation_step"]) if r["over_exploitation"] else "-"
     extra = f" {r['env_mismatches']:>5}" if "env_mismatches" in r else ""
     ri = f"{r['runaway_index']:6.3f}"
-    return f"{r['benchmark'][:40]:40} {flip:>9} {si:>6} {ri}{extra}  {r['source']}"
+    return f"{r['benchmark'][:40]:40} {flip:>9} {si:>6} {oe:>6} {ri}{extra}  {r['source']}"
 
 
 def run(args: argparse.Namespace) -> int:
     backend = BACKENDS["offline" if args.offline else "streaming"]
     failed = 0
     if not args.jsonl:
-        head = f"{'benchmark':40} {'flip':>9} {'selfim':>6} {'RI':>6}"
+        head = f"{'benchmark':40} {'flip':>9} {'selfim':>6} {'overex':>6} {'RI':>6}"
         print(head + (" envmm" if args.check_env else "") + "  source")
     trajectories = []
     for path in args.paths:

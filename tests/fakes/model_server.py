@@ -7,7 +7,7 @@ model actually received: the context after truncation, mitigations' reminders, k
 
 Script answers with :meth:`FakeModelServer.push` (consumed in order); when the script
 is empty, ``default`` answers. Behaviours: :func:`text`, :func:`json_answer`,
-:func:`status`, :func:`sleep`, :func:`raw`, :func:`respond_with`.
+:func:`status`, :func:`sleep`, :func:`raw`, :func:`respond_with`, :func:`tool_calls`.
 
 Use the ``fake_model_server`` fixture (registered in ``tests/conftest.py``).
 """
@@ -105,6 +105,31 @@ def respond_with(fn: Callable[[RecordedRequest], str], *, usage: bool = True) ->
 
     async def behave(server: "FakeModelServer", req: RecordedRequest) -> web.StreamResponse:
         return _success(req, fn(req), usage)
+
+    return behave
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any]], content: str | None = None) -> Behaviour:
+    """Answer (Chat Completions) with these ``(name, arguments)`` tool calls, ids unique."""
+
+    async def behave(server: "FakeModelServer", req: RecordedRequest) -> web.StreamResponse:
+        n = len(server.requests)
+        message = {
+            "role": "assistant",
+            "content": content,
+            "tool_calls": [
+                {"id": f"call_{n}_{i}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}}
+                for i, (name, args) in enumerate(calls)
+            ],
+        }  # fmt: skip
+        body = {
+            "id": f"chatcmpl-fake-{n}", "object": "chat.completion", "created": 0,
+            "model": req.body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+        }  # fmt: skip
+        return web.json_response(body)
 
     return behave
 
