@@ -134,6 +134,9 @@ def test_tool_calls_become_execute_tool_spans_and_the_reason_the_explanation() -
 async def test_off_unless_an_otlp_endpoint_is_configured(settings: Settings) -> None:
     assert Settings().otel_endpoint is None
     assert create_app(settings)[TELEMETRY] is None
+    # nor when the endpoint is this sidecar (its /v1/traces would take the spans as steps)
+    own = f"http://localhost:{settings.port}/v1/traces"
+    assert create_app(settings.model_copy(update={"otel_endpoint": own}))[TELEMETRY] is None
 
 
 async def test_export_over_otlp_http_to_a_real_receiver(
