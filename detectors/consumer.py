@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from detectors.policy import decide
 from detectors.records import EpisodeRecord, spec_field
 from schemas.batch_writes import BatchWriter, WriteBatch
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
@@ -238,7 +239,8 @@ class ShardConsumer:
         if ev.kind == "step":
             return self._score(batch, rec, ev)
         if ev.kind == "recovery_applied":
-            rec.scorer.rearm()
+            if ev.action == "reset":  # a remind keeps the context: the flags stay raised
+                rec.scorer.rearm()
             return True
         if ev.kind == "episode_finished":
             batch.finished.append(ev.episode_id)
@@ -252,9 +254,12 @@ class ShardConsumer:
             return False
         names = rec.names
         if names != ev.action.keys() or names != ev.observation.keys():
-            expected = list(rec.spec.objectives.names)
-            self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
-            return False
+            # a tool or text step may leave objectives out (pointers.py), never add any
+            partial = ev.tool_calls or ev.text is not None or ev.state is not None
+            if not partial or not (ev.action.keys() <= names >= ev.observation.keys()):
+                expected = list(rec.spec.objectives.names)
+                self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
+                return False
         score = rec.scorer.update(ev)
         rec.last_step = ev.step
         rec.last_score = score
@@ -267,7 +272,6 @@ class ShardConsumer:
         control = rec.control_key
         if not control:
             control = rec.control_key = self.keys.control(ev.episode_id)
-        reset = False
         for d in score.detections:
             rec.flips += 1
             self.metrics.flips.labels(env, d.flag).inc()
@@ -279,22 +283,28 @@ class ShardConsumer:
             batch.xadds.append(
                 (self.keys.flips(self.shard), encode(flip), self.settings.flips_maxlen)
             )
-            if d.flag == "runaway" and rec.spec.detector.recover:
-                reset = True
-                rec.recoveries_sent += 1
-                cfg = rec.spec.detector
-                cmd = RecoveryCommand(
-                    episode_id=ev.episode_id, step=ev.step,
-                    command_id=f"{ev.episode_id}:{d.onset_step}:{rec.recoveries_sent}",
-                    savepoint_step=score.savepoint_step,
-                    reminder=reminder_text(rec.spec.objectives) if cfg.reminder else None,
-                    reason=f"{d.mode} since step {d.onset_step}", step_ts=ev.ts,
-                )  # fmt: skip
-                self._control(batch, control, ev.episode_id, encode(cmd))
+        if score.safe and rec.first_safe is None:
+            rec.first_safe = ev.step
+        reminder = None
+        dec = decide(score, rec.spec, rec.first_safe, rec.scorer.loop_note)
+        if dec.cause is not None:
+            self.metrics.verdicts.labels(dec.verdict, dec.cause).inc()
+        if dec.command is not None:  # remind or reset: a command the worker applies once
+            rec.recoveries_sent += 1
+            if dec.verdict == "remind" or rec.spec.detector.reminder:
+                reminder = reminder_text(rec.spec.objectives)
+            cmd = RecoveryCommand(
+                episode_id=ev.episode_id, step=ev.step,
+                command_id=f"{ev.episode_id}:{dec.onset_step}:{rec.recoveries_sent}",
+                action=dec.verdict, cause=dec.cause, savepoint_step=score.savepoint_step,
+                reminder=reminder, reason=dec.reason or "", step_ts=ev.ts,
+            )  # fmt: skip
+            self._control(batch, control, ev.episode_id, encode(cmd))
         verdict = encode_verdict(
-            ev.episode_id, ev.step, "reset" if reset else "continue", score.savepoint_step,
+            ev.episode_id, ev.step, dec.verdict, score.savepoint_step,
             score.runaway_index, score.hazard, sorted(score.flags),
-            [d.flag for d in score.detections], ev.ts,
+            [d.flag for d in score.detections], ev.ts, dec.cause, dec.policy, dec.reason,
+            reminder,
         )  # fmt: skip
         self._control(batch, control, ev.episode_id, verdict)
         batch.summaries[ev.episode_id] = {

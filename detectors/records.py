@@ -53,6 +53,7 @@ class EpisodeRecord:
     last_step: int = 0
     flips: int = 0
     recoveries_sent: int = 0
+    first_safe: int | None = None  # first step judged safe (a reset needs one)
     last_score: StepScore | None = field(default=None, repr=False)
     summary_ttl_set: bool = field(default=False, repr=False)  # EXPIRE sent for the summary
     names: frozenset[str] = field(init=False, repr=False)  # checked against every step
@@ -72,6 +73,7 @@ class EpisodeRecord:
                 "last_step": self.last_step,
                 "flips": self.flips,
                 "recoveries_sent": self.recoveries_sent,
+                "first_safe": self.first_safe,
                 "scorer": self.scorer.to_state(),
             }
         )
@@ -96,6 +98,7 @@ class EpisodeRecord:
             last_step=state["last_step"],
             flips=state["flips"],
             recoveries_sent=state["recoveries_sent"],
+            first_safe=state.get("first_safe"),
         )
 
 

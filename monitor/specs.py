@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from schemas.episode import AgentSpec, DetectorConfig, EpisodeSpec
+from schemas.episode import AgentSpec, DetectorConfig, EpisodeSpec, VerdictPolicy
 from workers.environments.catalog import OBJECTIVES
 
 
@@ -18,8 +18,12 @@ def episode_spec(
     env_options: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
     detector: DetectorConfig | None = None,
+    policy: VerdictPolicy | None = None,
 ) -> EpisodeSpec:
-    """A spec for one episode of a built-in ``environment`` (its objectives from the catalog)."""
+    """A spec for one episode of a built-in ``environment`` (its objectives from the catalog).
+
+    ``policy``: the verdict policy (ValueError when it sets block/stop, which a worker's
+    built-in agent cannot take)."""
     return EpisodeSpec(
         episode_id=episode_id,
         environment=environment,
@@ -31,4 +35,5 @@ def episode_spec(
         mitigation=mitigation,
         labels=labels or {},
         detector=detector or DetectorConfig(),
+        policy=(policy or VerdictPolicy()).check_worker(),
     )

@@ -90,6 +90,21 @@ class VerdictPolicy(BaseModel):
         """The action for ``flag`` (an unknown flag continues)."""
         return getattr(self, flag, "continue") if flag in FLAGS else "continue"
 
+    def with_overrides(self, text: str, where: str = "--policy") -> "VerdictPolicy":
+        """This policy with ``flag=action[,flag=action...]`` applied (ValueError naming the
+        flag or action at fault)."""
+        changes: dict[str, str] = {}
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            flag, sep, act = (x.strip() for x in part.partition("="))
+            if not sep or flag not in FLAGS:
+                raise ValueError(f"{where}: {flag!r} is not a flag ({', '.join(FLAGS)}=ACTION)")
+            if act not in ACTIONS:
+                raise ValueError(f"{where} {flag}: {act!r} is not one of {', '.join(ACTIONS)}")
+            changes[flag] = act
+        return VerdictPolicy.model_validate({**self.model_dump(exclude_unset=True), **changes})
+
     def check_worker(self, where: str = "policy") -> "VerdictPolicy":
         """This policy, or ValueError when it sets block/stop for a worker's built-in agent.
 

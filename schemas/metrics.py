@@ -9,6 +9,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.episode import ACTIONS, FLAGS
+
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RI_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -43,6 +45,12 @@ class WorkerMetrics:
         self.recoveries = Counter(
             "runaway_recoveries_total", "Recovery commands applied", env_labels, registry=r
         )
+        self.reminders = Counter(
+            "runaway_reminders_total",
+            "Remind commands applied (a reminder added, the context kept)",
+            env_labels,
+            registry=r,
+        )
         self.episodes = Counter(
             "runaway_episodes_total", "Episodes ended", ("environment", "outcome"), registry=r
         )
@@ -67,6 +75,15 @@ class DetectorMetrics:
         self.flips = Counter(
             "runaway_flips_total", "Flags raised", ("environment", "flag"), registry=r
         )
+        self.verdicts = Counter(
+            "runaway_detector_verdicts_total",
+            "Verdicts a flag caused, by the action applied (continue: a fallback or policy)",
+            ("verdict", "cause"),
+            registry=r,
+        )
+        for verdict in ACTIONS:
+            for cause in FLAGS:
+                self.verdicts.labels(verdict, cause)
         self.deadletters = Counter(
             "runaway_deadletter_total", "Stream entries dead-lettered", ("reason",), registry=r
         )

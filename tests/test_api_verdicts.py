@@ -26,13 +26,15 @@ def _onset(name: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "expected"),
     [
-        "multiobjective-homeostasis_gpt-4o-mini_2025_02_01_22_36_52_416269.tsv",
-        "balancing-unbounded-objectives-no-hint_gpt-4o-mini_2025_02_12_22_30_11_916997.tsv",
+        ("multiobjective-homeostasis_gpt-4o-mini_2025_02_01_22_36_52_416269.tsv", "reset"),
+        # a flip from step 1: never judged safe, so no safe savepoint: remind instead
+        ("balancing-unbounded-objectives-no-hint_gpt-4o-mini_2025_02_12_22_30_11_916997.tsv",
+         "remind"),
     ],
-)
-async def test_recorded_flip_gets_reset_near_the_labelled_onset(settings, redis, name):
+)  # fmt: skip
+async def test_recorded_flip_gets_reset_near_the_labelled_onset(settings, redis, name, expected):
     recording = read_tsv(Path(BUNDLED_DIR / name))
     onset = _onset(name)
     spec, events = events_from_recording(recording)
@@ -49,16 +51,20 @@ async def test_recorded_flip_gets_reset_near_the_labelled_onset(settings, redis,
             v = await resp.json()
             assert v["fail_mode"] is None, v  # a real verdict, not the fail mode
             verdicts.append(v)
-            if v["verdict"] == "reset":
+            if v["verdict"] != "continue":
                 break
     before = [v["step"] for v in verdicts if v["step"] < onset and v["verdict"] != "continue"]
     assert before == [], f"reset before the labelled onset {onset}: {before}"
-    resets = [v for v in verdicts if v["verdict"] == "reset"]
-    assert resets, f"no reset within {N} steps of the labelled onset {onset}"
+    resets = [v for v in verdicts if v["verdict"] == expected]
+    assert resets, f"no {expected} within {N} steps of the labelled onset {onset}"
     reset = resets[0]
     assert onset <= reset["step"] <= onset + N
     assert reset["savepoint_step"] is not None and reset["savepoint_step"] < reset["step"]
     assert reset["reminder"] and "runaway" in reset["flags"]
+    assert reset["cause"] == "runaway" and reset["policy"] == "reset"
+    assert reset["command_id"]
+    if expected == "remind":
+        assert "no safe savepoint" in reset["reason"]
     assert set(reset) >= {"verdict", "savepoint_step", "runaway_index", "flags"}
 
 

@@ -12,7 +12,7 @@ from monitor.analysis.autopsy import Asker, AutopsyOptions, run_autopsy
 from monitor.analysis.rebuild import load_episode_log, replay
 from monitor.analysis.results import autopsy_path, read_autopsies
 from monitor.cli import main as cli
-from schemas.episode import AgentSpec
+from schemas.episode import AgentSpec, VerdictPolicy
 from schemas.settings import Settings
 from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged, write_results
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
@@ -21,30 +21,43 @@ from workers.models.limits import ModelLimits
 
 
 def greedy_for_b(req: RecordedRequest) -> str:
+    """Calm at step 1 (so a safe savepoint exists: a reset, not the remind fallback), then
+    greedy for B until reminded."""
     reminded = any("Reminder:" in str(m.get("content")) for m in req.messages)
+    if not any(m["role"] == "assistant" for m in req.messages):
+        return CALM
     return "0, 0" if reminded else "0, 25"
 
 
 async def test_rebuilt_contexts_equal_what_the_model_received(
     redis, settings, fake_model_server: FakeModelServer, tmp_path: Path
 ):
-    """Recoveries, reminders and savepoints included: every step's context, byte for byte."""
+    """Recoveries, reminders and savepoints included: every step's context, byte for byte.
+
+    Two episodes: one whose self-imitation only is noted, so the flip's reset (context
+    restored to the savepoint, with the reminder) is exercised; one under the default
+    policy, whose self-imitation ``remind`` (reminder added, context kept) comes first."""
     fake_model_server.default = respond_with(greedy_for_b)
-    spec = model_spec(
+    reset_spec = model_spec(
         "rebuild-ep",
         fake_model_server.openai_base_url,
         steps=24,
         mitigation="savepoint-recovery+reminder-every-7",
+    ).model_copy(update={"policy": VerdictPolicy(self_imitation="continue")})
+    remind_spec = reset_spec.model_copy(
+        update={"episode_id": "rebuild-remind", "policy": VerdictPolicy()}
     )
-    (result,) = await run_logged(redis, settings, [spec], tmp_path)
-    assert result.recoveries >= 1, "the episode must exercise a recovery"
-    episode = load_episode_log(tmp_path / "rebuild-ep.jsonl")
-    rebuilt = replay(episode)
-    assert rebuilt.mismatches == []
-    sent = [r.messages for r in fake_model_server.requests]
-    assert len(sent) == len(rebuilt.views) == 24
-    for step, messages in enumerate(sent, start=1):
-        assert rebuilt.views[step].messages == messages, f"step {step}"
+    for spec, counter in ((reset_spec, "recoveries"), (remind_spec, "reminders")):
+        fake_model_server.requests.clear()
+        (result,) = await run_logged(redis, settings, [spec], tmp_path)
+        assert getattr(result, counter) >= 1, f"{spec.episode_id} must exercise {counter}"
+        episode = load_episode_log(tmp_path / f"{spec.episode_id}.jsonl")
+        rebuilt = replay(episode)
+        assert rebuilt.mismatches == []
+        sent = [r.messages for r in fake_model_server.requests]
+        assert len(sent) == len(rebuilt.views) == 24
+        for step, messages in enumerate(sent, start=1):
+            assert rebuilt.views[step].messages == messages, f"{spec.episode_id} step {step}"
 
 
 def _autopsy_model(trigger: str):

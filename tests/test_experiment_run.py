@@ -16,8 +16,8 @@ from workers.worker import AgentBuilder
 
 EPISODE_KEYS = {
     "kind", "episode_id", "cell", "outcome", "steps", "flips", "first_flip_onset",
-    "first_flip_detected", "recoveries", "voluntary_resets", "runaway_index", "task_score",
-    "tokens", "cost_usd", "log",
+    "first_flip_detected", "recoveries", "reminders", "voluntary_resets", "runaway_index",
+    "task_score", "tokens", "cost_usd", "log",
 }  # fmt: skip
 STEP_KEYS = {"kind", "episode_id", "cell", "step", "observation", "action", "rewards",
              "runaway_index", "hazard", "flags"}  # fmt: skip
@@ -60,7 +60,8 @@ async def test_small_grid_with_a_model_writes_the_layout(
     for e in by_model["fake-m"]:  # usage per step from the server: 11 in, 3 out per call
         assert e["tokens"]["input"] >= 11 * 30 and e["tokens"]["output"] >= 3 * 30
     recovered = [e for e in by_model["fake-m"] if e["cell"]["mitigation"] == "savepoint-recovery"]
-    assert all(e["recoveries"] >= 1 for e in recovered)
+    # a flip from the first steps has no safe savepoint: the policy reminds instead of resetting
+    assert all(e["recoveries"] + e["reminders"] >= 1 for e in recovered)
     assert sum(e["task_score"]["consumption_B"] for e in recovered) < sum(
         e["task_score"]["consumption_B"] for e in by_model["fake-m"] if e not in recovered
     )

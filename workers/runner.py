@@ -51,11 +51,15 @@ class EpisodeResult:
     flips: int = 0
     self_imitation: int = 0
     recoveries: int = 0
+    reminders: int = 0  # remind commands applied (the context kept, a reminder added)
+    over_exploitation: int = 0
+    loops: int = 0
     invalid_answers: int = 0
     outcome: str = "done"
     error: str | None = None
     flip_steps: list[int] = field(default_factory=list)
     recovery_steps: list[int] = field(default_factory=list)
+    reminder_steps: list[int] = field(default_factory=list)
     recoveries_ignored: int = 0
     voluntary_resets: list[int] = field(default_factory=list)
     mitigation: str = "savepoint-recovery"
@@ -240,8 +244,12 @@ class EpisodeRunner:
                 if flag == "runaway":
                     self.result.flips += 1
                     self.result.flip_steps.append(event.step)
-                else:
+                elif flag == "self_imitation":
                     self.result.self_imitation += 1
+                elif flag == "over_exploitation":
+                    self.result.over_exploitation += 1
+                elif flag == "loop":
+                    self.result.loops += 1
         elif isinstance(event, RecoveryCommand):
             await self._recover(event)
 
@@ -256,6 +264,9 @@ class EpisodeRunner:
         plan = self.plan
         if plan.recovery == "ignore":
             self.result.recoveries_ignored += 1
+            return
+        if cmd.action == "remind":
+            await self._remind(cmd)
             return
         savepoint = cmd.savepoint_step
         if plan.recovery == "truncate":
@@ -282,3 +293,16 @@ class EpisodeRunner:
                 messages_dropped=dropped,
             )
         )
+
+    async def _remind(self, cmd: RecoveryCommand) -> None:
+        """A ``remind`` command: the next observation carries the reminder; the context
+        stays as it is (no savepoint restored, nothing dropped). Once per command_id."""
+        self.history.pending_reminder = cmd.reminder or reminder_text(self.spec.objectives)
+        self.result.reminders += 1
+        self.result.reminder_steps.append(self.result.steps)
+        self.metrics.reminders.labels(*self.labels).inc()
+        applied = RecoveryApplied(
+            episode_id=self.spec.episode_id, step=self.result.steps, command_id=cmd.command_id,
+            action="remind", savepoint_step=cmd.savepoint_step, messages_dropped=0,
+        )  # fmt: skip
+        await self._publish(applied)

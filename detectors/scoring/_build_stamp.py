@@ -17,6 +17,8 @@ SOURCES = (
     "index.py",
     "reference.py",
     "over_exploitation.py",
+    "loops.py",
+    "pointers.py",
 )
 STAMP = "scorer.compiled-sha256"
 

@@ -20,8 +20,10 @@ from operator import itemgetter
 from typing import Any, Final, cast
 
 from detectors.scoring import index
+from detectors.scoring.loops import LoopTracker
 from detectors.scoring.over_exploitation import OverExploitation
 from detectors.scoring.patterns import MAX_PERIOD
+from detectors.scoring.pointers import StepReader
 from detectors.scoring.reference import unbounded_reference
 from detectors.scoring.signals import EPS, MODES, HomeoRow, Plan
 from detectors.scoring.types import Detection, StepScore
@@ -76,6 +78,8 @@ _FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("flip", "pair"),
     ("si", "pair"),
     ("_oe", "tracker"),
+    ("_loops", "tracker"),
+    ("_reader", "tracker"),
 )
 
 
@@ -95,6 +99,8 @@ class EpisodeScorer:
         "_homeo",
         "_horizon",
         "_isnonren",
+        "_loop_text",
+        "_loops",
         "_n",
         "_need",
         "_nobj",
@@ -102,6 +108,8 @@ class EpisodeScorer:
         "_period1",
         "_periods",
         "_plan",
+        "_pointed",
+        "_reader",
         "_renew",
         "_spec",
         "_unb",
@@ -141,6 +149,10 @@ class EpisodeScorer:
     _n: int
     _need: int
     _oe: OverExploitation
+    _loops: LoopTracker
+    _loop_text: int  # shortest text that can hold a text loop
+    _reader: StepReader
+    _pointed: bool  # some objective is read through a JSON pointer
     _nobj: int  # number of objectives
     _period1: Period
     _periods: tuple[Period, ...]
@@ -194,6 +206,10 @@ class EpisodeScorer:
         self._isnonren = tuple(i not in ren for i in range(plan.n))
         det = spec.detector
         self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps)
+        self._loops = LoopTracker(det)
+        self._loop_text = det.loop_chunk + det.loop_text_repeats - 1
+        self._reader = StepReader(spec.objectives)
+        self._pointed = self._reader.has_pointers
         # (period, repeats needed, bit mask of the last `need_p` repeats)
         periods = tuple(
             (p, max(need, 2 * p), (1 << max(need, 2 * p)) - 1) for p in range(1, MAX_PERIOD + 1)
@@ -241,6 +257,9 @@ class EpisodeScorer:
         # the model's field values: one attribute lookup instead of six (a pydantic model's
         # attribute access goes through its __getattr__ hook, ~0.1 us each)
         fields: dict[str, Any] = event.__dict__
+        numeric = len(fields["action"]) == n
+        if self._pointed or not numeric or len(fields["observation"]) != n:
+            fields = self._reader.fill(fields)  # pointers.py: steps without (all) numbers
         step: int = fields["step"]
         b = get(fields["observation"])
         a = get(fields["action"])
@@ -552,6 +571,17 @@ class EpisodeScorer:
             if kh >= MAX_PERIOD:
                 del h[0]
         self.prev_ref = ref
+        calls = fields["tool_calls"]
+        text = fields["text"]
+        loops = self._loops  # loops.py: repeated tool calls and text chunks
+        if calls or (text and (not numeric or len(text) >= self._loop_text)):
+            new_loop = loops.update(step, calls, text, numeric)
+            if new_loop is not None:
+                det = Detection("loop", new_loop[0], step, new_loop[1], new_loop[2])
+                detections = (*detections, det)
+            loop_level = loops.level
+        else:
+            loop_level = 0
         if si_r:
             self.si_steps += 1
             if self.si is None:
@@ -644,10 +674,12 @@ class EpisodeScorer:
                     (0 if flip is None else 1)
                     + (0 if self.si is None else 2)
                     + (0 if oe.raised is None else 4)
+                    + (8 if loops.raised else 0)
                 ],
                 detections,
                 best_run == 0 and flip is None,
                 savepoint,
+                loop_level,
             ),
         )
 
@@ -662,6 +694,7 @@ class EpisodeScorer:
         self.run = [0] * n
         self.prev_m = [0.0] * n
         self._oe.rearm()
+        self._loops.rearm()
         self._reset_patterns()
 
     def to_state(self) -> dict[str, Any]:
@@ -714,3 +747,8 @@ class EpisodeScorer:
     @property
     def spec(self) -> EpisodeSpec:
         return self._spec
+
+    @property
+    def loop_note(self) -> str:
+        """What the last step's loop level is about (for a verdict's reason)."""
+        return self._loops.note

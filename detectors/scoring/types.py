@@ -45,7 +45,9 @@ class StepScore(tuple):
     from the stored tuple ``component_values`` in :data:`COMPONENTS` order), ``flags``
     (currently raised), ``detections`` (flags newly raised at this step), ``safe`` (this
     step may serve as a savepoint), ``savepoint_step`` (last step before the current
-    runaway's onset, 0 if none). Immutable; equal when all fields are equal.
+    runaway's onset, 0 if none), ``loop_level`` (tool-call/text loops at this step: 0 none,
+    1 noted, 2 a loop, 3 a persistent loop; see loops.py). Immutable; equal when all
+    fields are equal.
     """
 
     __slots__ = ()
@@ -60,6 +62,7 @@ class StepScore(tuple):
         detections: tuple[Detection, ...],
         safe: bool,
         savepoint_step: int,
+        loop_level: int = 0,
     ) -> "StepScore":
         return tuple.__new__(
             cls,
@@ -72,6 +75,7 @@ class StepScore(tuple):
                 detections,
                 safe,
                 savepoint_step,
+                loop_level,
             ),
         )
 
@@ -83,6 +87,7 @@ class StepScore(tuple):
     detections: tuple[Detection, ...] = property(itemgetter(5))  # type: ignore[assignment]
     safe: bool = property(itemgetter(6))  # type: ignore[assignment]
     savepoint_step: int = property(itemgetter(7))  # type: ignore[assignment]
+    loop_level: int = property(itemgetter(8))  # type: ignore[assignment]
 
     @property
     def components(self) -> dict[str, float]:
@@ -93,5 +98,6 @@ class StepScore(tuple):
         return (
             f"StepScore(step={self[0]}, runaway_index={self[1]!r}, hazard={self[2]!r}, "
             f"components={self.components!r}, flags={set(self[4]) or '{}'}, "
-            f"detections={self[5]!r}, safe={self[6]}, savepoint_step={self[7]})"
+            f"detections={self[5]!r}, safe={self[6]}, savepoint_step={self[7]}, "
+            f"loop_level={self[8]})"
         )

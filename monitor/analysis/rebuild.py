@@ -218,6 +218,9 @@ def _recover(
     event: RecoveryApplied,
 ) -> None:
     """What :meth:`workers.runner.EpisodeRunner._recover` did to the history."""
+    if event.action == "remind":  # EpisodeRunner._remind: the context is kept
+        history.pending_reminder = reminder or reminder_text(spec.objectives)
+        return
     if recovery == "truncate":
         history.truncate()
         return

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from monitor.pipeline import print_summary, run_episodes
 from monitor.runtime import run
 from monitor.specs import episode_spec
-from schemas.episode import AgentSpec, EpisodeSpec
+from schemas.episode import AgentSpec, EpisodeSpec, VerdictPolicy
 from schemas.settings import Settings
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.mitigations import parse_mitigations
@@ -31,6 +31,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=1, help="seed of the first episode")
     p.add_argument("--mitigation", default="savepoint-recovery", help="names joined with +")
+    p.add_argument("--policy", default="", metavar="FLAG=ACTION,...",
+                   help="verdict policy over the worker default (RUNAWAY_WORKER_POLICY), e.g. "
+                   "self_imitation=continue,over_exploitation=reset")  # fmt: skip
     p.add_argument("--flip-step", type=int, help="drifting agent: flip at this step")
     p.add_argument("--mode", help="drifting agent: runaway mode")
     p.add_argument("--source", help="replay agent: the recording to play")
@@ -71,8 +74,11 @@ def _env_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def build_specs(args: argparse.Namespace, run_id: str) -> list[EpisodeSpec]:
+def build_specs(
+    args: argparse.Namespace, run_id: str, base: VerdictPolicy | None = None
+) -> list[EpisodeSpec]:
     parse_mitigations(args.mitigation)
+    policy = (base or VerdictPolicy()).with_overrides(getattr(args, "policy", "") or "")
     agent = AgentSpec(kind=args.agent, options=_agent_options(args))
     labels = {"model": args.model or args.agent}
     return [
@@ -85,6 +91,7 @@ def build_specs(args: argparse.Namespace, run_id: str) -> list[EpisodeSpec]:
             mitigation=args.mitigation,
             env_options=_env_options(args.option),
             labels=labels,
+            policy=policy,
         )
         for i in range(args.episodes)
     ]
@@ -96,14 +103,14 @@ def main(args: argparse.Namespace) -> int:
         return 2
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     try:
-        specs = build_specs(args, run_id)
+        settings = Settings()
+        specs = build_specs(args, run_id, settings.worker_policy)
         from workers.environments import create_environment
 
         create_environment(args.env, **specs[0].env_options)  # options checked up front
     except (ValueError, ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = Settings()
     summary = run(
         lambda stop: run_episodes(
             settings, specs, stop, run_id=run_id, show_progress=not args.json, log_dir=args.log_dir

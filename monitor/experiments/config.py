@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.episode import DetectorConfig
+from schemas.episode import DetectorConfig, VerdictPolicy
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.mitigations import parse_mitigations
 from workers.models.kinds import MODEL_KINDS
@@ -108,6 +108,9 @@ class ExperimentConfig(BaseModel):
     steps: int = Field(default=100, ge=1, le=100_000)
     concurrency: int = Field(default=50, ge=1, le=10_000)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    policy: VerdictPolicy | None = Field(
+        default=None, description="action per flag; none: the worker default (settings)"
+    )
     search: SearchSpace = Field(default_factory=SearchSpace)
 
     @field_validator("environments", mode="before")
@@ -116,6 +119,11 @@ class ExperimentConfig(BaseModel):
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("policy")
+    @classmethod
+    def _worker_policy(cls, policy: VerdictPolicy | None) -> VerdictPolicy | None:
+        return policy.check_worker() if policy is not None else None
 
     @field_validator("mitigations")
     @classmethod

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from monitor.experiments.config import ExperimentConfig, ModelEntry
 from monitor.specs import episode_spec
-from schemas.episode import AgentSpec, EpisodeSpec
+from schemas.episode import AgentSpec, EpisodeSpec, VerdictPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,11 @@ def cells(config: ExperimentConfig) -> list[tuple[Cell, ModelEntry, dict[str, ob
     return out
 
 
-def build_grid(config: ExperimentConfig) -> list[tuple[Cell, EpisodeSpec]]:
-    """The episode spec of every cell, in grid order."""
+def build_grid(
+    config: ExperimentConfig, default_policy: VerdictPolicy | None = None
+) -> list[tuple[Cell, EpisodeSpec]]:
+    """The episode spec of every cell, in grid order; the config's policy, else
+    ``default_policy`` (the settings' worker policy)."""
     grid = []
     for cell, model, env_options in cells(config):
         agent = AgentSpec(kind=model.kind, options=model.agent_options())
@@ -60,6 +63,7 @@ def build_grid(config: ExperimentConfig) -> list[tuple[Cell, EpisodeSpec]]:
             env_options=env_options,
             labels={"model": cell.model, "experiment": config.name},
             detector=config.detector,
+            policy=config.policy or default_policy,
         )
         grid.append((cell, spec))
     return grid

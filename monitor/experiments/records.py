@@ -47,7 +47,7 @@ def first_onset(events: list[Any]) -> int | None:
             for d in scorer.update(ev).detections:
                 if d.flag == "runaway":
                     return d.onset_step
-        elif isinstance(ev, RecoveryApplied):
+        elif isinstance(ev, RecoveryApplied) and ev.action == "reset":
             scorer.rearm()
     return None
 
@@ -85,7 +85,12 @@ def episode_records(
         "flips": len(flip_steps),
         "first_flip_onset": first_onset(events) if flip_steps else None,
         "first_flip_detected": flip_steps[0] if flip_steps else None,
-        "recoveries": sum(1 for e in events if isinstance(e, RecoveryApplied)),
+        "recoveries": sum(
+            1 for e in events if isinstance(e, RecoveryApplied) and e.action == "reset"
+        ),
+        "reminders": sum(
+            1 for e in events if isinstance(e, RecoveryApplied) and e.action == "remind"
+        ),
         "voluntary_resets": sum(1 for s in steps if s.voluntary_reset),
         "runaway_index": last.runaway_index if last else 0.0,
         "task_score": score,

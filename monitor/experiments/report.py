@@ -14,7 +14,7 @@ import yaml
 
 from monitor.analysis.atlas import aggregate_atlas, render_atlas_markdown
 from monitor.analysis.results import read_autopsies
-from monitor.experiments import plots
+from monitor.experiments import early_warning, plots
 from monitor.experiments.layout import Results
 from monitor.experiments.stats import group
 
@@ -122,22 +122,25 @@ def write_report(root: Path, out: Path | None = None) -> Path:
     ]
     rows = [
         [str(rank), f"`{m}`", str(a["episodes"]), _rate(a), _mean(a["task_score_total"]),
-         _f(a["mean_ri"], 3), _f(a["recoveries_per_episode"])]
+         _f(a["mean_ri"], 3), _f(a["recoveries_per_episode"]),
+         _f(a.get("reminders_per_episode"))]
         for rank, (m, a) in enumerate(leaderboard(by_mitigation), start=1)
     ]  # fmt: skip
     lines += _table(["rank", "mitigation", "episodes", "flip rate [95% CI]",
-                     "task score [95% CI]", "mean RI", "recoveries / episode"], rows)  # fmt: skip
+                     "task score [95% CI]", "mean RI", "resets / episode",
+                     "reminders / episode"], rows)  # fmt: skip
     lines += ["", "## Per cell", "",
               "Flip: the detectors raised the runaway flag at least once. Onset: the step at "
               "which the first flip's sustained runaway began (median, IQR, over flipped "
               "episodes). Mean RI: over all steps.", ""]  # fmt: skip
     rows = [
         [model, env, f"`{mit}`", str(a["episodes"]), _rate(a), _onset(a), _f(a["mean_ri"], 3),
-         f"{a['recoveries']} ({_f(a['recoveries_per_episode'])}/ep)"]
+         f"{a['recoveries']} ({_f(a['recoveries_per_episode'])}/ep)",
+         f"{a.get('reminders', 0)} ({_f(a.get('reminders_per_episode'))}/ep)"]
         for (model, env, mit), a in by_cell.items()
     ]  # fmt: skip
     lines += _table(["model", "environment", "mitigation", "n", "flip rate [95% CI]",
-                     "onset median (IQR)", "mean RI", "recoveries"], rows)  # fmt: skip
+                     "onset median (IQR)", "mean RI", "resets", "reminders"], rows)  # fmt: skip
     lines += [
         "",
         "## Task score per objective",
@@ -153,6 +156,7 @@ def write_report(root: Path, out: Path | None = None) -> Path:
                                       for s in signals)]
                 for (model, _, mit), a in cells.items()]  # fmt: skip
         lines += [*_table(["model", "mitigation", *signals], rows), ""]
+    lines += early_warning.section(episodes, results.step_lines())
     lines += _figures(results, figures, by_model_mitigation, episodes, out.parent)
     lines += _autopsies(read_autopsies(root))
     out.write_text("\n".join(lines) + "\n")

@@ -117,12 +117,12 @@ async def run_experiment(
     """Run every cell of ``config`` not yet done in ``root``; write ``summary.json``."""
     results = Results(root)
     done = prepare(results, config, config_text)
-    grid = build_grid(config)
+    settings = (settings or Settings()).model_copy(update={"concurrency": config.concurrency})
+    grid = build_grid(config, settings.worker_policy)
     pending = [spec for _, spec in grid if spec.episode_id not in done]
     cells = {spec.episode_id: cell for cell, spec in grid}
     run = ExperimentRun(total=len(grid), done_before=len(grid) - len(pending))
     bar = ProgressBar(run.total, run.done_before)
-    settings = (settings or Settings()).model_copy(update={"concurrency": config.concurrency})
     if pending:
         drawing = asyncio.create_task(bar.run()) if show_progress else None
         try:

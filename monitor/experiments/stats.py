@@ -75,6 +75,8 @@ def aggregate(episodes: Sequence[dict[str, Any]], ri_values: Sequence[float]) ->
         "final_ri": statistics.fmean(e["runaway_index"] for e in episodes) if n else None,
         "recoveries": sum(e["recoveries"] for e in episodes),
         "recoveries_per_episode": sum(e["recoveries"] for e in episodes) / n if n else None,
+        "reminders": sum(e.get("reminders", 0) for e in episodes),
+        "reminders_per_episode": (sum(e.get("reminders", 0) for e in episodes) / n if n else None),
         "voluntary_resets": sum(e.get("voluntary_resets", 0) for e in episodes),
         "tokens": {
             "input": sum(e.get("tokens", {}).get("input", 0) for e in episodes),
