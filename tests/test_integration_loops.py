@@ -24,6 +24,8 @@ from schemas.settings import Settings
 from tests.api_helpers import api_client, wait_ready
 from tests.fakes.model_server import FakeModelServer, tool_calls
 
+pytestmark = pytest.mark.usefixtures("redis")  # the real sidecar's keys are removed after
+
 BLOCKED = "Tool call blocked by runaway-monitor: loop: search called {} times in a row"
 
 

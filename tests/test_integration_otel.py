@@ -22,6 +22,8 @@ from schemas.settings import Settings
 from tests.api_helpers import mo_step, register, wait_ready
 from tests.fakes.otlp_receiver import OtlpReceiver
 
+pytestmark = pytest.mark.usefixtures("redis")  # the real sidecar's keys are removed after
+
 OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
              "OTEL_SDK_DISABLED")  # fmt: skip
 
