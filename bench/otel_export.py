@@ -1,13 +1,13 @@
 """Cost of the OpenTelemetry GenAI export per step, against the feed's own work per step.
 
-Usage: ``python -m bench.otel_export [--rounds R] [--json]`` (needs the ``otel`` extra).
-The steps are the 50 shared BioBlue trials as real ``StepEvent`` objects, each with a
-``Verdict``; the baseline is what the sidecar's feed already does for each of them
-(decoding the two stream entries). The export costs the event loop one queue put per
-batch (``on_events``, 500 events a batch as the feed reads them); its own thread builds
-the spans (``on_event``) and hands them to a batch span processor whose exporter discards
-them (the OTLP encoding and the HTTP post happen on the processor's thread). Each is
-timed ``R`` times and the fastest round is kept.
+Usage: ``python -m bench.otel_export [--rounds R] [--trials N] [--json]`` (the ``otel``
+extra). The steps are the 50 shared BioBlue trials (or the first N) as real
+``StepEvent`` objects, each with a ``Verdict``. The baseline is what the sidecar's feed
+already does for each of them (decoding the two stream entries). The export costs the
+event loop one queue put per batch (``on_events``, 500 events a batch as the feed reads
+them); its own thread builds the spans (``on_event``) and hands them to a batch span
+processor whose exporter discards them (the OTLP encoding and the HTTP post happen on
+the processor's thread). Each is timed ``R`` times and the fastest round is kept.
 """
 
 import argparse
@@ -30,11 +30,10 @@ class _Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _events() -> list[Any]:
+def _events(trials: int) -> list[Any]:
     out: list[Any] = []
-    for f in sorted(BUNDLED_DIR.glob("*.tsv")):
-        if f.name == "labels.tsv":
-            continue
+    files = [f for f in sorted(BUNDLED_DIR.glob("*.tsv")) if f.name != "labels.tsv"]
+    for f in files[:trials]:
         _spec, steps = events_from_recording(read_tsv(f))
         for s in steps:
             out += [s, Verdict(episode_id=s.episode_id, step=s.step, verdict="continue",
@@ -54,9 +53,10 @@ def _fastest(fn: Any, rounds: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--trials", type=int, default=50, help="how many shared trials")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    events = _events()
+    events = _events(args.trials)
     entries = [encode(e) for e in events]
     steps = len(events) // 2
     exporter = GenAIExporter(BatchSpanProcessor(_Discard(), max_queue_size=1 << 20))

@@ -14,6 +14,8 @@ from schemas.settings import Settings
 from tests.api_helpers import api_client
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
 
+pytestmark = pytest.mark.usefixtures("redis")  # the real sidecar's keys are removed after
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

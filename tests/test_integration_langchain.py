@@ -1,9 +1,12 @@
 """The LangChain 1.x middleware on a real ``create_agent`` graph (ChatOpenAI on the local
-scripted model server, ``InMemorySaver``), against the scripted sidecar: each model call
+scripted model server, ``InMemorySaver``, and ``SqliteSaver`` for a checkpointer that
+keeps its state outside the process), against the scripted sidecar: each model call
 is a step with its tool calls, and each verdict does what it says, a reset by forking the
 thread from the savepoint's checkpoint."""
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from monitor.client import Monitor
 from monitor.integrations.guard import TOOL_AGENT
@@ -22,7 +26,10 @@ from tests.fakes.sidecar import FakeSidecar, verdict
 REMINDER = "Remember: keep both objectives balanced."
 
 
-def _agent(server: FakeModelServer, middleware: RunawayMiddleware, harvested: list[int]) -> Any:
+def _agent(
+    server: FakeModelServer, middleware: RunawayMiddleware, harvested: list[int],
+    checkpointer: Any = None,
+) -> Any:  # fmt: skip
     @tool
     def harvest(amount: int) -> str:
         """Harvest this many fish."""
@@ -31,7 +38,8 @@ def _agent(server: FakeModelServer, middleware: RunawayMiddleware, harvested: li
 
     model = ChatOpenAI(model="fake", base_url=server.openai_base_url, api_key="test",
                        max_retries=0, timeout=10)  # fmt: skip
-    return create_agent(model, [harvest], middleware=[middleware], checkpointer=InMemorySaver())
+    return create_agent(model, [harvest], middleware=[middleware],
+                        checkpointer=checkpointer or InMemorySaver())  # fmt: skip
 
 
 def _chain(agent: Any, config: dict[str, Any]) -> list[Any]:
@@ -47,10 +55,15 @@ def _id(config: dict[str, Any] | None) -> str | None:
     return (config or {}).get("configurable", {}).get("checkpoint_id")
 
 
-@pytest.mark.parametrize("use_async", [False, True], ids=["invoke", "ainvoke"])
+@pytest.mark.parametrize(
+    ("use_async", "saver"),
+    [(False, "memory"), (True, "memory"), (False, "sqlite")],
+    ids=["invoke-memory", "ainvoke-memory", "invoke-sqlite"],
+)
 async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
-    fake_model_server: FakeModelServer, fake_sidecar: FakeSidecar, use_async: bool
-) -> None:
+    fake_model_server: FakeModelServer, fake_sidecar: FakeSidecar, use_async: bool,
+    saver: str, tmp_path: Path,
+) -> None:  # fmt: skip
     fake_model_server.push(
         tool_calls(("harvest", {"amount": 1})),
         tool_calls(("harvest", {"amount": 2})),
@@ -69,7 +82,9 @@ async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
         register={"objectives": [{"name": "fish", "kind": "renewable", "capacity": 20}]},
     )  # fmt: skip
     harvested: list[int] = []
-    agent = _agent(fake_model_server, middleware, harvested)
+    db = sqlite3.connect(tmp_path / "checkpoints.db", check_same_thread=False)
+    checkpointer = SqliteSaver(db) if saver == "sqlite" else InMemorySaver()
+    agent = _agent(fake_model_server, middleware, harvested, checkpointer)
     config = {"configurable": {"thread_id": "t1"}}
     task = {"messages": [HumanMessage("Fish for a while.")]}
     if use_async:  # the async hooks (aafter_model, awrap_tool_call) and ainvoke
@@ -115,6 +130,7 @@ async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
     last_request = fake_model_server.requests[-1].messages
     assert [m["role"] for m in last_request] == ["user", "assistant", "tool", "user"]
     assert last_request[-1]["content"] == REMINDER
+    db.close()
 
 
 async def test_block_remind_and_stop(

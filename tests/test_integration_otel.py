@@ -15,11 +15,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from monitor.api import create_app
 from monitor.api.app import TELEMETRY
+from monitor.integrations.guard import TOOL_AGENT
 from monitor.integrations.otel import GenAIExporter
 from schemas.events import StepEvent, ToolCall, Verdict
 from schemas.settings import Settings
 from tests.api_helpers import mo_step, register, wait_ready
 from tests.fakes.otlp_receiver import OtlpReceiver
+
+pytestmark = pytest.mark.usefixtures("redis")  # the real sidecar's keys are removed after
 
 OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
              "OTEL_SDK_DISABLED")  # fmt: skip
@@ -105,6 +108,39 @@ async def test_each_step_is_a_genai_trace_with_its_verdict_as_evaluation_event(
     exporter.shutdown()
 
 
+async def test_a_tool_loop_exports_execute_tool_spans_and_the_block_reason(
+    settings: Settings,
+) -> None:
+    memory = InMemorySpanExporter()
+    exporter = GenAIExporter(SimpleSpanProcessor(memory))
+    call = {"name": "search", "arguments": {"q": "fish"}}
+    async with sidecar(settings, exporter) as client:
+        episode = await register(client, {**TOOL_AGENT, "labels": {"model": "gpt-test"}})
+        answers = []
+        for n in (1, 2, 3):
+            body = {"step": n, "tool_calls": [{**call, "id": f"call_{n}"}]}
+            resp = await client.post(f"/v1/episodes/{episode}/steps", json=body)
+            answers.append(await resp.json())
+        assert answers[2]["verdict"] == "block"
+
+        def third() -> list[Any]:
+            return [s for s in memory.get_finished_spans()
+                    if s.attributes.get("gen_ai.conversation.id") == episode
+                    and s.attributes.get("runaway.step") == 3]  # fmt: skip
+
+        [root] = await until(third, "step 3's invoke_agent span")
+    [event] = root.events
+    assert event.attributes["runaway.verdict"] == "block"
+    assert event.attributes["gen_ai.evaluation.explanation"] == answers[2]["reason"]
+    assert "loop" in event.attributes["gen_ai.evaluation.score.label"].split(",")
+    root_id = root.context.span_id
+    [tool_span] = [s for s in memory.get_finished_spans()
+                   if s.parent is not None and s.parent.span_id == root_id]  # fmt: skip
+    assert tool_span.name == "execute_tool search"
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_3"
+    exporter.shutdown()
+
+
 def test_tool_calls_become_execute_tool_spans_and_the_reason_the_explanation() -> None:
     memory = InMemorySpanExporter()
     exporter = GenAIExporter(SimpleSpanProcessor(memory))
@@ -134,6 +170,9 @@ def test_tool_calls_become_execute_tool_spans_and_the_reason_the_explanation() -
 async def test_off_unless_an_otlp_endpoint_is_configured(settings: Settings) -> None:
     assert Settings().otel_endpoint is None
     assert create_app(settings)[TELEMETRY] is None
+    # nor when the endpoint is this sidecar (its /v1/traces would take the spans as steps)
+    own = f"http://localhost:{settings.port}/v1/traces"
+    assert create_app(settings.model_copy(update={"otel_endpoint": own}))[TELEMETRY] is None
 
 
 async def test_export_over_otlp_http_to_a_real_receiver(

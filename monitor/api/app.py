@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -89,12 +90,26 @@ def _telemetry(settings: Settings) -> Any:
     """The OTLP GenAI exporter when ``OTEL_EXPORTER_OTLP_*`` names an endpoint, else None."""
     if not settings.otel_endpoint or settings.otel_sdk_disabled:
         return None
+    if _points_at_self(settings.otel_endpoint, settings):
+        log.warning("the OTLP endpoint is this sidecar: no export (its spans would be steps)")
+        return None
     try:
         from monitor.integrations.otel import GenAIExporter
     except ImportError:
         log.warning("an OTLP endpoint is set but the otel extra is not installed: no export")
         return None
     return GenAIExporter.from_environment()
+
+
+def _points_at_self(endpoint: str, settings: Settings) -> bool:
+    """Whether the export would reach this sidecar's own ``/v1/traces`` (a feedback loop)."""
+    try:
+        url = urlsplit(endpoint)
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        return False
+    local = {settings.host, "127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}
+    return port == settings.port and (url.hostname or "") in local
 
 
 def _metrics_middleware(metrics: ApiMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:

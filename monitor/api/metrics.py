@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.episode import ACTIONS
 from schemas.metrics import LAG_BUCKETS
 from workers.environments.catalog import ENVIRONMENT_NAMES
 
@@ -126,7 +127,7 @@ class ApiMetrics:
         self.redis_up = Gauge(
             "runaway_redis_up", "1 when Redis answered the last probe", registry=r
         )
-        for v in ("continue", "reset"):
+        for v in ACTIONS:
             for s in ("detector", "fail_mode"):
                 self.verdicts.labels(v, s)
         for m in ("closed", "open"):

@@ -72,11 +72,10 @@ class StepRequest(BaseModel):
     def _bounded_state(cls, v: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
         return bounded_state(v)
 
-    @model_validator(mode="after")
-    def _something_done(self) -> "StepRequest":
-        if not self.action and not self.tool_calls and self.text is None:
-            raise ValueError("a step needs 'action', 'tool_calls' or 'text'")
-        return self
+    @property
+    def empty(self) -> bool:
+        """Neither an action nor tool calls nor text: the route answers 422 ``action``."""
+        return not self.action and not self.tool_calls and self.text is None
 
 
 class FinishRequest(BaseModel):

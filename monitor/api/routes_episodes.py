@@ -104,10 +104,16 @@ async def register(request: web.Request) -> web.Response:
 
 
 def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
+    """Numeric steps give every objective; a step with tool calls, text or state may give
+    fewer (the rest come through pointers or count as left alone), never unknown ones."""
+    if req.empty:
+        raise ApiError(422, "validation_error",
+                       "a step needs 'action', 'tool_calls' or 'text'", "action")  # fmt: skip
     names = set(spec.objectives.names)
+    partial = bool(req.tool_calls) or req.text is not None or req.state is not None
     for field in ("observation", "action"):
         given = set(getattr(req, field))
-        if given != names:
+        if given != names and not (partial and given <= names):
             missing = sorted(names - given)
             detail = f"missing {missing}" if missing else f"{len(given - names)} unknown name(s)"
             raise ApiError(
@@ -128,7 +134,7 @@ async def post_step(request: web.Request) -> web.Response:
     event = StepEvent(
         episode_id=episode_id, step=req.step, observation=req.observation, action=req.action,
         rewards=req.rewards, text=req.text, invalid_answers=req.invalid_answers,
-        mitigation=req.mitigation,
+        mitigation=req.mitigation, tool_calls=req.tool_calls, state=req.state,
     )  # fmt: skip
     waiters = app[WAITERS]
     if wait:

@@ -14,7 +14,7 @@ import yaml
 
 from monitor.analysis.atlas import aggregate_atlas, render_atlas_markdown
 from monitor.analysis.results import read_autopsies
-from monitor.experiments import plots
+from monitor.experiments import early_warning, plots
 from monitor.experiments.layout import Results
 from monitor.experiments.stats import group
 
@@ -156,6 +156,7 @@ def write_report(root: Path, out: Path | None = None) -> Path:
                                       for s in signals)]
                 for (model, _, mit), a in cells.items()]  # fmt: skip
         lines += [*_table(["model", "mitigation", *signals], rows), ""]
+    lines += early_warning.section(episodes, results.step_lines())
     lines += _figures(results, figures, by_model_mitigation, episodes, out.parent)
     lines += _autopsies(read_autopsies(root))
     out.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,164 @@
+"""Steps from tool-using agents through the real sidecar (aiohttp app, real Redis, the
+in-process detector) and ``monitor.client``: loops are flagged within the documented
+number of repeats (docs/detectors.md, "Loops"), a varied legitimate session is not,
+pointer objectives let the runaway detectors watch an inventory agent, and bad shapes get
+a 422 naming the field."""
+
+import pytest
+
+from monitor.api.openapi import openapi_document
+from monitor.client import AsyncMonitor
+from schemas.episode import DetectorConfig
+from schemas.events import MAX_TOOL_ARGS, MAX_TOOL_CALLS
+from tests.api_helpers import api_client
+from tests.tool_agents import (
+    SENTENCE,
+    hoarding_buyer,
+    looping_search,
+    ping_pong,
+    repeating_text,
+    run_agent,
+    varied_coder,
+)
+
+TOOL_AGENT = {"objectives": [{"name": "budget", "kind": "unbounded"}]}
+D = DetectorConfig()
+
+
+async def _session(client, body=TOOL_AGENT):
+    url = str(client.server.make_url("")).rstrip("/")
+    mon = AsyncMonitor(url, timeout_s=15)
+    await mon.__aenter__()
+    return mon, await mon.register(**body)
+
+
+async def test_identical_calls_noted_at_2_blocked_at_3_stopped_at_6(settings, redis):
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client)
+        try:
+            run = await run_agent(mon, ep, looping_search, steps=20)
+        finally:
+            await mon.__aexit__(None)
+    verdicts = [v.verdict for v in run.verdicts]
+    assert verdicts == ["continue", "continue", "block", "block", "block", "stop"]
+    assert run.verdicts[1].reason and "loop suspected" in run.verdicts[1].reason
+    assert run.loop_flagged_at == D.loop_repeats == 3  # Gemini CLI flags at 5
+    blocked = run.verdicts[2]
+    assert blocked.cause == "loop" and blocked.policy == "block"
+    assert "web_search called 3 times in a row" in blocked.reason
+    assert run.stopped_at == D.loop_stop == 6 and run.verdicts[-1].cause == "loop"
+
+
+async def test_a_cycle_of_two_calls_is_blocked_at_its_third_repetition(settings, redis):
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client)
+        try:
+            run = await run_agent(mon, ep, ping_pong, steps=14)
+        finally:
+            await mon.__aexit__(None)
+    assert run.first("block") == 2 * D.loop_cycle_repeats == 6
+    assert "cycle of 2 tool calls" in run.verdicts[5].reason
+    assert run.first("stop") == 2 * D.loop_stop == 12
+
+
+async def test_repeated_text_is_flagged_at_the_tenth_repeat_of_a_chunk(settings, redis):
+    assert len(SENTENCE) >= D.loop_chunk
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client)
+        try:
+            run = await run_agent(mon, ep, repeating_text, steps=12)
+        finally:
+            await mon.__aexit__(None)
+    assert run.loop_flagged_at == D.loop_text_repeats == 10
+    assert run.first("block") == 10 and "repeated 10 times" in run.verdicts[9].reason
+
+
+async def test_a_varied_legitimate_session_is_never_flagged(settings, redis):
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client)
+        try:
+            run = await run_agent(mon, ep, varied_coder, steps=60)
+        finally:
+            await mon.__aexit__(None)
+    assert len(run.verdicts) == 60
+    assert all(v.verdict == "continue" and not v.flags for v in run.verdicts)
+    assert not any(v.reason for v in run.verdicts)  # not even a noted repeat
+
+
+async def test_pointer_objective_runaway_on_an_inventory_agent(settings, redis):
+    body = {"objectives": [{"name": "W-1", "kind": "homeostatic", "target": 100, "band": 10,
+                            "pointer": "/inventory/W-1"}]}  # fmt: skip
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client, body)
+        try:
+            run = await run_agent(mon, ep, hoarding_buyer, steps=16)
+        finally:
+            await mon.__aexit__(None)
+    first = run.first("reset")
+    assert first is not None and 9 <= first <= 9 + D.n_consecutive, first
+    reset = run.verdicts[first - 1]
+    assert reset.cause == "runaway" and reset.savepoint_step == 8 and reset.reminder
+    assert "loop" not in reset.flags
+
+
+async def test_policy_set_at_registration(settings, redis):
+    body = {**TOOL_AGENT, "policy": {"loop": "remind"}}
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client, body)
+        try:
+            run = await run_agent(mon, ep, looping_search, steps=8)
+        finally:
+            await mon.__aexit__(None)
+    assert [v.verdict for v in run.verdicts].count("remind") == 1  # once, at the flag
+    assert run.verdicts[2].verdict == "remind" and run.verdicts[2].cause == "loop"
+    assert run.stopped_at is None
+
+
+BAD_STEPS = [
+    ({"step": 1}, "action"),
+    ({"step": 1, "tool_calls": [{"arguments": {}}]}, "tool_calls.0.name"),
+    ({"step": 1, "tool_calls": [{"name": "x", "arguments": {"a": "y" * MAX_TOOL_ARGS}}]},
+     "tool_calls.0.arguments"),
+    ({"step": 1, "tool_calls": [{"name": "x"}] * (MAX_TOOL_CALLS + 1)}, "tool_calls"),
+    ({"step": 1, "tool_calls": [{"name": "x", "argument": {}}]}, "tool_calls.0.argument"),
+    ({"step": 1, "tool_calls": [{"name": "x", "arguments": [1, 2]}]}, "tool_calls.0.arguments"),
+    ({"step": 1, "text": "t", "state": {"s": "z" * 70_000}}, "state"),
+    ({"step": 1, "text": "t", "action": {"nope": 1}}, "action"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_STEPS)
+async def test_bad_step_shapes_get_422_naming_the_field(settings, redis, body, field):
+    async with api_client(settings, detector=False) as client:
+        resp = await client.post("/v1/episodes", json=TOOL_AGENT)
+        ep = (await resp.json())["episode_id"]
+        resp = await client.post(f"/v1/episodes/{ep}/steps", json=body)
+        assert resp.status == 422, await resp.text()
+        answer = await resp.json()
+        assert answer["field"] == field or answer["field"].startswith(field), answer
+        assert "y" * 100 not in str(answer) and "z" * 100 not in str(answer)  # no echo
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [({"runaway": "explode"}, "policy.runaway"), ({"flip": "reset"}, "policy.flip")],
+)
+async def test_bad_policy_at_registration(settings, redis, policy, field):
+    async with api_client(settings, detector=False) as client:
+        resp = await client.post("/v1/episodes", json={**TOOL_AGENT, "policy": policy})
+        assert resp.status == 422 and (await resp.json())["field"] == field
+
+
+def test_openapi_document_has_the_new_shapes():
+    schemas = openapi_document()["components"]["schemas"]
+    step = schemas["StepRequest"]["properties"]
+    assert {"tool_calls", "state", "text", "action"} <= set(step)
+    assert step["tool_calls"]["maxItems"] == MAX_TOOL_CALLS
+    assert {"name", "arguments", "result", "id"} == set(schemas["ToolCall"]["properties"])
+    assert set(schemas["VerdictPolicy"]["properties"]) == {
+        "runaway", "self_imitation", "over_exploitation", "loop",
+    }  # fmt: skip
+    verdict = schemas["StepVerdict"]["properties"]
+    assert {"cause", "policy", "reason"} <= set(verdict)
+    assert set(verdict["verdict"]["enum"]) == {"continue", "remind", "reset", "block", "stop"}
+    assert "pointer" in schemas["ObjectiveSpec"]["properties"]
