@@ -10,13 +10,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from schemas.episode import ACTIONS
+from schemas.episode import ACTIONS, FLAGS
 from schemas.metrics import LAG_BUCKETS
 from workers.environments.catalog import ENVIRONMENT_NAMES
 
-# the verdict actions and flags of the issue-14 contract (a label set known up front)
-ACTIONS = ("continue", "remind", "reset", "block", "stop")
-FLAGS = ("runaway", "self_imitation", "over_exploitation", "loop")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
