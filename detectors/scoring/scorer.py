@@ -209,7 +209,7 @@ class EpisodeScorer:
         ren = {i for i, _ in plan.renew}
         self._isnonren = tuple(i not in ren for i in range(plan.n))
         det = spec.detector
-        self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps)
+        self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps, self._n)
         self._oe_on = self._oe.active
         self._xflags = 0
         self._loops = LoopTracker(det)
