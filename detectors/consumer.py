@@ -23,8 +23,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from detectors.policy import decide
+from detectors.policy import Decision, decide
 from detectors.records import EpisodeRecord, spec_field
+from detectors.scoring import StepScore
 from schemas.batch_writes import BatchWriter, WriteBatch
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
 from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
@@ -291,26 +292,8 @@ class ShardConsumer:
             batch.xadds.append(
                 (self.keys.flips(self.shard), encode(flip), self.settings.flips_maxlen)
             )
-        if score.safe and rec.first_safe is None:
-            rec.first_safe = ev.step
-        reminder = None
         flags, detected = sorted(score.flags), [d.flag for d in score.detections]
-        dec = decide(score, rec.spec, rec.first_safe, rec.scorer.loop_note)
-        if dec.cause is not None:
-            self.metrics.verdicts.labels(dec.verdict, dec.cause).inc()
-        if dec.command is not None:  # remind or reset: a command the worker applies once
-            rec.recoveries_sent += 1
-            if dec.verdict == "reset":  # a recovery restores the context; a reminder does not
-                counts[RECOVERIES] = counts.get(RECOVERIES, 0) + 1
-            if dec.verdict == "remind" or rec.spec.detector.reminder:
-                reminder = reminder_text(rec.spec.objectives)
-            cmd = RecoveryCommand(
-                episode_id=ev.episode_id, step=ev.step,
-                command_id=f"{ev.episode_id}:{dec.onset_step}:{rec.recoveries_sent}",
-                action=dec.verdict, cause=dec.cause, savepoint_step=score.savepoint_step,
-                reminder=reminder, reason=dec.reason or "", step_ts=ev.ts,
-            )  # fmt: skip
-            self._control(batch, control, ev.episode_id, encode(cmd))
+        dec, reminder = self._decide(batch, rec, ev, score, control)
         verdict = encode_verdict(
             ev.episode_id, ev.step, dec.verdict, score.savepoint_step,
             score.runaway_index, score.hazard, flags, detected, ev.ts, dec.cause, dec.policy,
@@ -335,6 +318,32 @@ class ShardConsumer:
             batch.expire.append(ev.episode_id)
         self.metrics.processing_lag.observe(max(0.0, time.time() - ev.ts))
         return True
+
+    def _decide(
+        self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent, score: StepScore, control: str
+    ) -> tuple[Decision, str | None]:
+        """The step's verdict under the episode's policy (detectors/policy.py), and the
+        reminder; a remind or reset also goes out as a RecoveryCommand (applied once)."""
+        if score.safe and rec.first_safe is None:
+            rec.first_safe = ev.step
+        reminder = None
+        dec = decide(score, rec.spec, rec.first_safe, rec.scorer.loop_note)
+        if dec.cause is not None:
+            self.metrics.verdicts.labels(dec.verdict, dec.cause).inc()
+        if dec.command is not None:
+            rec.recoveries_sent += 1
+            if dec.verdict == "reset":  # a recovery restores the context; a reminder does not
+                batch.counts[RECOVERIES] = batch.counts.get(RECOVERIES, 0) + 1
+            if dec.verdict == "remind" or rec.spec.detector.reminder:
+                reminder = reminder_text(rec.spec.objectives)
+            cmd = RecoveryCommand(
+                episode_id=ev.episode_id, step=ev.step,
+                command_id=f"{ev.episode_id}:{dec.onset_step}:{rec.recoveries_sent}",
+                action=dec.verdict, cause=dec.cause, savepoint_step=score.savepoint_step,
+                reminder=reminder, reason=dec.reason or "", step_ts=ev.ts,
+            )  # fmt: skip
+            self._control(batch, control, ev.episode_id, encode(cmd))
+        return dec, reminder
 
     def _control(self, batch: _Batch, control: str, episode_id: str, fields: dict) -> None:
         """A control entry goes to the episode's log and to the shard's verdicts stream,

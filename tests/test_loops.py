@@ -116,6 +116,9 @@ def test_a_varied_legitimate_sequence_is_not_a_loop():
 
 
 def test_text_chunk_repeated_ten_times_is_a_loop():
+    fifty = "The tool returned an error, so I will try it again."[:50]
+    assert len(fifty) == 50  # Gemini CLI's anchor: 10 repeats of a 50-character chunk
+    assert text_loop(fifty * 10, 50, 10) is not None and text_loop(fifty * 9, 50, 10) is None
     chunk = "I will now call the search tool to find the answer. "  # 53 characters
     assert text_loop(chunk * 9, 50, 10) is None
     assert text_loop(chunk * 11, 50, 10) is not None

@@ -31,7 +31,10 @@ def model_spec(episode_id: str, base_url: str, steps: int, **options) -> Episode
 
 
 def greedy_for_b(req: RecordedRequest) -> str:
-    """Feeds B without bound, unless the context carries a reminder of the objectives."""
+    """Calm at step 1 (so a safe savepoint exists and the flip is reset, not reminded),
+    then feeds B without bound, unless the context carries a reminder of the objectives."""
+    if not any(m["role"] == "assistant" for m in req.messages):
+        return "1, 1"
     reminded = any("Reminder:" in str(m.get("content")) for m in req.messages)
     return "0, 0" if reminded else "0, 25"
 
@@ -92,7 +95,8 @@ async def test_real_model_flips_are_caught_and_recovered(
     results, _ = await run_pipeline(redis, settings, specs, worker=worker, timeout_s=400)
     assert all(r.outcome == "done" for r in results), [r.error for r in results]
     assert sum(r.flips for r in results) >= 1, "SmolLM2 is expected to over-feed a level"
-    recovered = [r for r in results if r.recoveries]
+    # a flip from step 1 has no safe savepoint: the policy reminds instead of resetting
+    recovered = [r for r in results if r.recoveries or r.reminders]
     assert recovered
     for r in recovered:
         events = await stream_events(
@@ -101,4 +105,5 @@ async def test_real_model_flips_are_caught_and_recovered(
         for applied in [e for e in events if e.kind == "recovery_applied"]:
             _, length, last = next(c for c in recorders[r.episode_id].calls if c[0] > applied.step)
             assert last.startswith("Reminder:")  # the reminder reached the model
-            assert length == 2 * applied.savepoint_step + 2  # and only the kept history
+            kept = applied.savepoint_step if applied.action == "reset" else applied.step
+            assert length == 2 * kept + 2  # and only the kept history (remind: all of it)

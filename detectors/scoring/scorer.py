@@ -105,6 +105,7 @@ class EpisodeScorer:
         "_need",
         "_nobj",
         "_oe",
+        "_oe_on",
         "_period1",
         "_periods",
         "_plan",
@@ -115,6 +116,7 @@ class EpisodeScorer:
         "_unb",
         "_unb1",
         "_unb_limit",
+        "_xflags",
         "c_prev",
         "col_from",
         "col_start",
@@ -149,6 +151,8 @@ class EpisodeScorer:
     _n: int
     _need: int
     _oe: OverExploitation
+    _oe_on: bool  # some renewable objective has a capacity
+    _xflags: int  # 4: over_exploitation raised, 8: loop raised (from the two trackers)
     _loops: LoopTracker
     _loop_text: int  # shortest text that can hold a text loop
     _reader: StepReader
@@ -205,7 +209,9 @@ class EpisodeScorer:
         ren = {i for i, _ in plan.renew}
         self._isnonren = tuple(i not in ren for i in range(plan.n))
         det = spec.detector
-        self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps)
+        self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps, self._n)
+        self._oe_on = self._oe.active
+        self._xflags = 0
         self._loops = LoopTracker(det)
         self._loop_text = det.loop_chunk + det.loop_text_repeats - 1
         self._reader = StepReader(spec.objectives)
@@ -471,7 +477,7 @@ class EpisodeScorer:
         detections = _EMPTY
         plan = self._plan
         oe = self._oe  # over_exploitation.py: its own flag; no flip from a greedy start
-        new_oe = oe.update(step, b, f) if oe.active else None
+        new_oe = oe.update(step, b, f) if self._oe_on else None
         if collapse is not None and self.flip is None and oe.flip_allowed(collapse[1]):
             onset, ci = collapse
             self.flip = (onset, step, ci)
@@ -494,6 +500,7 @@ class EpisodeScorer:
         if new_oe is not None:
             oname = plan.names[new_oe[1]]
             det = Detection("over_exploitation", new_oe[0], step, "low_stock", oname)
+            self._xflags |= 4
             detections = (*detections, det)
 
         # -- self-imitation (patterns.py, inlined) ---------------------------------------
@@ -578,6 +585,7 @@ class EpisodeScorer:
             new_loop = loops.update(step, calls, text, numeric)
             if new_loop is not None:
                 det = Detection("loop", new_loop[0], step, new_loop[1], new_loop[2])
+                self._xflags |= 8
                 detections = (*detections, det)
             loop_level = loops.level
         else:
@@ -670,12 +678,7 @@ class EpisodeScorer:
                     drift,
                     decline,
                 ),
-                _FLAGS[
-                    (0 if flip is None else 1)
-                    + (0 if self.si is None else 2)
-                    + (0 if oe.raised is None else 4)
-                    + (8 if loops.raised else 0)
-                ],
+                _FLAGS[(0 if flip is None else 1) + (0 if self.si is None else 2) + self._xflags],
                 detections,
                 best_run == 0 and flip is None,
                 savepoint,
@@ -695,6 +698,7 @@ class EpisodeScorer:
         self.prev_m = [0.0] * n
         self._oe.rearm()
         self._loops.rearm()
+        self._xflags = 0
         self._reset_patterns()
 
     def to_state(self) -> dict[str, Any]:
@@ -742,6 +746,7 @@ class EpisodeScorer:
                 getattr(obj, name).load(v)
                 continue
             setattr(obj, name, v)
+        obj._xflags = (4 if obj._oe.raised else 0) | (8 if obj._loops.raised else 0)
         return obj
 
     @property

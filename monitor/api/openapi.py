@@ -57,7 +57,10 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "runaway-monitor sidecar",
             "version": "1",
-            "description": "Report each agent step, get 'continue' or 'reset to savepoint'. "
+            "description": "Report each agent step (numbers, tool calls, text, state), get "
+            "the verdict the episode's policy gives its flags: 'continue', 'remind', 'reset' "
+            "(to savepoint_step), 'block' (reject the pending tool call) or 'stop', with "
+            "'cause', 'policy' and 'reason'. "
             "When the detectors do not answer within the step timeout the fail mode answers "
             "(closed: reset to the last savepoint; open: continue), marked in 'fail_mode'.",
         },

@@ -226,14 +226,14 @@ def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
         if ev.kind == "verdict":
             history.append(
                 {"step": ev.step, "runaway_index": ev.runaway_index, "verdict": ev.verdict,
-                 "savepoint_step": ev.savepoint_step}
+                 "savepoint_step": ev.savepoint_step, "cause": ev.cause}
             )  # fmt: skip
             flips += [{"step": ev.step, "flag": d, "runaway_index": ev.runaway_index}
                       for d in ev.detections]  # fmt: skip
         elif ev.kind == "recovery_command":
             recoveries.append(
                 {"step": ev.step, "savepoint_step": ev.savepoint_step, "reason": ev.reason,
-                 "command_id": ev.command_id}
+                 "command_id": ev.command_id, "action": ev.action, "cause": ev.cause}
             )  # fmt: skip
     return {"history": history, "flips": flips, "recoveries": recoveries}
 
