@@ -13,10 +13,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.episode import EpisodeSpec
+from schemas.numbers import Values
 
 SCHEMA_VERSION = 1
 
-Values = dict[str, float]
 MAX_TEXT = 100_000  # characters of one agent answer
 
 
