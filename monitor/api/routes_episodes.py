@@ -131,12 +131,14 @@ async def post_step(request: web.Request) -> web.Response:
         mitigation=req.mitigation,
     )  # fmt: skip
     waiters = app[WAITERS]
-    if wait:
-        waiters.expect(episode_id, req.step)  # before publishing: the verdict can be quick
+    # this request's own ticket, before publishing (the verdict can be quick); a refused
+    # duplicate drops only its own ticket
+    ticket = waiters.expect(episode_id, req.step) if wait else None
     try:
         await app[STORE].accept_step(event)
     except BaseException:
-        waiters.forget(episode_id, req.step)
+        if ticket is not None:
+            waiters.forget(episode_id, req.step, ticket)
         raise
     app[FEED].follow(episode_id)
     labels = metrics.episode_labels(
@@ -145,12 +147,12 @@ async def post_step(request: web.Request) -> web.Response:
         spec.labels.get("mitigation", "none"),
     )
     child(metrics.steps, *labels).inc()
-    if not wait:
+    if ticket is None:
         return web.json_response(
             {"episode_id": episode_id, "step": req.step, "accepted": True, "verdict": None},
             status=202,
         )
-    answer = await waiters.wait(episode_id, req.step, settings.step_timeout_s)
+    answer = await waiters.wait(episode_id, req.step, ticket, settings.step_timeout_s)
     if answer is not None:
         verdict, cmd = answer
         result = StepVerdict(
