@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8321, ge=0, le=65535)
     api_token: SecretStr | None = None
+    allowed_hosts: str = Field(
+        default="",
+        description="Host names served without a token besides loopback ones (comma-separated)",
+    )
+    allowed_origins: str = Field(
+        default="", description="other origins (scheme://host:port) whose requests are served"
+    )
     step_timeout_s: float = Field(default=2.0, gt=0, description="sidecar waits for a verdict")
     fail_mode: FailMode = FailMode.CLOSED
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.api import routes_episodes, routes_service, sse
 from monitor.api.auth import auth_middleware
+from monitor.api.browser import browser_middleware
 from monitor.api.errors import Handler, error_middleware
 from monitor.api.feed import Feed
 from monitor.api.health import watch
@@ -46,7 +47,12 @@ def create_app(
     metrics = ApiMetrics(registry or CollectorRegistry())
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, _metrics_middleware(metrics), auth_middleware(token)],
+        middlewares=[
+            error_middleware,
+            _metrics_middleware(metrics),
+            browser_middleware(settings, token),
+            auth_middleware(token),
+        ],
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
