@@ -15,6 +15,7 @@ The service calls :meth:`ShardConsumer.flush` when it stops reading.
 """
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from detectors.records import EpisodeRecord, spec_field
+from detectors.records import CheckpointError, EpisodeRecord, fingerprint, spec_field
 from schemas.batch_writes import BatchWriter, WriteBatch
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
 from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
@@ -82,6 +83,7 @@ class ShardConsumer:
         self.verdicts_maxlen = settings.verdicts_maxlen
         self.writer = BatchWriter(redis)
         self.records: dict[str, EpisodeRecord] = {}
+        self._unreadable: dict[str, str] = {}  # episode -> why its spec checkpoint is not
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
         self._together = holds_one_connection(redis)  # commit and next read in one write
@@ -187,8 +189,15 @@ class ShardConsumer:
                 self._dead(batch, entry_id, None, f"scoring failed: {type(exc).__name__}")
         for episode_id in touched:
             rec = self.records.get(episode_id)
-            if rec is not None:
-                batch.states[episode_id] = rec.dump_state()
+            if rec is None:
+                continue
+            state = rec.dump_state()
+            if state is None:  # never write a NaN: reload the last good checkpoint instead
+                log.error("episode %s: scorer state not finite; not checkpointed", episode_id)
+                self.metrics.checkpoint_errors.inc()
+                self.records.pop(episode_id, None)
+                continue
+            batch.states[episode_id] = state
         writes = self._writes(batch)
         if self._together and writes:
             self._unsent = _Unsent(writes, batch.finished)  # goes with the next read
@@ -220,8 +229,18 @@ class ShardConsumer:
         values = await self.redis.hmget(self.keys.detector_state(self.shard), fields)
         for i, episode_id in enumerate(missing):
             spec_json, state_json = values[2 * i], values[2 * i + 1]
-            if spec_json is not None:
-                self.records[episode_id] = EpisodeRecord.load(spec_json, state_json)
+            if spec_json is None:
+                continue
+            try:
+                rec = self.records[episode_id] = EpisodeRecord.load(spec_json, state_json)
+            except CheckpointError as exc:  # its entries are dead-lettered with the reason
+                log.error("episode %s: %s", episode_id, exc)
+                self.metrics.checkpoint_errors.inc()
+                self._unreadable[episode_id] = str(exc)
+                continue
+            self._unreadable.pop(episode_id, None)
+            if rec.note is not None:
+                self.metrics.checkpoint_errors.inc()
 
     def _apply(self, batch: _Batch, ev: Any) -> bool:
         """Apply one event; True when the episode's state changed."""
@@ -233,7 +252,11 @@ class ShardConsumer:
             batch.states[spec_field(ev.episode_id)] = rec.dump_spec()
             return True
         if rec is None:
-            self._dead(batch, None, ev, "no episode_started for this episode")
+            why = self._unreadable.get(ev.episode_id)
+            reason = (
+                f"checkpoint unreadable: {why}" if why else "no episode_started for this episode"
+            )
+            self._dead(batch, None, ev, reason)
             return False
         if ev.kind == "step":
             return self._score(batch, rec, ev)
@@ -247,17 +270,25 @@ class ShardConsumer:
         return False
 
     def _score(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent) -> bool:
-        if ev.step <= rec.last_step:
-            self.metrics.duplicates.inc()
-            return False
         names = rec.names
         if names != ev.action.keys() or names != ev.observation.keys():
             expected = list(rec.spec.objectives.names)
             self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
             return False
+        if ev.step <= rec.last_step:
+            return self._duplicate(batch, rec, ev)
+        reason = self._gap(rec, ev.step)
         score = rec.scorer.update(ev)
+        if not (math.isfinite(score.runaway_index) and math.isfinite(score.hazard)):
+            # last guard (the decoder bounds every number): never write a NaN; the episode
+            # reloads from its last good checkpoint
+            log.error("episode %s step %d: non-finite score", ev.episode_id, ev.step)
+            self.records.pop(ev.episode_id, None)
+            self._dead(batch, None, ev, "scoring produced a non-finite value")
+            return False
         rec.last_step = ev.step
         rec.last_score = score
+        rec.remember(ev)
         env = rec.spec.environment or "custom"
         counter = self._steps_metric.get(env)
         if counter is None:
@@ -294,21 +325,43 @@ class ShardConsumer:
         verdict = encode_verdict(
             ev.episode_id, ev.step, "reset" if reset else "continue", score.savepoint_step,
             score.runaway_index, score.hazard, sorted(score.flags),
-            [d.flag for d in score.detections], ev.ts,
+            [d.flag for d in score.detections], ev.ts, reason,
         )  # fmt: skip
         self._control(batch, control, ev.episode_id, verdict)
-        batch.summaries[ev.episode_id] = {
+        summary = batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
             "runaway_index": score.runaway_index,
             "hazard": score.hazard,
             "flags": ",".join(sorted(score.flags)),
             "flips": rec.flips,
         }
+        if rec.missing:
+            summary["missing_steps"] = rec.missing
         if not rec.summary_ttl_set:  # HSET keeps a key's TTL: one EXPIRE per episode is enough
             rec.summary_ttl_set = True
             batch.expire.append(ev.episode_id)
         self.metrics.processing_lag.observe(max(0.0, time.time() - ev.ts))
         return True
+
+    def _duplicate(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent) -> bool:
+        """A step at or below the last one: a redelivery is dropped (counted); one that
+        differs from the entry scored at that step is dead-lettered as a conflict. Older
+        steps than the last RECENT_STEPS cannot be compared and count as duplicates."""
+        known = rec.recent.get(ev.step)
+        if known is not None and known != fingerprint(ev):
+            self._dead(batch, None, ev, f"conflict: step {ev.step} differs from the one scored")
+        else:
+            self.metrics.duplicates.inc()
+        return False
+
+    def _gap(self, rec: EpisodeRecord, step: int) -> str | None:
+        """The verdict's reason for this step: a note from loading, or the missing steps."""
+        note, rec.note = rec.note, None
+        if note is None and step > rec.last_step + 1:
+            rec.missing += step - rec.last_step - 1
+            first, last = rec.last_step + 1, step - 1
+            note = f"steps {first}-{last} missing" if last > first else f"step {first} missing"
+        return note
 
     def _control(self, batch: _Batch, control: str, episode_id: str, fields: dict) -> None:
         """A control entry goes to the episode's log and to the shard's verdicts stream,

@@ -92,6 +92,11 @@ class Verdict(_Event):
     flags: list[str] = Field(default_factory=list, description="flags raised so far")
     detections: list[str] = Field(default_factory=list, description="flags raised at this step")
     step_ts: float = Field(description="ts of the step this answers (for lag)")
+    reason: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description="what the detector noticed: a gap, a reset state",
+    )
 
 
 class FlipEvent(_Event):

@@ -44,6 +44,7 @@ def encode_verdict(
     flags: Sequence[str],
     detections: Sequence[str],
     step_ts: float,
+    reason: str | None = None,
 ) -> dict[str, bytes]:
     """The entry of a :class:`~schemas.events.Verdict`, without building the model.
 
@@ -66,6 +67,7 @@ def encode_verdict(
             "flags": list(flags),
             "detections": list(detections),
             "step_ts": step_ts,
+            "reason": reason,
         }
     )
     return {"k": b"verdict", "v": _VERSION, "d": data}
