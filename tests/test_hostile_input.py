@@ -113,3 +113,25 @@ async def test_concurrent_hostile_registrations_leave_the_service_working(settin
         ep = await register(client)
         got = await (await client.post(f"/v1/episodes/{ep}/steps", json=mo_step(1))).json()
         assert got["fail_mode"] is None
+
+
+async def test_a_non_finite_summary_never_reaches_a_response(settings, redis):
+    """An older detector wrote 'nan' into an episode's summary: every answer is still
+    strict JSON (no literal NaN for JSON.parse to refuse), the fail mode's too."""
+    async with api_client(settings, detector=False, step_timeout_s=0.1) as client:
+        ep = await register(client)
+        await redis.hset(settings.keys.episode(ep), mapping={"runaway_index": "nan",
+                                                            "hazard": "inf"})  # fmt: skip
+        resp = await client.post(f"/v1/episodes/{ep}/steps", json=mo_step(1))
+        got = await resp.json()
+        assert got["fail_mode"] == "closed" and got["runaway_index"] == 0.0
+        for path in (f"/v1/episodes/{ep}", "/v1/episodes"):
+            text = await (await client.get(path)).text()
+            assert (
+                "NaN" not in text
+                and "Infinity" not in text
+                and "null"
+                not in text.replace('"registered_at":null', "")
+                .replace('"next_offset":null', "")
+                .replace('"savepoint_step":null', "")
+            )

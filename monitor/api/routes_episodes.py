@@ -6,6 +6,7 @@ within ``step_timeout_s``. When the detectors do not answer in time, the episode
 the service's) fail mode answers instead, says so in ``fail_mode`` and is counted.
 """
 
+import math
 import time
 import uuid
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from monitor.api.errors import ApiError, validation_error
+from monitor.api.errors import ApiError, json_response, validation_error
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
 from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
 from schemas.episode import EpisodeSpec, FailMode
@@ -100,7 +101,7 @@ async def register(request: web.Request) -> web.Response:
         "step_timeout_s": settings.step_timeout_s,
         "created": created,
     }
-    return web.json_response(body, status=201 if created else 200)
+    return json_response(body, status=201 if created else 200)
 
 
 def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
@@ -148,7 +149,7 @@ async def post_step(request: web.Request) -> web.Response:
     )
     child(metrics.steps, *labels).inc()
     if ticket is None:
-        return web.json_response(
+        return json_response(
             {"episode_id": episode_id, "step": req.step, "accepted": True, "verdict": None},
             status=202,
         )
@@ -192,7 +193,7 @@ async def _fail_mode_verdict(request: web.Request, spec: EpisodeSpec, step: int)
         episode_id=spec.episode_id, step=step,
         verdict="reset" if mode is FailMode.CLOSED else "continue",
         savepoint_step=(savepoint or 0) if mode is FailMode.CLOSED else savepoint,
-        runaway_index=float(summary.get("runaway_index", 0.0)), flags=flags,
+        runaway_index=_finite(summary.get("runaway_index")) or 0.0, flags=flags,
         reason="no verdict from the detectors in time", fail_mode=mode,
     )  # fmt: skip
 
@@ -205,7 +206,7 @@ async def finish(request: web.Request) -> web.Response:
     await request.app[STORE].finish(
         EpisodeFinished(episode_id=episode_id, step=step, reason=req.reason)
     )
-    return web.json_response({"episode_id": episode_id, "status": "finished", "steps": step})
+    return json_response({"episode_id": episode_id, "status": "finished", "steps": step})
 
 
 def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -232,8 +233,20 @@ def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
     return {"history": history, "flips": flips, "recoveries": recoveries}
 
 
+def _finite(raw: str | None, default: float | None = 0.0) -> float | None:
+    """A stored number, or ``default`` when it is missing or not finite (an older
+    detector wrote 'nan')."""
+    try:
+        value = float(raw) if raw is not None else default
+    except ValueError:
+        return default
+    return value if value is None or math.isfinite(value) else default
+
+
 def _summary_view(episode_id: str, s: dict[str, str]) -> dict[str, Any]:
     def num(name: str, cast: Any = int, default: Any = 0) -> Any:
+        if cast is float:
+            return _finite(s.get(name), default)
         try:
             return cast(s[name])
         except (KeyError, ValueError):
@@ -271,7 +284,7 @@ async def get_episode(request: web.Request) -> web.Response:
         body["labels"] = spec.labels
     entries = await store.control_entries(episode_id, 2 * request.app[SETTINGS].control_maxlen)
     body.update(_history(entries))
-    return web.json_response(body)
+    return json_response(body)
 
 
 def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -321,6 +334,6 @@ async def list_episodes(request: web.Request) -> web.Response:
                 break
         if len(items) == limit:
             break
-    return web.json_response(
+    return json_response(
         {"items": items, "next_offset": cursor if cursor >= 0 and len(items) == limit else None}
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.api.errors import json_response
 from monitor.api.health import probe
 from monitor.api.openapi import openapi_document
 from monitor.api.state import FEED, METRICS, REDIS, SETTINGS
@@ -33,7 +34,7 @@ async def index(_: web.Request) -> web.Response:
 
 
 async def openapi(_: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return json_response(openapi_document())
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -43,7 +44,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def healthz(_: web.Request) -> web.Response:
     """The process is alive and its loop answers; says nothing about Redis."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -52,4 +53,4 @@ async def readyz(request: web.Request) -> web.Response:
     if result.ready and not request.app[FEED].healthy:
         result.ready = False
         result.reasons.append("live feed not reading yet")
-    return web.json_response(result.body(), status=200 if result.ready else 503)
+    return json_response(result.body(), status=200 if result.ready else 503)
