@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitor.api.errors import json_response
 from monitor.api.health import probe
 from monitor.api.openapi import openapi_document
-from monitor.api.state import FEED, METRICS, REDIS, SETTINGS
+from monitor.api.state import FEED, HEALTH, METRICS, REDIS, SETTINGS
 
 STATIC = Path(__file__).parent / "static"
 
@@ -42,8 +42,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def healthz(_: web.Request) -> web.Response:
-    """The process is alive and its loop answers; says nothing about Redis."""
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive, its loop answers and its in-process tasks (the detector) can
+    be kept running: 503 naming the problems otherwise. Says nothing about Redis."""
+    problems = request.app[HEALTH].problems
+    if problems:
+        return json_response({"status": "failing", "problems": dict(problems)}, status=503)
     return json_response({"status": "ok"})
 
 
