@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     step_timeout_s: float = Field(default=2.0, gt=0, description="sidecar waits for a verdict")
     fail_mode: FailMode = FailMode.CLOSED
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=30,
+        description="close a connection without a complete request head (or body) this long "
+        "after it connected or finished its last request (idle keep-alive included)",
+    )  # fmt: skip
+    max_connections: int = Field(
+        default=1_000, ge=8, description="open connections; beyond, the oldest idle one closes"
+    )
     redis_op_timeout_s: float = Field(
         default=2.0, gt=0, description="bound on one Redis call in a request (then 503)"
     )

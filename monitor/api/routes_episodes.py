@@ -6,6 +6,7 @@ within ``step_timeout_s``. When the detectors do not answer in time, the episode
 the service's) fail mode answers instead, says so in ``fail_mode`` and is counted.
 """
 
+import asyncio
 import math
 import time
 import uuid
@@ -38,7 +39,11 @@ def setup(app: web.Application) -> None:
 
 async def _body(request: web.Request, model: type[M], empty_ok: bool = False) -> M:
     """The JSON body as ``model``; 400/422 naming the field, never echoing the body."""
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].header_timeout_s):
+            raw = await request.read()
+    except TimeoutError:  # a body trickled in: the connection is not held for it
+        raise ApiError(408, "body_timeout", "the body did not arrive in time", "body") from None
     if not raw and empty_ok:
         raw = b"{}"
     try:
