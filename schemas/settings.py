@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     ready_max_lag: int = Field(
         default=10_000, ge=0, description="/readyz: most unread steps per shard for the group"
     )
+    sse_max_streams: int = Field(default=100, ge=1, description="open /v1/events streams in all")
+    sse_per_client: int = Field(
+        default=8, ge=1, description="open /v1/events streams per client address"
+    )
     follow_max_episodes: int = Field(
         default=5_000, ge=1, description="episodes the live feed tracks as active at once"
     )

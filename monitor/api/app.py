@@ -57,7 +57,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app[HUB] = Hub()
+    app[HUB] = Hub(settings.sse_max_streams, settings.sse_per_client)
     app[WAITERS] = Waiters()
     app[HEALTH] = Health()
     app.cleanup_ctx.append(_redis_ctx)
