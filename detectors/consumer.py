@@ -84,6 +84,8 @@ class ShardConsumer:
         self.writer = BatchWriter(redis)
         self.records: dict[str, EpisodeRecord] = {}
         self._unreadable: dict[str, str] = {}  # episode -> why its spec checkpoint is not
+        self._next_evict = 0.0  # monotonic time of the next idle-episode eviction
+        self._sweep_cursor: int | None = None  # HSCAN cursor of the abandoned-state sweep
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
         self._together = holds_one_connection(redis)  # commit and next read in one write
@@ -132,6 +134,7 @@ class ShardConsumer:
         else:
             reply = await self.redis.execute_command(*read)
         entries = [e for _, es in stream_entries(reply) for e in es]
+        await self._evict_idle()  # after the read: the last batch's writes have gone out
         if not entries:
             self._cursor = ">"
             return 0
@@ -179,8 +182,12 @@ class ShardConsumer:
                 self._dead(batch, entry_id, fields, str(exc))
         await self._load_missing({ev.episode_id for _, ev in events})
         touched: set[str] = set()
+        now = time.monotonic()
         for entry_id, ev in events:
             batch.acks.append(entry_id)
+            rec = self.records.get(ev.episode_id)
+            if rec is not None:
+                rec.seen_at = now
             try:
                 if self._apply(batch, ev):
                     touched.add(ev.episode_id)
@@ -216,6 +223,40 @@ class ShardConsumer:
         """In-memory states may be ahead of Redis: forget them, re-read our pending."""
         self.records.clear()
         self._cursor = "0"
+
+    async def _evict_idle(self) -> None:
+        """Drop from memory the episodes without an event for ``episode_idle_s`` (their
+        checkpoints are in Redis and reload on their next step), and sweep one page of
+        the shard's checkpoints for abandoned episodes (see :meth:`_sweep_abandoned`)."""
+        now = time.monotonic()
+        if now < self._next_evict:
+            return
+        idle_s = self.settings.episode_idle_s
+        self._next_evict = now + min(idle_s / 4, 30.0)
+        for episode_id in [e for e, r in self.records.items() if now - r.seen_at > idle_s]:
+            del self.records[episode_id]
+        await self._sweep_abandoned()
+
+    async def _sweep_abandoned(self) -> None:
+        """One HSCAN page of the shard's checkpoints: those of episodes not in memory whose
+        summary has expired (EPISODE_TTL_S after their first step or registration, or
+        never written) are deleted, so abandoned episodes leave Redis."""
+        key = self.keys.detector_state(self.shard)
+        cursor, page = await self.redis.hscan(key, self._sweep_cursor or 0, count=500)
+        self._sweep_cursor = int(cursor) or None
+        episodes = {(f.decode() if isinstance(f, bytes) else f).removesuffix(":spec") for f in page}
+        episodes -= set(self.records)
+        if not episodes:
+            return
+        ordered = sorted(episodes)
+        pipe = self.redis.pipeline(transaction=False)
+        for e in ordered:
+            pipe.exists(self.keys.episode(e))
+        gone = [e for e, n in zip(ordered, await pipe.execute(), strict=True) if not n]
+        if gone:
+            await self.redis.hdel(key, *gone, *(spec_field(e) for e in gone))
+            log.info("shard %d: dropped the checkpoints of %d abandoned episodes", self.shard,
+                     len(gone))  # fmt: skip
 
     def _drop_finished(self, episode_ids: list[str]) -> None:
         for episode_id in episode_ids:

@@ -92,6 +92,7 @@ class EpisodeRecord:
     recent: dict[int, int] = field(default_factory=dict, repr=False)  # step -> fingerprint
     missing: int = 0  # steps never seen (gaps), recorded in the summary
     note: str | None = field(default=None, repr=False)  # for the next verdict's reason
+    seen_at: float = field(default=0.0, repr=False)  # monotonic time of its last event
 
     def __post_init__(self) -> None:
         self.names = frozenset(self.spec.objectives.names)
