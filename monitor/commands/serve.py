@@ -18,7 +18,7 @@ from monitor.api import create_app
 from monitor.api.auth import check_bind
 from monitor.api.guard import ConnectionGuard, GuardedSite
 from monitor.embedded_redis import redis_url_or_embedded
-from monitor.runtime import run, setup_logging
+from monitor.runtime import STOP_GRACE_S, run, setup_logging
 from schemas.settings import Settings
 
 log = logging.getLogger("runaway.serve")
@@ -48,7 +48,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     setup_logging()
     with_detector = args.with_detector or not settings.redis_url
-    return run(lambda stop: serve(settings, stop, with_detector=with_detector))
+    return run(
+        lambda stop: serve(settings, stop, with_detector=with_detector),
+        grace_s=settings.shutdown_grace_s + STOP_GRACE_S,
+    )
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, with_detector: bool) -> int:
