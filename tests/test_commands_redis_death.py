@@ -82,9 +82,10 @@ def test_serve_stops_when_its_redis_dies(tmp_path):
 def test_sigterm_ends_the_demo_and_a_second_one_at_once(tmp_path):
     long_demo = [*DEMO[:-1], "100000"]
     err = tmp_path / "demo.err"
-    for signals, limit_s in ((1, 30), (2, 3)):
+    for signals, limit_s in ((1, 15), (2, 3)):
         with err.open("wb") as f:
-            proc = subprocess.Popen(long_demo, cwd=ROOT, env=serve_env(),
+            env = serve_env(RUNAWAY_SHUTDOWN_GRACE_S="1")  # episodes get 1 s to finish
+            proc = subprocess.Popen(long_demo, cwd=ROOT, env=env,
                                     stdout=subprocess.DEVNULL, stderr=f)  # fmt: skip
         child, _ = _embedded_child(proc.pid)
         proc.send_signal(signal.SIGTERM)
