@@ -389,7 +389,7 @@ class ShardConsumer:
         differs from the entry scored at that step is dead-lettered as a conflict. Older
         steps than the last RECENT_STEPS cannot be compared and count as duplicates."""
         known = rec.recent.get(ev.step)
-        if known is not None and known != fingerprint(ev):
+        if known is not None and known != fingerprint(ev, rec.values):
             self._dead(batch, None, ev, f"conflict: step {ev.step} differs from the one scored")
         else:
             self.metrics.duplicates.inc()
