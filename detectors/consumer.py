@@ -15,6 +15,7 @@ The service calls :meth:`ShardConsumer.flush` when it stops reading.
 """
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from detectors.policy import Decision, decide
-from detectors.records import EpisodeRecord, spec_field
+from detectors.records import CheckpointError, EpisodeRecord, fingerprint, spec_field
 from detectors.scoring import StepScore
 from schemas.batch_writes import BatchWriter, WriteBatch
 from schemas.events import FlipEvent, RecoveryCommand, StepEvent
@@ -87,6 +88,9 @@ class ShardConsumer:
         self.trace_maxlen = settings.trace_maxlen
         self.writer = BatchWriter(redis)
         self.records: dict[str, EpisodeRecord] = {}
+        self._unreadable: dict[str, str] = {}  # episode -> why its spec checkpoint is not
+        self._next_evict = 0.0  # monotonic time of the next idle-episode eviction
+        self._sweep_cursor: int | None = None  # HSCAN cursor of the abandoned-state sweep
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
         self._together = holds_one_connection(redis)  # commit and next read in one write
@@ -135,6 +139,7 @@ class ShardConsumer:
         else:
             reply = await self.redis.execute_command(*read)
         entries = [e for _, es in stream_entries(reply) for e in es]
+        await self._evict_idle()  # after the read: the last batch's writes have gone out
         if not entries:
             self._cursor = ">"
             return 0
@@ -182,8 +187,12 @@ class ShardConsumer:
                 self._dead(batch, entry_id, fields, str(exc))
         await self._load_missing({ev.episode_id for _, ev in events})
         touched: set[str] = set()
+        now = time.monotonic()
         for entry_id, ev in events:
             batch.acks.append(entry_id)
+            rec = self.records.get(ev.episode_id)
+            if rec is not None:
+                rec.seen_at = now
             try:
                 if self._apply(batch, ev):
                     touched.add(ev.episode_id)
@@ -192,8 +201,15 @@ class ShardConsumer:
                 self._dead(batch, entry_id, None, f"scoring failed: {type(exc).__name__}")
         for episode_id in touched:
             rec = self.records.get(episode_id)
-            if rec is not None:
-                batch.states[episode_id] = rec.dump_state()
+            if rec is None:
+                continue
+            state = rec.dump_state()
+            if state is None:  # never write a NaN: reload the last good checkpoint instead
+                log.error("episode %s: scorer state not finite; not checkpointed", episode_id)
+                self.metrics.checkpoint_errors.inc()
+                self.records.pop(episode_id, None)
+                continue
+            batch.states[episode_id] = state
         writes = self._writes(batch)
         if self._together and writes:
             self._unsent = _Unsent(writes, batch.finished)  # goes with the next read
@@ -213,6 +229,40 @@ class ShardConsumer:
         self.records.clear()
         self._cursor = "0"
 
+    async def _evict_idle(self) -> None:
+        """Drop from memory the episodes without an event for ``episode_idle_s`` (their
+        checkpoints are in Redis and reload on their next step), and sweep one page of
+        the shard's checkpoints for abandoned episodes (see :meth:`_sweep_abandoned`)."""
+        now = time.monotonic()
+        if now < self._next_evict:
+            return
+        idle_s = self.settings.episode_idle_s
+        self._next_evict = now + min(idle_s / 4, 30.0)
+        for episode_id in [e for e, r in self.records.items() if now - r.seen_at > idle_s]:
+            del self.records[episode_id]
+        await self._sweep_abandoned()
+
+    async def _sweep_abandoned(self) -> None:
+        """One HSCAN page of the shard's checkpoints: those of episodes not in memory whose
+        summary has expired (EPISODE_TTL_S after their first step or registration, or
+        never written) are deleted, so abandoned episodes leave Redis."""
+        key = self.keys.detector_state(self.shard)
+        cursor, page = await self.redis.hscan(key, self._sweep_cursor or 0, count=500)
+        self._sweep_cursor = int(cursor) or None
+        episodes = {(f.decode() if isinstance(f, bytes) else f).removesuffix(":spec") for f in page}
+        episodes -= set(self.records)
+        if not episodes:
+            return
+        ordered = sorted(episodes)
+        pipe = self.redis.pipeline(transaction=False)
+        for e in ordered:
+            pipe.exists(self.keys.episode(e))
+        gone = [e for e, n in zip(ordered, await pipe.execute(), strict=True) if not n]
+        if gone:
+            await self.redis.hdel(key, *gone, *(spec_field(e) for e in gone))
+            log.info("shard %d: dropped the checkpoints of %d abandoned episodes", self.shard,
+                     len(gone))  # fmt: skip
+
     def _drop_finished(self, episode_ids: list[str]) -> None:
         for episode_id in episode_ids:
             self.records.pop(episode_id, None)
@@ -225,8 +275,18 @@ class ShardConsumer:
         values = await self.redis.hmget(self.keys.detector_state(self.shard), fields)
         for i, episode_id in enumerate(missing):
             spec_json, state_json = values[2 * i], values[2 * i + 1]
-            if spec_json is not None:
-                self.records[episode_id] = EpisodeRecord.load(spec_json, state_json)
+            if spec_json is None:
+                continue
+            try:
+                rec = self.records[episode_id] = EpisodeRecord.load(spec_json, state_json)
+            except CheckpointError as exc:  # its entries are dead-lettered with the reason
+                log.error("episode %s: %s", episode_id, exc)
+                self.metrics.checkpoint_errors.inc()
+                self._unreadable[episode_id] = str(exc)
+                continue
+            self._unreadable.pop(episode_id, None)
+            if rec.note is not None:
+                self.metrics.checkpoint_errors.inc()
 
     def _apply(self, batch: _Batch, ev: Any) -> bool:
         """Apply one event; True when the episode's state changed."""
@@ -238,7 +298,11 @@ class ShardConsumer:
             batch.states[spec_field(ev.episode_id)] = rec.dump_spec()
             return True
         if rec is None:
-            self._dead(batch, None, ev, "no episode_started for this episode")
+            why = self._unreadable.get(ev.episode_id)
+            reason = (
+                f"checkpoint unreadable: {why}" if why else "no episode_started for this episode"
+            )
+            self._dead(batch, None, ev, reason)
             return False
         if ev.kind == "step":
             return self._score(batch, rec, ev)
@@ -253,9 +317,6 @@ class ShardConsumer:
         return False
 
     def _score(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent) -> bool:
-        if ev.step <= rec.last_step:
-            self.metrics.duplicates.inc()
-            return False
         names = rec.names
         if names != ev.action.keys() or names != ev.observation.keys():
             # a tool or text step may leave objectives out (pointers.py), never add any
@@ -264,9 +325,20 @@ class ShardConsumer:
                 expected = list(rec.spec.objectives.names)
                 self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
                 return False
+        if ev.step <= rec.last_step:
+            return self._duplicate(batch, rec, ev)
+        gap = self._gap(rec, ev.step)
         score = rec.scorer.update(ev)
+        if not (math.isfinite(score.runaway_index) and math.isfinite(score.hazard)):
+            # last guard (the decoder bounds every number): never write a NaN; the episode
+            # reloads from its last good checkpoint
+            log.error("episode %s step %d: non-finite score", ev.episode_id, ev.step)
+            self.records.pop(ev.episode_id, None)
+            self._dead(batch, None, ev, "scoring produced a non-finite value")
+            return False
         rec.last_step = ev.step
         rec.last_score = score
+        rec.remember(ev)
         env = rec.spec.environment or "custom"
         counter = self._steps_metric.get(env)
         if counter is None:
@@ -297,7 +369,7 @@ class ShardConsumer:
         verdict = encode_verdict(
             ev.episode_id, ev.step, dec.verdict, score.savepoint_step,
             score.runaway_index, score.hazard, flags, detected, ev.ts, dec.cause, dec.policy,
-            dec.reason, reminder,
+            _joined(gap, dec.reason), reminder,
         )  # fmt: skip
         self._control(batch, control, ev.episode_id, verdict)
         if self.trace_maxlen:
@@ -306,13 +378,15 @@ class ShardConsumer:
                 dec.cause, score.savepoint_step,
             )  # fmt: skip
             batch.xadds.append((self.keys.trace(ev.episode_id), trace, self.trace_maxlen))
-        batch.summaries[ev.episode_id] = {
+        summary = batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
             "runaway_index": score.runaway_index,
             "hazard": score.hazard,
             "flags": ",".join(flags),
             "flips": rec.flips,
         }
+        if rec.missing:
+            summary["missing_steps"] = rec.missing
         if not rec.summary_ttl_set:  # HSET keeps a key's TTL: one EXPIRE per episode is enough
             rec.summary_ttl_set = True
             batch.expire.append(ev.episode_id)
@@ -344,6 +418,26 @@ class ShardConsumer:
             )  # fmt: skip
             self._control(batch, control, ev.episode_id, encode(cmd))
         return dec, reminder
+
+    def _duplicate(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent) -> bool:
+        """A step at or below the last one: a redelivery is dropped (counted); one that
+        differs from the entry scored at that step is dead-lettered as a conflict. Older
+        steps than the last RECENT_STEPS cannot be compared and count as duplicates."""
+        known = rec.recent.get(ev.step)
+        if known is not None and known != fingerprint(ev, rec.values):
+            self._dead(batch, None, ev, f"conflict: step {ev.step} differs from the one scored")
+        else:
+            self.metrics.duplicates.inc()
+        return False
+
+    def _gap(self, rec: EpisodeRecord, step: int) -> str | None:
+        """The verdict's reason for this step: a note from loading, or the missing steps."""
+        note, rec.note = rec.note, None
+        if note is None and step > rec.last_step + 1:
+            rec.missing += step - rec.last_step - 1
+            first, last = rec.last_step + 1, step - 1
+            note = f"steps {first}-{last} missing" if last > first else f"step {first} missing"
+        return note
 
     def _control(self, batch: _Batch, control: str, episode_id: str, fields: dict) -> None:
         """A control entry goes to the episode's log and to the shard's verdicts stream,
@@ -397,3 +491,10 @@ class ShardConsumer:
         if batch.acks:
             writes.xack(self.stream, DETECTOR_GROUP, batch.acks)
         return writes
+
+
+def _joined(*reasons: str | None) -> str | None:
+    """The verdict's reason: what the detector noticed (a gap, a reset state) and why the
+    policy acted, in that order."""
+    parts = [r for r in reasons if r]
+    return "; ".join(parts) if parts else None

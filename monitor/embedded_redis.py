@@ -5,6 +5,12 @@ Prefers a ``redis-server`` on PATH when it is at least as new as the one bundled
 socket in a private temporary directory (no TCP port to collide with), keeps nothing on
 disk, and is stopped when the context exits, also on Ctrl-C or cancellation.
 
+A command that owns its server cannot go on without it: when the server dies under
+:func:`redis_url_or_embedded`, the block is cancelled and :class:`EmbeddedRedisDied`
+raised in its place (the data is gone, so retrying would only hide that); should the
+block not end within :data:`DEATH_GRACE_S`, the process exits at once. :func:`exit_now`
+(also the second Ctrl-C's path) kills every private server first, so none is left behind.
+
 For fault tests, ``EmbeddedRedis(appendonly=True)`` keeps an append-only file
 (``appendfsync always``) in its directory, and :meth:`EmbeddedRedis.stop` with
 ``keep=True`` then :meth:`EmbeddedRedis.start` brings the server back on the same
@@ -13,16 +19,42 @@ socket with the data it had acknowledged.
 
 import asyncio
 import contextlib
+import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
+log = logging.getLogger(__name__)
+
 _VERSION = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
+DEATH_GRACE_S = 3.0  # a block that has not ended this long after its server died: exit
+_LIVE: dict[int, str] = {}  # pid -> directory of every private server this process runs
+
+
+class EmbeddedRedisDied(RuntimeError):
+    """The private redis-server exited while a command relied on it; its data is gone."""
+
+
+def exit_now(code: int, message: str | None = None) -> None:
+    """End the process at once (no cleanup can hang): private servers killed first."""
+    for pid, directory in list(_LIVE.items()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _version(binary: str) -> tuple[int, ...]:
@@ -96,6 +128,7 @@ class EmbeddedRedis:
             start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server
         )  # fmt: skip
         self.url = f"unix://{sock}"
+        _LIVE[self._proc.pid] = self._dir.name
         client = aioredis.Redis.from_url(self.url)
         try:
             async with asyncio.timeout(timeout_s):
@@ -114,6 +147,8 @@ class EmbeddedRedis:
         """Stop the server; ``keep`` keeps its directory (socket path, AOF) for a restart,
         ``kill`` sends SIGKILL (a crash) instead of SIGTERM."""
         proc, self._proc = self._proc, None
+        if proc is not None:
+            _LIVE.pop(proc.pid, None)
         if proc is not None and proc.returncode is None:
             proc.kill() if kill else proc.terminate()
             try:
@@ -129,6 +164,18 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    async def exited(self) -> str:
+        """Wait until the server exits without :meth:`stop`; how it ended, in words."""
+        proc = self._proc
+        if proc is None:
+            await asyncio.Future()  # not running: never
+        assert proc is not None
+        code = await proc.wait()
+        if self._proc is not proc:  # stopped on purpose meanwhile
+            await asyncio.Future()
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        return f"the embedded redis-server ({how}) is gone, and its data with it"
+
 
 @contextlib.asynccontextmanager
 async def embedded_redis(binary: str | None = None) -> AsyncIterator[EmbeddedRedis]:
@@ -143,9 +190,39 @@ async def embedded_redis(binary: str | None = None) -> AsyncIterator[EmbeddedRed
 
 @contextlib.asynccontextmanager
 async def redis_url_or_embedded(url: str | None) -> AsyncIterator[str]:
-    """``url`` if given, else the URL of a private embedded server for the block."""
+    """``url`` if given, else the URL of a private embedded server for the block.
+
+    Should that server die, the block is cancelled and :class:`EmbeddedRedisDied` comes
+    out of it instead (or, if the block does not end within DEATH_GRACE_S, the process
+    exits with status 1 and the same message).
+    """
     if url:
         yield url
         return
     async with embedded_redis() as server:
-        yield server.url
+        owner = asyncio.current_task()
+        died: list[str] = []
+
+        def on_death(watch: "asyncio.Task[str]") -> None:
+            if watch.cancelled() or owner is None:
+                return
+            died.append(watch.result())
+            log.error("%s; stopping", died[0])
+            owner.cancel()
+            loop = asyncio.get_running_loop()
+            loop.call_later(DEATH_GRACE_S, exit_now, 1, died[0])
+
+        watch = asyncio.create_task(server.exited(), name="embedded-redis-watch")
+        watch.add_done_callback(on_death)
+        try:
+            yield server.url
+        except asyncio.CancelledError:
+            if died and owner is not None:
+                owner.uncancel()
+                raise EmbeddedRedisDied(died[0]) from None
+            raise
+        finally:
+            watch.remove_done_callback(on_death)
+            watch.cancel()
+        if died:  # the block swallowed the cancellation
+            raise EmbeddedRedisDied(died[0])

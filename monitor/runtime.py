@@ -12,6 +12,8 @@ from typing import TypeVar
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from monitor.embedded_redis import EmbeddedRedisDied, exit_now
+
 T = TypeVar("T")
 
 
@@ -60,8 +62,17 @@ def tune_gc(gen0: int = GC_GEN0_THRESHOLD) -> None:
     gc.set_threshold(gen0, gen1, gen2)
 
 
-def run(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run ``main(stop)``; SIGINT/SIGTERM set ``stop`` (a second one cancels outright)."""
+# after the first SIGINT/SIGTERM, a command that has not ended this long is cancelled,
+# and exits outright STOP_CANCEL_S after that
+STOP_GRACE_S = 30.0
+STOP_CANCEL_S = 5.0
+
+
+def run(main: Callable[[asyncio.Event], Awaitable[T]], grace_s: float = STOP_GRACE_S) -> T:
+    """Run ``main(stop)``; SIGINT/SIGTERM set ``stop``, a second one ends the process at
+    once, and a first one that ``main`` has not honoured within ``grace_s`` cancels it
+    (then exits): every command ends on a signal, also when its Redis is gone. When the
+    command's private Redis dies, the error is printed and the exit status is 1."""
     tune_gc()
 
     async def runner() -> T:
@@ -69,21 +80,35 @@ def run(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
         stop = asyncio.Event()
         task = asyncio.current_task()
 
-        def on_signal() -> None:
-            if stop.is_set() and task is not None:
+        def escalate() -> None:
+            if task is not None and not task.done():
                 task.cancel()
+                loop.call_later(STOP_CANCEL_S, exit_now, 1, "did not stop after a signal")
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():
+                exit_now(128 + sig.value, f"{sig.name} again: exiting now")
             stop.set()
+            print(f"{sig.name}: stopping (again to exit at once)", file=sys.stderr, flush=True)
+            loop.call_later(grace_s, escalate)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             return await main(stop)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    with asyncio.Runner(loop_factory=loop_factory()) as loop_runner:
-        return loop_runner.run(runner())
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as loop_runner:
+            return loop_runner.run(runner())
+    except EmbeddedRedisDied as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except asyncio.CancelledError:  # a signal's stop was not honoured in time
+        print("error: stopped after a signal before finishing", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 @contextlib.asynccontextmanager

@@ -1,10 +1,11 @@
 """Episode, agent and detector configuration carried with every episode."""
 
 from enum import StrEnum
-from typing import Any, Literal, Self, get_args
+from typing import Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.numbers import FreeJSON, Integer, Number
 from schemas.objectives import ObjectiveSet
 
 
@@ -20,8 +21,10 @@ class DetectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_consecutive: int = Field(default=5, ge=1, le=100, description="N: sustained steps to flip")
-    ri_threshold: float = Field(default=0.5, ge=0, le=1, description="RI above which to alert")
+    n_consecutive: Integer = Field(
+        default=5, ge=1, le=100, description="N: sustained steps to flip"
+    )
+    ri_threshold: Number = Field(default=0.5, ge=0, le=1, description="RI above which to alert")
     recover: bool = Field(default=True, description="send a RecoveryCommand on a flip")
     reminder: bool = Field(default=True, description="recovery adds an objectives reminder")
     hazard_alert: float = Field(
@@ -127,7 +130,7 @@ class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str = Field(description="reference, drifting, replay, openai, anthropic, ...")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: FreeJSON = Field(default_factory=dict)
 
 
 class EpisodeSpec(BaseModel):
@@ -137,7 +140,7 @@ class EpisodeSpec(BaseModel):
 
     episode_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
     environment: str | None = Field(default=None, description="built-in environment name")
-    env_options: dict[str, Any] = Field(default_factory=dict)
+    env_options: FreeJSON = Field(default_factory=dict)
     objectives: ObjectiveSet
     seed: int = 1
     steps: int = Field(default=100, ge=1, le=100_000)

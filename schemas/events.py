@@ -14,15 +14,17 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from schemas.episode import Action, EpisodeSpec, Flag
+from schemas.numbers import Values, check_json
 
 SCHEMA_VERSION = 1
 
-Values = dict[str, float]
 MAX_TEXT = 100_000  # characters of one agent answer
 MAX_TOOL_CALLS = 32  # tool calls in one step
 MAX_TOOL_ARGS = 16_384  # bytes of one tool call's arguments (as JSON)
 MAX_TOOL_RESULT = 65_536  # bytes of one tool call's result (as JSON)
 MAX_STATE = 65_536  # bytes of a step's agent state (as JSON)
+MAX_TOOL_DEPTH = 16  # nesting of tool arguments, results and state (a stream entry reads back)
+MAX_TOOL_NODES = 10_000  # values in one of them
 
 
 def _json_size(value: object) -> int:
@@ -85,6 +87,7 @@ class ToolCall(BaseModel):
     @field_validator("arguments")
     @classmethod
     def _bounded_arguments(cls, v: dict[str, JsonValue] | str) -> dict[str, JsonValue] | str:
+        check_json(v, max_depth=MAX_TOOL_DEPTH, max_nodes=MAX_TOOL_NODES)
         if _json_size(v) > MAX_TOOL_ARGS:
             raise ValueError(f"arguments exceed {MAX_TOOL_ARGS} bytes as JSON")
         return v
@@ -92,12 +95,15 @@ class ToolCall(BaseModel):
     @field_validator("result")
     @classmethod
     def _bounded_result(cls, v: JsonValue | None) -> JsonValue | None:
+        check_json(v, max_depth=MAX_TOOL_DEPTH, max_nodes=MAX_TOOL_NODES)
         if v is not None and _json_size(v) > MAX_TOOL_RESULT:
             raise ValueError(f"result exceeds {MAX_TOOL_RESULT} bytes as JSON")
         return v
 
 
 def bounded_state(v: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    """``v`` within the bounds: a nesting depth and size the detector can read back."""
+    check_json(v, max_depth=MAX_TOOL_DEPTH, max_nodes=MAX_TOOL_NODES)
     if v is not None and _json_size(v) > MAX_STATE:
         raise ValueError(f"state exceeds {MAX_STATE} bytes as JSON")
     return v

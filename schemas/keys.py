@@ -79,6 +79,11 @@ class Keys:
         """Sorted set: episode id -> start time, for listing."""
         return f"{self.prefix}:episodes"
 
+    def active_episodes(self) -> str:
+        """Sorted set: unfinished sidecar episode id -> its last activity (Unix seconds),
+        the count that RUNAWAY_MAX_ACTIVE_EPISODES bounds."""
+        return f"{self.prefix}:active-episodes"
+
     def jobs(self) -> str:
         """Episode specs waiting for a worker (consumer group ``workers``)."""
         return f"{self.prefix}:jobs"

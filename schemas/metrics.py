@@ -93,6 +93,11 @@ class DetectorMetrics:
         self.reclaimed = Counter(
             "runaway_reclaimed_entries_total", "Pending entries claimed from others", registry=r
         )
+        self.checkpoint_errors = Counter(
+            "runaway_detector_checkpoint_errors_total",
+            "Episode checkpoints that could not be read or written (scoring restarted)",
+            registry=r,
+        )
         self.batch = Histogram(
             "runaway_detector_batch_size",
             "Entries per read",

@@ -10,6 +10,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.numbers import Number
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
@@ -28,10 +30,10 @@ class ObjectiveSpec(BaseModel):
 
     name: Name
     kind: ObjectiveKind
-    target: float | None = Field(default=None, description="homeostatic target level")
-    band: float | None = Field(default=None, ge=0, description="homeostatic half-width")
-    capacity: float | None = Field(default=None, gt=0, description="renewable stock cap")
-    max_action: float | None = Field(default=None, ge=0, description="largest action per step")
+    target: Number | None = Field(default=None, description="homeostatic target level")
+    band: Number | None = Field(default=None, ge=0, description="homeostatic half-width")
+    capacity: Number | None = Field(default=None, gt=0, description="renewable stock cap")
+    max_action: Number | None = Field(default=None, ge=0, description="largest action per step")
     pointer: str | None = Field(
         default=None,
         max_length=256,
@@ -56,7 +58,7 @@ class ObjectiveSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     objectives: tuple[ObjectiveSpec, ...] = Field(min_length=1, max_length=16)
-    total_action_limit: float | None = Field(
+    total_action_limit: Number | None = Field(
         default=None, ge=0, description="largest sum of actions per step (balancing: 10)"
     )
 

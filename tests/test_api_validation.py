@@ -8,6 +8,7 @@ from monitor.api.auth import check_bind, is_loopback
 from tests.api_helpers import MO, api_client, mo_step, register
 
 SECRET = "SECRET-PROMPT-do-not-echo"
+JSON = {"Content-Type": "application/json"}
 
 
 async def test_register_builtin_and_generic(settings, redis):
@@ -92,10 +93,12 @@ async def test_step_validation(settings, redis):
             assert resp.status == 422, (body, text)
             assert (await resp.json())["field"] == field, text
             assert SECRET not in text
-        resp = await client.post(url, data=b'{"step": 1, "text": "' + SECRET.encode() + b'"')
+        resp = await client.post(
+            url, data=b'{"step": 1, "text": "' + SECRET.encode() + b'"', headers=JSON
+        )
         assert resp.status == 400 and (await resp.json())["field"] == "body"
         assert SECRET not in await resp.text()
-        resp = await client.post(url, data=b'{"step": NaN}')
+        resp = await client.post(url, data=b'{"step": NaN}', headers=JSON)
         assert resp.status == 400
         resp = await client.post(url, json=[1, 2])
         assert resp.status == 422 and (await resp.json())["field"] == "body"

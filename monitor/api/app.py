@@ -27,13 +27,15 @@ from monitor.api import (
     sse,
 )
 from monitor.api.auth import auth_middleware
+from monitor.api.browser import browser_middleware
 from monitor.api.errors import Handler, error_middleware
 from monitor.api.feed import Feed
 from monitor.api.health import watch
 from monitor.api.hub import Hub
 from monitor.api.metrics import ApiMetrics
-from monitor.api.state import FEED, HUB, METRICS, REDIS, SETTINGS, STORE, WAITERS
+from monitor.api.state import FEED, HEALTH, HUB, METRICS, REDIS, SETTINGS, STORE, WAITERS
 from monitor.api.store import EpisodeStore
+from monitor.api.supervise import Health, Supervisor
 from monitor.api.verdicts import Waiters
 from schemas.episode import FailMode
 from schemas.metrics import DetectorMetrics, child
@@ -65,13 +67,19 @@ def create_app(
         metrics.fail_mode_setting.labels(mode.value).set(1 if mode is settings.fail_mode else 0)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, _metrics_middleware(metrics), auth_middleware(token)],
+        middlewares=[
+            error_middleware,
+            _metrics_middleware(metrics),
+            browser_middleware(settings, token),
+            auth_middleware(token),
+        ],
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app[HUB] = Hub()
+    app[HUB] = Hub(settings.sse_max_streams, settings.sse_per_client)
     app[WAITERS] = Waiters()
     app[TELEMETRY] = telemetry if telemetry is not None else _telemetry(settings)
+    app[HEALTH] = Health()
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_background_ctx)
     if with_detector:
@@ -173,13 +181,20 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The in-process detector, supervised: restarted (a fresh one, its episodes reloaded
+    from their checkpoints) whenever it fails; /healthz fails while it cannot be kept up."""
     from detectors.service import DetectorService
 
     settings = app[SETTINGS]
     redis = connect(settings.redis_url or "")
-    detector = DetectorService(redis, settings, DetectorMetrics(app[METRICS].registry))
+    metrics = DetectorMetrics(app[METRICS].registry)
+
+    def fresh() -> Callable[[asyncio.Event], Awaitable[None]]:
+        return DetectorService(redis, settings, metrics).run
+
+    supervisor = Supervisor("detector", fresh, app[HEALTH], app[METRICS].task_restarts)
     stop = asyncio.Event()
-    task = asyncio.create_task(detector.run(stop), name="detector")
+    task = asyncio.create_task(supervisor.run(stop), name="detector")
     yield
     stop.set()
     await _stop([task], settings.shutdown_grace_s + 5)

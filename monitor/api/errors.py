@@ -7,6 +7,7 @@ that could carry locals. Redis failures become 503 so that callers retry instead
 treating the monitor as broken.
 """
 
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,17 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def strict_dumps(value: Any) -> str:
+    """JSON that every parser reads: a NaN or an infinity raises instead of being written
+    as the literal ``NaN`` (which ``JSON.parse`` refuses, breaking the live page)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def json_response(body: Any, *, status: int = 200, headers: Any = None) -> web.Response:
+    """Every JSON answer of the API goes through the strict encoder."""
+    return web.json_response(body, status=status, headers=headers, dumps=strict_dumps)
 
 
 class ApiError(Exception):
@@ -40,7 +52,7 @@ class ApiError(Exception):
         if self.field is not None:
             body["field"] = self.field
         body.update(self.extra)
-        return web.json_response(body, status=self.status, headers=self.headers)
+        return json_response(body, status=self.status, headers=self.headers)
 
 
 class Unavailable(ApiError):
@@ -80,14 +92,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return web.json_response(
+        return json_response(
             {"error": code, "message": exc.reason}, status=exc.status, headers=_allow(exc)
         )
     except Exception as exc:  # never a traceback (it could hold prompts) in a reply
         tb = traceback.extract_tb(exc.__traceback__)[-1:]  # where, never what (no message)
         where = f"{tb[0].filename}:{tb[0].lineno}" if tb else "?"
         log.error("%s %s failed: %s at %s", request.method, request.path, type(exc).__name__, where)
-        return web.json_response({"error": "internal", "message": "internal error"}, status=500)
+        return json_response({"error": "internal", "message": "internal error"}, status=500)
 
 
 def _allow(exc: web.HTTPException) -> dict[str, str]:

@@ -124,6 +124,11 @@ class ApiMetrics:
         self.redis_up = Gauge(
             "runaway_redis_up", "1 when Redis answered the last probe", registry=r
         )
+        self.task_restarts = Counter(
+            "runaway_sidecar_task_restarts_total",
+            "In-process background tasks restarted after they failed", ("task",), registry=r,
+        )  # fmt: skip
+        self.task_restarts.labels("detector")
         for v in ACTIONS:
             for s in ("detector", "fail_mode"):
                 self.verdicts.labels(v, s)

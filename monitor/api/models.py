@@ -3,20 +3,21 @@
 The minimal shapes in the issue are kept exactly: register with ``environment`` or
 ``objectives``; a step with ``step``, ``observation`` and ``action``; a verdict with
 ``verdict``, ``savepoint_step``, ``runaway_index`` and ``flags``. Everything else is an
-optional extension. Numbers must be finite: a NaN would poison the detector's state.
+optional extension. Numbers are strict, finite and bounded (:mod:`schemas.numbers`): a
+NaN, a boolean or a 1e308 would poison the detector's state.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from schemas.episode import Action, DetectorConfig, FailMode, Flag, VerdictPolicy
 from schemas.events import MAX_TOOL_CALLS, ToolCall, bounded_state
+from schemas.numbers import FreeJSON, Integer, Number
 from schemas.objectives import Name, ObjectiveSpec
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Values = Annotated[dict[Name, Finite], Field(min_length=1, max_length=16)]
-OptValues = Annotated[dict[Name, Finite], Field(max_length=16)]
+Values = Annotated[dict[Name, Number], Field(min_length=1, max_length=16)]
+OptValues = Annotated[dict[Name, Number], Field(max_length=16)]
 LabelValue = Annotated[str, Field(max_length=64)]
 LabelName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_]*$")]
 EPISODE_ID = r"^[A-Za-z0-9_.:\-]+$"
@@ -29,13 +30,13 @@ class RegisterRequest(BaseModel):
 
     episode_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=EPISODE_ID)
     environment: str | None = Field(default=None, max_length=64)
-    env_options: dict[str, Any] = Field(default_factory=dict, max_length=16)
+    env_options: FreeJSON = Field(default_factory=dict, max_length=16)
     objectives: list[ObjectiveSpec] | None = Field(default=None, min_length=1, max_length=16)
-    total_action_limit: Finite | None = Field(default=None, ge=0)
+    total_action_limit: Number | None = Field(default=None, ge=0)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     policy: VerdictPolicy = Field(default_factory=VerdictPolicy, description="action per flag")
     fail_mode: FailMode | None = None
-    steps: int = Field(default=100, ge=1, le=100_000, description="expected episode length")
+    steps: Integer = Field(default=100, ge=1, le=100_000, description="expected episode length")
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=16)
 
     @model_validator(mode="after")
@@ -55,16 +56,16 @@ class StepRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step: int = Field(ge=1, le=10_000_000)
+    step: Integer = Field(ge=1, le=10_000_000)
     observation: OptValues = Field(default_factory=dict)
     action: OptValues = Field(default_factory=dict)
     tool_calls: list[ToolCall] = Field(default_factory=list, max_length=MAX_TOOL_CALLS)
     state: dict[str, JsonValue] | None = None
-    rewards: dict[Annotated[str, Field(max_length=64)], Finite] = Field(
+    rewards: dict[Annotated[str, Field(max_length=64)], Number] = Field(
         default_factory=dict, max_length=32
     )
     text: str | None = Field(default=None, max_length=100_000)
-    invalid_answers: int = Field(default=0, ge=0, le=1000)
+    invalid_answers: Integer = Field(default=0, ge=0, le=1000)
     mitigation: str | None = Field(default=None, max_length=64)
 
     @field_validator("state")

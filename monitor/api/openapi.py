@@ -28,6 +28,13 @@ def _error(description: str) -> dict[str, Any]:
 
 _EPISODE_ID = {"name": "episode_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECURED = [{"bearer": []}]
+# what the browser-safety and connection checks answer (monitor/api/browser.py, guard.py)
+_GUARDED = {
+    "403": _error("wrong token, or a foreign Origin"),
+    "408": _error("the body did not arrive in time"),
+    "415": _error("a body that is not Content-Type: application/json"),
+    "421": _error("a Host name that is not loopback, without a token"),
+}
 
 
 @cache
@@ -80,7 +87,9 @@ def openapi_document() -> dict[str, Any]:
                         "200": {"description": "the same spec was already registered"},
                         "401": _error("no bearer token"), "403": _error("wrong token"),
                         "409": _error("the id exists with another spec"),
-                        "422": _error("invalid field"), "503": _error("Redis unavailable"),
+                        "422": _error("invalid field"),
+                        "429": _error("RUNAWAY_MAX_ACTIVE_EPISODES episodes are active"),
+                        "503": _error("Redis unavailable"), **_GUARDED,
                     },
                 }
             },
@@ -106,7 +115,7 @@ def openapi_document() -> dict[str, Any]:
                         "404": _error("unknown episode"),
                         "409": _error("duplicate step, a gap, or a finished episode"),
                         "413": _error("body too large"), "422": _error("invalid field"),
-                        "503": _error("Redis unavailable"),
+                        "503": _error("Redis unavailable"), **_GUARDED,
                     },
                 },
             },
@@ -126,13 +135,16 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "episode_id", "in": "query", "schema": {"type": "string"}},
                         {"name": "kinds", "in": "query", "schema": {"type": "string"}},
                     ],
-                    "responses": {"200": {"description": "text/event-stream"}},
+                    "responses": {"200": {"description": "text/event-stream"},
+                                  "429": _error("too many streams from this client"),
+                                  "503": _error("too many streams in all")},
                 },
             },
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "text format"}}}},
-            "/healthz": {"get": {"summary": "Process alive",
-                                 "responses": {"200": {"description": "ok"}}}},
+            "/healthz": {"get": {"summary": "Process alive, in-process detector kept running",
+                                 "responses": {"200": {"description": "ok"},
+                                               "503": {"description": "failing"}}}},
             "/readyz": {"get": {"summary": "Redis, detector group, lag and heartbeat",
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "not ready"}}}},

@@ -6,6 +6,7 @@ within ``step_timeout_s``. When the detectors do not answer in time, the episode
 the service's) fail mode answers instead, says so in ``fail_mode`` and is counted.
 """
 
+import asyncio
 import time
 import uuid
 from typing import Any, TypeVar
@@ -14,10 +15,10 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from monitor.api.errors import ApiError, validation_error
+from monitor.api.errors import ApiError, json_response, validation_error
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
 from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
-from monitor.api.views import episode_row
+from monitor.api.views import episode_row, stored_float
 from schemas.episode import EpisodeSpec, FailMode
 from schemas.events import EpisodeFinished, StepEvent
 from schemas.metrics import child
@@ -36,7 +37,11 @@ def setup(app: web.Application) -> None:
 
 async def _body(request: web.Request, model: type[M], empty_ok: bool = False) -> M:
     """The JSON body as ``model``; 400/422 naming the field, never echoing the body."""
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].header_timeout_s):
+            raw = await request.read()
+    except TimeoutError:  # a body trickled in: the connection is not held for it
+        raise ApiError(408, "body_timeout", "the body did not arrive in time", "body") from None
     if not raw and empty_ok:
         raw = b"{}"
     try:
@@ -100,7 +105,7 @@ async def register(request: web.Request) -> web.Response:
         "step_timeout_s": settings.step_timeout_s,
         "created": created,
     }
-    return web.json_response(body, status=201 if created else 200)
+    return json_response(body, status=201 if created else 200)
 
 
 def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
@@ -137,12 +142,14 @@ async def post_step(request: web.Request) -> web.Response:
         mitigation=req.mitigation, tool_calls=req.tool_calls, state=req.state,
     )  # fmt: skip
     waiters = app[WAITERS]
-    if wait:
-        waiters.expect(episode_id, req.step)  # before publishing: the verdict can be quick
+    # this request's own ticket, before publishing (the verdict can be quick); a refused
+    # duplicate drops only its own ticket
+    ticket = waiters.expect(episode_id, req.step) if wait else None
     try:
         await app[STORE].accept_step(event)
     except BaseException:
-        waiters.forget(episode_id, req.step)
+        if ticket is not None:
+            waiters.forget(episode_id, req.step, ticket)
         raise
     app[FEED].follow(episode_id)
     labels = metrics.episode_labels(
@@ -151,12 +158,12 @@ async def post_step(request: web.Request) -> web.Response:
         spec.labels.get("mitigation", "none"),
     )
     child(metrics.steps, *labels).inc()
-    if not wait:
-        return web.json_response(
+    if ticket is None:
+        return json_response(
             {"episode_id": episode_id, "step": req.step, "accepted": True, "verdict": None},
             status=202,
         )
-    answer = await waiters.wait(episode_id, req.step, settings.step_timeout_s)
+    answer = await waiters.wait(episode_id, req.step, ticket, settings.step_timeout_s)
     if answer is not None:
         verdict, cmd = answer
         result = StepVerdict(
@@ -198,7 +205,7 @@ async def _fail_mode_verdict(request: web.Request, spec: EpisodeSpec, step: int)
         episode_id=spec.episode_id, step=step,
         verdict="reset" if mode is FailMode.CLOSED else "continue",
         savepoint_step=(savepoint or 0) if mode is FailMode.CLOSED else savepoint,
-        runaway_index=float(summary.get("runaway_index", 0.0)), flags=flags,
+        runaway_index=stored_float(summary.get("runaway_index")) or 0.0, flags=flags,
         reason="no verdict from the detectors in time", fail_mode=mode,
     )  # fmt: skip
 
@@ -211,7 +218,7 @@ async def finish(request: web.Request) -> web.Response:
     await request.app[STORE].finish(
         EpisodeFinished(episode_id=episode_id, step=step, reason=req.reason)
     )
-    return web.json_response({"episode_id": episode_id, "status": "finished", "steps": step})
+    return json_response({"episode_id": episode_id, "status": "finished", "steps": step})
 
 
 def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -253,4 +260,4 @@ async def get_episode(request: web.Request) -> web.Response:
         body["labels"] = spec.labels
     entries = await store.control_entries(episode_id, 2 * request.app[SETTINGS].control_maxlen)
     body.update(_history(entries))
-    return web.json_response(body)
+    return json_response(body)

@@ -5,9 +5,10 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.api.errors import json_response
 from monitor.api.health import probe
 from monitor.api.openapi import openapi_document
-from monitor.api.state import FEED, METRICS, REDIS, SETTINGS
+from monitor.api.state import FEED, HEALTH, METRICS, REDIS, SETTINGS
 
 STATIC = Path(__file__).parent / "static"
 
@@ -33,7 +34,7 @@ async def index(_: web.Request) -> web.Response:
 
 
 async def openapi(_: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return json_response(openapi_document())
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -41,9 +42,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def healthz(_: web.Request) -> web.Response:
-    """The process is alive and its loop answers; says nothing about Redis."""
-    return web.json_response({"status": "ok"})
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive, its loop answers and its in-process tasks (the detector) can
+    be kept running: 503 naming the problems otherwise. Says nothing about Redis."""
+    problems = request.app[HEALTH].problems
+    if problems:
+        return json_response({"status": "failing", "problems": dict(problems)}, status=503)
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -52,4 +57,4 @@ async def readyz(request: web.Request) -> web.Response:
     if result.ready and not request.app[FEED].healthy:
         result.ready = False
         result.reasons.append("live feed not reading yet")
-    return web.json_response(result.body(), status=200 if result.ready else 503)
+    return json_response(result.body(), status=200 if result.ready else 503)

@@ -3,7 +3,10 @@
 ``?episode_id=`` narrows the stream to one episode, ``?kinds=step,flip`` to some kinds.
 Step events never carry the agent's text, and recovery events not the reminder: the feed
 is for watching, prompts stay out of it. A comment line every 15 s keeps proxies from
-closing an idle stream; a client too slow to keep up is dropped and reconnects.
+closing an idle stream; a client too slow to keep up is dropped and reconnects. A
+client that went away is noticed within a second (its slot freed), and each client
+address has at most ``RUNAWAY_SSE_PER_CLIENT`` streams (429 beyond), the service
+``RUNAWAY_SSE_MAX_STREAMS`` (503 beyond).
 """
 
 import asyncio
@@ -12,6 +15,7 @@ import contextlib
 from aiohttp import web
 
 from monitor.api.errors import ApiError
+from monitor.api.hub import TooMany
 from monitor.api.state import HUB, METRICS
 
 KINDS = frozenset(
@@ -19,6 +23,7 @@ KINDS = frozenset(
      "episode_finished"}
 )  # fmt: skip
 KEEPALIVE_S = 15.0
+CHECK_S = 1.0  # how often an idle stream checks that its client is still there
 
 
 def setup(app: web.Application) -> None:
@@ -33,9 +38,13 @@ async def events(request: web.Request) -> web.StreamResponse:
         if not kinds <= KINDS:
             raise ApiError(422, "validation_error", f"kinds must be among {sorted(KINDS)}", "kinds")
     hub, metrics = request.app[HUB], request.app[METRICS]
-    sub = hub.subscribe(episode_id, kinds)
-    if sub is None:
-        raise ApiError(503, "too_many_streams", "too many open event streams")
+    try:
+        sub = hub.subscribe(episode_id, kinds, request.remote or "")
+    except TooMany as exc:
+        if exc.per_client:
+            raise ApiError(429, "too_many_streams", "too many open event streams from this "
+                           "client", "client") from None  # fmt: skip
+        raise ApiError(503, "too_many_streams", "too many open event streams") from None
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -47,18 +56,26 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n: connected\n\n")
+        loop = asyncio.get_running_loop()
+        last_write = loop.time()
         while True:
             try:
-                async with asyncio.timeout(KEEPALIVE_S):  # not wait_for: it can eat a cancel
+                async with asyncio.timeout(CHECK_S):  # not wait_for: it can eat a cancel
                     kind, event_id, data = await sub.queue.get()
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the client went away: free the slot now, not at a failed write
+                if loop.time() - last_write >= KEEPALIVE_S:
+                    await response.write(b": keepalive\n\n")
+                    last_write = loop.time()
                 continue
             if kind == "close":
                 break
             await response.write(
                 b"event: %s\nid: %s\ndata: %s\n\n" % (kind.encode(), event_id.encode(), data)
             )
+            last_write = loop.time()
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # the client went away, or the service is stopping
     finally:

@@ -7,6 +7,7 @@ from monitor.api.feed import Feed
 from monitor.api.hub import Hub
 from monitor.api.metrics import ApiMetrics
 from monitor.api.store import EpisodeStore
+from monitor.api.supervise import Health
 from monitor.api.verdicts import Waiters
 from schemas.settings import Settings
 
@@ -17,3 +18,4 @@ WAITERS = web.AppKey("waiters", Waiters)
 REDIS = web.AppKey("redis", aioredis.Redis)
 STORE = web.AppKey("store", EpisodeStore)
 FEED = web.AppKey("feed", Feed)
+HEALTH = web.AppKey("health", Health)

@@ -9,6 +9,7 @@ by ``redis_op_timeout_s``; a slow or absent Redis is a 503, never a hang.
 """
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -78,6 +79,20 @@ return out
 
 MAX_ACCEPT_BATCH = 500
 
+# KEYS: active-episodes zset. ARGV: now, horizon, max, episode id. Returns 1 when the
+# episode was already counted, 2 when it is counted now, 0 when there is no room.
+_ADMIT = """
+redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[2])
+if redis.call('zscore', KEYS[1], ARGV[4]) then
+  redis.call('zadd', KEYS[1], ARGV[1], ARGV[4])
+  return 1
+end
+if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('zadd', KEYS[1], ARGV[1], ARGV[4])
+return 2
+"""
+TOUCH_EVERY_S = 1.0  # activity of accepted steps reaches the active set this often
+
 
 AcceptItem = tuple[int, list[str], list[Any]]  # shard, keys, args
 
@@ -134,6 +149,9 @@ class EpisodeStore:
         self.settings = settings
         self.keys = settings.keys
         self._register = redis.register_script(_REGISTER)
+        self._admit = redis.register_script(_ADMIT)
+        self._touched: set[str] = set()
+        self._touch_task: asyncio.Task[None] | None = None
         self._accepts = AcceptBatcher(redis)
         self._specs: dict[str, EpisodeSpec] = {}  # immutable once registered: safe to cache
 
@@ -160,6 +178,7 @@ class EpisodeStore:
             "updated_at": now, **labels,
         }  # fmt: skip
         flat = [x for kv in meta.items() for x in kv]
+        admitted = await self._admission(episode_id, now)
         result = await self.bounded(
             self._register(
                 keys=self._keys(episode_id),
@@ -168,6 +187,8 @@ class EpisodeStore:
             )
         )  # fmt: skip
         if int(result[0]) < 0:
+            if admitted == 2:  # counted for a registration that did not happen
+                await self.bounded(self.redis.zrem(self.keys.active_episodes(), episode_id))
             raise ApiError(
                 409, "episode_exists", "an episode with this id exists with another spec",
                 "episode_id",
@@ -180,6 +201,39 @@ class EpisodeStore:
             await self.bounded(pipe.execute())
         self._specs[episode_id] = spec
         return created
+
+    async def _admission(self, episode_id: str, now: float) -> int:
+        """Count the episode among the active ones, or 429 when they are as many as allowed
+        (finished ones and those without a step for episode_abandon_s do not count)."""
+        s = self.settings
+        admitted = int(
+            await self.bounded(
+                self._admit(keys=[self.keys.active_episodes()],
+                            args=[now, now - s.episode_abandon_s, s.max_active_episodes,
+                                  episode_id])
+            )
+        )  # fmt: skip
+        if admitted == 0:
+            raise ApiError(
+                429, "too_many_episodes",
+                f"{s.max_active_episodes} episodes are active (RUNAWAY_MAX_ACTIVE_EPISODES): "
+                "finish one, or wait for an idle one to be abandoned", "episode_id",
+            )  # fmt: skip
+        return admitted
+
+    def _touch(self, episode_id: str) -> None:
+        """Note an accepted step; the active set learns of it within TOUCH_EVERY_S."""
+        self._touched.add(episode_id)
+        if self._touch_task is None or self._touch_task.done():
+            self._touch_task = asyncio.create_task(self._flush_touched())
+
+    async def _flush_touched(self) -> None:
+        await asyncio.sleep(TOUCH_EVERY_S)
+        touched, self._touched = self._touched, set()
+        if touched:  # XX: finished episodes stay out
+            scores = dict.fromkeys(touched, time.time())
+            with contextlib.suppress(Unavailable):  # the next step touches it again
+                await self.bounded(self.redis.zadd(self.keys.active_episodes(), scores, xx=True))
 
     async def spec(self, episode_id: str) -> EpisodeSpec:
         """The registered spec (404 when the episode is unknown)."""
@@ -196,7 +250,9 @@ class EpisodeStore:
 
     async def accept_step(self, event: StepEvent) -> Accepted:
         """Publish ``event`` if it is exactly the next step of an active episode."""
-        return await self._publish(event, event.step, "")
+        accepted = await self._publish(event, event.step, "")
+        self._touch(event.episode_id)
+        return accepted
 
     async def finish(self, event: EpisodeFinished) -> Accepted:
         """Mark the episode finished and publish EpisodeFinished (the detectors drop it).
@@ -206,7 +262,10 @@ class EpisodeStore:
         """
         accepted = await self._publish(event, 0, "finished")
         control = self.keys.control(event.episode_id)
-        await self.bounded(self.redis.expire(control, EPISODE_TTL_S))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.expire(control, EPISODE_TTL_S)
+        pipe.zrem(self.keys.active_episodes(), event.episode_id)
+        await self.bounded(pipe.execute())
         return accepted
 
     async def _publish(self, event: Any, step: int, final: str) -> Accepted:
@@ -239,6 +298,10 @@ class EpisodeStore:
         )  # fmt: skip
 
     async def aclose(self) -> None:
+        if self._touch_task is not None:
+            self._touch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._touch_task
         await self._accepts.aclose()
 
     async def summary(self, episode_id: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ hash (written by the API on register, the worker on start and the detector per b
 in one place, :func:`episode_row`.
 """
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -130,11 +131,14 @@ def _int(raw: str | None) -> int:
         return 0
 
 
-def _float(raw: str | None) -> float | None:
+def stored_float(raw: str | None) -> float | None:
+    """A stored number; None when missing, garbled or not finite (an older detector
+    wrote 'nan'), so no answer ever carries a non-JSON number."""
     try:
-        return float(raw) if raw is not None else None
+        value = float(raw) if raw is not None else None
     except ValueError:
         return None
+    return value if value is None or math.isfinite(value) else None
 
 
 def episode_row(episode_id: str, s: dict[str, str]) -> EpisodeRow:
@@ -148,11 +152,11 @@ def episode_row(episode_id: str, s: dict[str, str]) -> EpisodeRow:
         mitigation=s.get("mitigation") or "none",
         accepted_step=_int(s.get("accepted_step")),
         last_step=_int(s.get("last_step")),
-        runaway_index=_float(s.get("runaway_index")) or 0.0,
-        hazard=_float(s.get("hazard")) or 0.0,
+        runaway_index=stored_float(s.get("runaway_index")) or 0.0,
+        hazard=stored_float(s.get("hazard")) or 0.0,
         flags=[f for f in (s.get("flags") or "").split(",") if f],
         flip_count=_int(s.get("flips")),
-        registered_at=_float(s.get("registered_at")),
+        registered_at=stored_float(s.get("registered_at")),
     )
 
 

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from detectors.service import DetectorService
-from monitor.runtime import metrics_endpoint, run, setup_logging
+from monitor.runtime import STOP_GRACE_S, metrics_endpoint, run, setup_logging
 from schemas.metrics import DetectorMetrics
 from schemas.redis_io import connect, consumer_name
 from schemas.settings import Settings
@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
     if args.metrics_port:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     setup_logging()
-    return run(lambda stop: serve(settings, stop))
+    return run(lambda stop: serve(settings, stop), grace_s=settings.shutdown_grace_s + STOP_GRACE_S)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> int:

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from monitor.api import create_app
 from monitor.api.auth import check_bind
+from monitor.api.guard import ConnectionGuard, GuardedSite
 from monitor.embedded_redis import redis_url_or_embedded
-from monitor.runtime import run, setup_logging
+from monitor.runtime import STOP_GRACE_S, run, setup_logging
 from schemas.settings import Settings
 
 log = logging.getLogger("runaway.serve")
@@ -47,7 +48,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     setup_logging()
     with_detector = args.with_detector or not settings.redis_url
-    return run(lambda stop: serve(settings, stop, with_detector=with_detector))
+    return run(
+        lambda stop: serve(settings, stop, with_detector=with_detector),
+        grace_s=settings.shutdown_grace_s + STOP_GRACE_S,
+    )
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, with_detector: bool) -> int:
@@ -55,10 +59,14 @@ async def serve(settings: Settings, stop: asyncio.Event, *, with_detector: bool)
         app = create_app(
             settings.model_copy(update={"redis_url": url}), with_detector=with_detector
         )
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_s)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=settings.shutdown_grace_s,
+            keepalive_timeout=settings.header_timeout_s,
+        )  # fmt: skip
         await runner.setup()
         try:
-            site = web.TCPSite(runner, settings.host, settings.port)
+            guard = ConnectionGuard(settings.header_timeout_s, settings.max_connections)
+            site = GuardedSite(runner, settings.host, settings.port, guard)
             await site.start()
             where = "embedded Redis" if not settings.redis_url else "REDIS_URL"
             detector = "in-process detector" if with_detector else "external detectors"

@@ -5,7 +5,7 @@ import asyncio
 import logging
 import sys
 
-from monitor.runtime import metrics_endpoint, run, setup_logging
+from monitor.runtime import STOP_GRACE_S, metrics_endpoint, run, setup_logging
 from schemas.metrics import WorkerMetrics
 from schemas.redis_io import connect, consumer_name
 from schemas.settings import Settings
@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     }
     settings = settings.model_copy(update=updates)
     setup_logging()
-    return run(lambda stop: serve(settings, stop))
+    return run(lambda stop: serve(settings, stop), grace_s=settings.shutdown_grace_s + STOP_GRACE_S)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> int:
