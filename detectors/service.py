@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from detectors.consumer import ShardConsumer
+from schemas.backoff import Backoff
 from schemas.keys import DETECTOR_GROUP
 from schemas.metrics import DetectorMetrics
 from schemas.redis_io import consumer_name, dedicated, ensure_group
@@ -151,18 +152,17 @@ class DetectorService:
         consumer = self.consumers[shard] = ShardConsumer(
             redis, self.settings, shard, self.name, self.metrics
         )
-        backoff, taken_over = 0.05, False
+        backoff, taken_over = Backoff(), False
         while not stop.is_set() and shard in self._tasks:
             try:
                 if not taken_over:
                     await consumer.take_over()
                     taken_over = True
                 await consumer.poll()
-                backoff = 0.05
+                backoff.reset()
             except RedisError as exc:
-                log.warning("detector shard %d: %s; retrying in %.2fs", shard, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                log.warning("detector shard %d: %s; retrying", shard, exc)
+                await backoff.wait(stop)
         with contextlib.suppress(RedisError):  # else its entries stay pending: re-scored
             await consumer.flush()  # the last batch's writes wait for a read that won't come
 

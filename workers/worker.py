@@ -31,6 +31,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from schemas.backoff import Backoff
 from schemas.batch_writes import CommandBatcher
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished
@@ -180,7 +181,7 @@ class Worker:
             for group in read_groups(self.redis, self.keys.shards)
         ]
         cursor = "0"  # jobs this worker name already holds, then new ones
-        backoff = 0.05
+        backoff = Backoff()
         try:
             while not stop.is_set():
                 self._episode_ended.clear()  # an episode ending from here on wakes _wait_any
@@ -198,12 +199,12 @@ class Worker:
                         WORKER_GROUP, self.name, {self.keys.jobs(): cursor},
                         count=free, block=None if cursor == "0" else self.settings.block_ms,
                     )  # fmt: skip
-                    self.ready, backoff = True, 0.05
+                    self.ready = True
+                    backoff.reset()
                 except RedisError as exc:
                     self.ready = False
-                    log.warning("worker: redis unavailable (%s); retrying in %.2fs", exc, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    log.warning("worker: redis unavailable (%s); retrying", exc)
+                    await backoff.wait(stop)
                     continue
                 entries = [e for _, es in stream_entries(reply) for e in es]
                 if not entries and cursor == "0":
@@ -403,15 +404,15 @@ class Worker:
             pipe.delete(self.keys.control(spec.episode_id))
             pipe.hset(self.keys.episode(spec.episode_id), "status", "finished")
 
-        backoff = 0.05
+        backoff = Backoff(max_attempts=12)  # ride out a Redis restart; else re-run later
         try:
-            for _ in range(12):  # ride out a Redis restart; an un-acked job is re-run later
+            while True:
                 try:
                     await self._bookkeeping.submit(fill)
                     break
                 except RedisError:
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    if not await backoff.wait():
+                        break
         finally:
             self._acking.pop(entry_id, None)
 
@@ -434,12 +435,14 @@ class Worker:
     ) -> None:
         cursors = {self.keys.verdicts(s): start_id for s in shards}
         inboxes = self._inboxes
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 reply = await redis.xread(cursors, count=1000, block=self.settings.block_ms)
+                backoff.reset()
             except RedisError as exc:
                 log.warning("worker control reader: %s", exc)
-                await asyncio.sleep(0.5)
+                await backoff.wait(stop)
                 continue
             for stream, entries in stream_entries(reply):
                 for entry_id, fields in entries:
