@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     )
     flips_maxlen: int = Field(default=50_000, ge=100)
     deadletter_maxlen: int = Field(default=10_000, ge=100)
+    jobs_maxlen: int = Field(
+        default=1_000_000,
+        ge=100,
+        description="most jobs queued or running; workers trim finished ones as they go",
+    )
 
     # workers
     concurrency: int = Field(default=200, ge=1, description="episodes run at once per worker")
@@ -63,7 +68,9 @@ class Settings(BaseSettings):
     follow_max_episodes: int = Field(
         default=5_000, ge=1, description="episodes the live feed tracks as active at once"
     )
-    metrics_port: int | None = Field(default=None, description="worker/detector /metrics port")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="worker/detector /metrics port"
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
     )

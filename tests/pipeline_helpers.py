@@ -1,7 +1,9 @@
 """Running workers and detectors together in a test, in burst mode."""
 
 import asyncio
+import contextlib
 import inspect
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -64,6 +66,24 @@ async def start_pipeline(
         asyncio.create_task(detector.run(detector_stop)),
         asyncio.create_task(worker.run(asyncio.Event(), until_idle=True)),
     )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    redis: aioredis.Redis, settings: Settings, worker: Worker
+) -> AsyncIterator[Worker]:
+    """A detector and ``worker`` running (not in burst mode) for the block; both stopped
+    gracefully after it."""
+    detector = DetectorService(redis, settings, name="test-detector")
+    await detector.ensure_groups()
+    stops = asyncio.Event(), asyncio.Event()
+    tasks = asyncio.create_task(detector.run(stops[0])), asyncio.create_task(worker.run(stops[1]))
+    try:
+        yield worker
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
 
 
 async def run_pipeline(

@@ -85,7 +85,7 @@ async def test_bad_job_is_dead_lettered_and_others_run(redis, settings):
     bad_env = good.model_copy(update={"episode_id": "bad", "environment": "no-such-env"})
     results, _ = await run_pipeline(redis, settings, [bad_env, good])
     assert [r.episode_id for r in results] == ["good"]
-    dead = await redis.xrange(f"{settings.keys.jobs()}:deadletter")
+    dead = await redis.xrange(settings.keys.jobs_deadletter())
     reasons = [f[b"reason"].decode() for _, f in dead]
     assert any("objectives" in r for r in reasons)
     assert any("unknown environment" in r for r in reasons)

@@ -81,6 +81,26 @@ end
 return lost
 """
 
+# KEYS: jobs stream. ARGV: group. Trims the jobs every worker of the group has finished:
+# entries are delivered in order, so every entry below the oldest pending one (or, with
+# none pending, the last delivered one) was delivered and acked. Exact, not "~": a jobs
+# stream is short, and MINID ~ would keep whole 100-entry nodes of finished jobs.
+_TRIM_DONE = """
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, id
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then id = g[i + 1] end
+  end
+  if name == ARGV[1] then last = id end
+end
+if not last then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1])
+local minid = last
+if p[1] > 0 then minid = p[2] end
+return redis.call('XTRIM', KEYS[1], 'MINID', minid)
+"""
+
 EnvFactory = Callable[[EpisodeSpec], Environment]
 AgentFactory = Callable[[EpisodeSpec, Environment], Agent]
 
@@ -153,8 +173,10 @@ class Worker:
         self._acking: dict[bytes, str] = {}  # jobs of ended episodes whose ack is on its way
         self._lost: set[str] = set()  # episodes whose job another worker took over
         self._last_heartbeat = 0.0
+        self._claim_cursor: bytes | str = "0-0"  # XAUTOCLAIM's, kept between heartbeats
         self._episode_ended = asyncio.Event()
         self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._trim_done = redis.register_script(_TRIM_DONE)
         self.ready = False
 
     @property
@@ -272,13 +294,16 @@ class Worker:
                 task = self._tasks.get(episode_id)
                 if task is not None:
                     task.cancel()
+        await self._trim_done(keys=[jobs], args=[WORKER_GROUP])  # XACK does not delete
         if free <= 0:
             return []
+        # follow the cursor: XAUTOCLAIM scans at most 10 x count pending entries per call,
+        # so restarting at 0-0 would never reach a dead worker's jobs deep in the list
         reply = await self.redis.xautoclaim(
             jobs, WORKER_GROUP, self.name, min_idle_time=self.settings.claim_idle_ms,
-            start_id="0-0", count=free,
+            start_id=self._claim_cursor, count=free,
         )  # fmt: skip
-        _, claimed, deleted = autoclaim_entries(reply)
+        self._claim_cursor, claimed, deleted = autoclaim_entries(reply)
         if deleted:
             await self.redis.xack(jobs, WORKER_GROUP, *deleted)
         if not claimed:
@@ -322,7 +347,7 @@ class Worker:
         self.errors.append(f"job {entry_id.decode()}: {reason}")
         log.error("job %s rejected: %s", entry_id.decode(), reason)
         await self.redis.xadd(
-            f"{self.keys.jobs()}:deadletter",
+            self.keys.jobs_deadletter(),
             {"reason": reason[:500], "entry_id": entry_id},
             maxlen=self.settings.deadletter_maxlen,
             approximate=True,
