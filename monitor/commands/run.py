@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from monitor.cli_settings import settings_from
 from monitor.pipeline import print_summary, run_episodes
 from monitor.runtime import run
 from monitor.specs import episode_spec
 from schemas.episode import AgentSpec, EpisodeSpec
-from schemas.settings import Settings
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.mitigations import parse_mitigations
 
@@ -103,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = Settings()
+    settings = settings_from()
     summary = run(
         lambda stop: run_episodes(
             settings, specs, stop, run_id=run_id, show_progress=not args.json, log_dir=args.log_dir
