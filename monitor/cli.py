@@ -15,6 +15,7 @@ COMMANDS = (
     "demo",
     "worker",
     "detector",
+    "status",
     "run",
     "replay",
     "evaluate",

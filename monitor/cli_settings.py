@@ -40,8 +40,10 @@ def _describe(exc: ValidationError, given: dict[str, Any], flags: dict[str, str]
     """One line per refused value, naming the flag or variable; never a secret's value."""
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        if field in given:
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if not field:  # a check across fields
+            lines.append(f"settings: {error['msg']}")
+        elif field in given:
             lines.append(f"{flags[field]} {given[field]!r}: {error['msg']}")
         else:  # from the environment: the value may be a secret, so it is not echoed
             lines.append(f"RUNAWAY_{field.upper()}: {error['msg']}")

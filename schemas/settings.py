@@ -1,6 +1,6 @@
 """The one settings object, read from the environment (prefix ``RUNAWAY_``) once at start."""
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.episode import FailMode
@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(default=5_000, ge=10, description="reclaim after this idle")
     max_deliveries: int = Field(default=5, ge=1, description="then dead-letter the entry")
     heartbeat_s: float = Field(default=1.0, gt=0)
+    heartbeat_ttl_s: float = Field(
+        default=10.0, gt=0, description="a worker's/detector's heartbeat key lives this long"
+    )
+    loop_stuck_s: float = Field(
+        default=30.0, gt=0, description="/readyz: 503 once a loop made no progress this long"
+    )
 
     # service
     host: str = "127.0.0.1"
@@ -111,6 +117,12 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         default=8192, ge=256, description="history budget; oldest pairs dropped past it"
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_outlives_its_interval(self) -> "Settings":
+        if self.heartbeat_ttl_s <= self.heartbeat_s:  # else processes look dead between beats
+            raise ValueError("heartbeat_ttl_s must be longer than heartbeat_s")
+        return self
 
     @property
     def keys(self) -> Keys:

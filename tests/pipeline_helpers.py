@@ -5,6 +5,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -118,13 +119,21 @@ def process_env(settings: Settings, **extra: object) -> dict[str, str]:
     return env
 
 
-async def start_process(role: str, env: dict[str, str]) -> "asyncio.subprocess.Process":
+async def start_process(
+    role: str, env: dict[str, str], *args: str, log: "Path | None" = None
+) -> "asyncio.subprocess.Process":
+    """``python -m monitor ROLE ARGS``; its output goes to ``log`` when given."""
     import sys
 
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", role, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    out = log.open("wb") if log is not None else asyncio.subprocess.DEVNULL
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", role, *args, env=env,
+            stdout=out, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    finally:
+        if log is not None:
+            out.close()  # the child has its own copy
 
 
 async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> bool:

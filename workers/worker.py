@@ -35,6 +35,7 @@ from schemas.backoff import Backoff
 from schemas.batch_writes import CommandBatcher
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished
+from schemas.health import LoopWatch, clear_heartbeat, readiness, write_heartbeat
 from schemas.keys import EPISODE_TTL_S, WORKER_GROUP
 from schemas.metrics import WorkerMetrics
 from schemas.redis_io import (
@@ -51,6 +52,7 @@ from workers.agents.base import Agent
 from workers.environments.base import Environment
 from workers.episode_log import EpisodeLog
 from workers.inbox import Inbox
+from workers.job_scripts import HEARTBEAT, TRIM_DONE
 from workers.mitigations import parse_mitigations
 from workers.models.limits import ModelLimits
 from workers.models.metrics import ModelMetrics
@@ -58,48 +60,6 @@ from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
 log = logging.getLogger(__name__)
-
-# KEYS: jobs stream. ARGV: group, consumer, the job ids this worker runs. Refreshes
-# (XCLAIM ... JUSTID resets the idle time) those still pending for this consumer and
-# returns the others: another worker took them over. On the server, in one call: with
-# thousands of jobs, fetching and parsing the pending list every second stalled the
-# worker's event loop for tens of milliseconds.
-_HEARTBEAT = """
-local ours = {}
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', #ARGV + 100, ARGV[2])
-for _, p in ipairs(pending) do ours[p[1]] = true end
-local keep, lost = {}, {}
-for i = 3, #ARGV do
-  if ours[ARGV[i]] then keep[#keep + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
-end
-for i = 1, #keep, 1000 do
-  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
-  for j = i, math.min(i + 999, #keep) do args[#args + 1] = keep[j] end
-  args[#args + 1] = 'JUSTID'
-  redis.call(unpack(args))
-end
-return lost
-"""
-
-# KEYS: jobs stream. ARGV: group. Trims the jobs every worker of the group has finished:
-# entries are delivered in order, so every entry below the oldest pending one (or, with
-# none pending, the last delivered one) was delivered and acked. Exact, not "~": a jobs
-# stream is short, and MINID ~ would keep whole 100-entry nodes of finished jobs.
-_TRIM_DONE = """
-local last = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, id
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then id = g[i + 1] end
-  end
-  if name == ARGV[1] then last = id end
-end
-if not last then return 0 end
-local p = redis.call('XPENDING', KEYS[1], ARGV[1])
-local minid = last
-if p[1] > 0 then minid = p[2] end
-return redis.call('XTRIM', KEYS[1], 'MINID', minid)
-"""
 
 EnvFactory = Callable[[EpisodeSpec], Environment]
 AgentFactory = Callable[[EpisodeSpec, Environment], Agent]
@@ -175,9 +135,10 @@ class Worker:
         self._last_heartbeat = 0.0
         self._claim_cursor: bytes | str = "0-0"  # XAUTOCLAIM's, kept between heartbeats
         self._episode_ended = asyncio.Event()
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self._trim_done = redis.register_script(_TRIM_DONE)
-        self.ready = False
+        self._heartbeat = redis.register_script(HEARTBEAT)
+        self._trim_done = redis.register_script(TRIM_DONE)
+        self.ready = False  # the loop's last Redis call succeeded (part of /readyz)
+        self.health = LoopWatch(settings.loop_stuck_s)
 
     @property
     def active(self) -> int:
@@ -206,6 +167,7 @@ class Worker:
         backoff = Backoff()
         try:
             while not stop.is_set():
+                self.health.tick()
                 self._episode_ended.clear()  # an episode ending from here on wakes _wait_any
                 free = self.settings.concurrency - len(self._tasks)
                 try:
@@ -225,13 +187,19 @@ class Worker:
                     backoff.reset()
                 except RedisError as exc:
                     self.ready = False
+                    self.health.error(exc)
                     log.warning("worker: redis unavailable (%s); retrying", exc)
                     await backoff.wait(stop)
+                    if "NOGROUP" in str(exc):  # the jobs stream was deleted (a flushed Redis)
+                        with contextlib.suppress(RedisError):
+                            await ensure_group(self.redis, self.keys.jobs(), WORKER_GROUP)
                     continue
                 entries = [e for _, es in stream_entries(reply) for e in es]
                 if not entries and cursor == "0":
                     cursor = ">"
                     continue
+                if entries:
+                    self.health.batch()
                 for entry_id, fields in entries:
                     await self._start(entry_id, fields)
                 if not entries and until_idle:
@@ -241,6 +209,8 @@ class Worker:
         finally:
             try:
                 await self._shutdown()
+                with contextlib.suppress(RedisError):  # stopped, not stale
+                    await clear_heartbeat(self.redis, self.keys, "worker", self.name)
                 readers_stop.set()
                 await asyncio.gather(*readers, return_exceptions=True)
             finally:  # also when cancelled again meanwhile: connections are given back
@@ -281,6 +251,7 @@ class Worker:
             return []
         self._last_heartbeat = now
         jobs = self.keys.jobs()
+        await self._beat()
         held = {e: ep for ep, e in self._job_ids.items() if ep not in self._lost}
         held.update(self._acking)  # ended, ack on its way: still ours until it lands
         if held:
@@ -320,6 +291,23 @@ class Worker:
                 continue
             out.append((entry_id, fields, times))
         return out
+
+    async def _beat(self) -> None:
+        """The heartbeat key ``status`` reads: alive, and what this worker is doing."""
+        beat = self.health.heartbeat(
+            "worker", self.name, episodes=len(self._tasks), concurrency=self.settings.concurrency
+        )
+        await write_heartbeat(self.redis, self.keys, beat, self.settings.heartbeat_ttl_s)
+
+    async def readiness(self) -> dict[str, Any]:
+        """``/readyz``: Redis answers, the jobs stream has its group, no loop is stuck."""
+        body = await readiness(
+            self.redis, self.health, [self.keys.jobs()], WORKER_GROUP,
+            self.settings.redis_op_timeout_s, episodes=len(self._tasks),
+        )  # fmt: skip
+        if not self.ready and body["status"] == "ready":
+            body["status"], body["reasons"] = "not_ready", ["the job loop's last read failed"]
+        return body
 
     async def _index_episode(self, spec: EpisodeSpec, status: str) -> None:
         """List the episode beside the sidecar's (``GET /v1/episodes``); best effort.
@@ -452,20 +440,31 @@ class Worker:
 
     async def _read_control(self, shards: list[int], start_id: str, stop: asyncio.Event) -> None:
         """Route these shards' verdicts and recovery commands to our episodes' inboxes."""
-        async with dedicated(self.redis) as redis:
-            await self._route_control(redis, shards, start_id, stop)
+        loop = f"verdicts of shards {shards[0]}-{shards[-1]}"
+        try:
+            async with dedicated(self.redis) as redis:
+                await self._route_control(redis, shards, start_id, stop, loop)
+        finally:
+            self.health.forget(loop)
 
     async def _route_control(
-        self, redis: aioredis.Redis, shards: list[int], start_id: str, stop: asyncio.Event
+        self,
+        redis: aioredis.Redis,
+        shards: list[int],
+        start_id: str,
+        stop: asyncio.Event,
+        loop: str,
     ) -> None:
         cursors = {self.keys.verdicts(s): start_id for s in shards}
         inboxes = self._inboxes
         backoff = Backoff()
         while not stop.is_set():
+            self.health.tick(loop)
             try:
                 reply = await redis.xread(cursors, count=1000, block=self.settings.block_ms)
                 backoff.reset()
             except RedisError as exc:
+                self.health.error(exc)
                 log.warning("worker control reader: %s", exc)
                 await backoff.wait(stop)
                 continue

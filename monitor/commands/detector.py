@@ -36,7 +36,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     service = DetectorService(redis, settings, metrics, name=consumer_name("detector"))
     log.info("detector %s over %d shards", service.name, settings.shards)
     try:
-        async with metrics_endpoint(metrics.registry, settings.metrics_port, settings.metrics_host):
+        async with metrics_endpoint(
+            metrics.registry, settings.metrics_port, settings.metrics_host, service.readiness
+        ):
             await service.run(stop)
     finally:
         await redis.aclose()

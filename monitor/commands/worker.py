@@ -41,7 +41,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     worker = Worker(redis, settings, metrics, name=consumer_name("worker"))
     log.info("worker %s: up to %d episodes at once", worker.name, settings.concurrency)
     try:
-        async with metrics_endpoint(metrics.registry, settings.metrics_port, settings.metrics_host):
+        async with metrics_endpoint(
+            metrics.registry, settings.metrics_port, settings.metrics_host, worker.readiness
+        ):
             await worker.run(stop)
     finally:
         await redis.aclose()
