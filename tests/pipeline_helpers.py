@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,13 @@ from detectors.service import DetectorService
 from schemas.episode import AgentSpec, EpisodeSpec
 from schemas.settings import Settings
 from schemas.wire import decode
+from tests.waiting import wait_for
 from workers.environments.catalog import OBJECTIVES
 from workers.jobs import submit_jobs
 from workers.runner import EpisodeResult
 from workers.worker import Worker
+
+__all__ = ["wait_for"]  # re-exported: the one wait in the tests lives in tests/waiting.py
 
 
 def spec(
@@ -134,17 +136,3 @@ async def start_process(
     finally:
         if log is not None:
             out.close()  # the child has its own copy
-
-
-async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> bool:
-    """Poll a predicate (plain or async) until true; False after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return True
-        await asyncio.sleep(interval_s)
-    return False

@@ -8,6 +8,7 @@ import sys
 from schemas.keys import DETECTOR_GROUP, WORKER_GROUP
 from schemas.wire import encode
 from tests.pipeline_helpers import run_pipeline, spec, stream_events
+from tests.waiting import wait_for
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.jobs import submit_jobs
 
@@ -106,11 +107,17 @@ async def test_worker_process_hands_back_episodes_on_sigterm(redis, settings):
         sys.executable, "-m", "monitor", "worker", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] == 3:
-            break
-    await asyncio.sleep(0.3)
+
+    async def all_three_started() -> bool:
+        if (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] != 3:
+            return False
+        started = set()
+        for shard in range(settings.shards):
+            started |= {e.episode_id for e in await stream_events(redis, settings.keys.steps(shard))
+                        if e.kind == "episode_started"}  # fmt: skip
+        return started == {"long0", "long1", "long2"}
+
+    await wait_for(all_three_started, 30, "the worker process to start all three episodes")
     proc.send_signal(signal.SIGTERM)
     out, _ = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0, out.decode()[-2000:]
