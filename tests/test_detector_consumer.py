@@ -92,7 +92,7 @@ async def test_killed_detector_loses_no_step(redis, settings):
         return done >= total
 
     try:
-        await wait_for(all_answered, 30, "every step to get a verdict")
+        await wait_for(all_answered, 60, "every step to get a verdict")
     finally:
         stop2.set()
         await task2
