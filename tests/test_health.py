@@ -60,13 +60,17 @@ async def test_worker_heartbeat_and_readiness(redis, settings):
         assert 0 < await redis.pttl(key) <= settings.heartbeat_ttl_s * 1000
         ready = await worker.readiness()
         assert ready["status"] == "ready", ready
-        await redis.xgroup_destroy(settings.keys.jobs(), WORKER_GROUP)  # a flushed Redis
+        await redis.xgroup_destroy(settings.keys.jobs(), WORKER_GROUP)
+        missing = await worker.readiness()  # unready until an operator recreates it
+        assert missing["status"] == "not_ready"
+        assert any("no 'workers' consumer group" in r for r in missing["reasons"])
+        # recreated at the end of the stream: the running job is not delivered again
+        await redis.xgroup_create(settings.keys.jobs(), WORKER_GROUP, id="$")
 
-        async def ready_again() -> bool:  # the worker creates the group again
-            groups = await redis.xinfo_groups(settings.keys.jobs())
-            return bool(groups) and (await worker.readiness())["status"] == "ready"
+        async def ready_again() -> bool:
+            return (await worker.readiness())["status"] == "ready"
 
-        await wait_for(ready_again, 10, "the worker to recreate its group")
+        await wait_for(ready_again, 10, "the worker to be ready once its group is back")
     assert await redis.get(key) is None  # a graceful stop leaves no stale heartbeat
     assert await redis.zscore(settings.keys.heartbeats("worker"), "hb-worker") is None
 

@@ -190,9 +190,6 @@ class Worker:
                     self.health.error(exc)
                     log.warning("worker: redis unavailable (%s); retrying", exc)
                     await backoff.wait(stop)
-                    if "NOGROUP" in str(exc):  # the jobs stream was deleted (a flushed Redis)
-                        with contextlib.suppress(RedisError):
-                            await ensure_group(self.redis, self.keys.jobs(), WORKER_GROUP)
                     continue
                 entries = [e for _, es in stream_entries(reply) for e in es]
                 if not entries and cursor == "0":
