@@ -4,6 +4,9 @@ Shards are spread over the live detectors (each takes about ``shards / live``) w
 leases (``SET NX PX``) renewed every heartbeat. A detector that dies stops renewing; after
 ``claim_idle_ms`` its shards are free, and the next owner claims their pending entries
 (XAUTOCLAIM) and scores them before new ones, so no step is lost or scored out of order.
+Each round also writes the detector's heartbeat key (:mod:`schemas.health`: shards
+owned, last batch, errors) for ``runaway-monitor status``; :meth:`DetectorService.readiness`
+is its ``/readyz``.
 """
 
 import asyncio

@@ -17,7 +17,13 @@ agent's context died with the worker): the old attempt is closed with
 new attempt id, ``<episode_id>.a<n>``, so the steps stream never holds two different
 step ``k`` for one episode id. A job delivered more than ``max_deliveries`` times is
 dead-lettered instead of being run again. A worker that finds one of its jobs taken over
-(it was too slow to heartbeat) cancels that episode without acking it.
+(it was too slow to heartbeat) cancels that episode without acking it. The reclaim
+follows XAUTOCLAIM's cursor from one heartbeat to the next (one call scans at most 10 x
+COUNT pending entries), and each heartbeat trims the jobs every worker has finished.
+
+Each heartbeat also writes the worker's own heartbeat key (:mod:`schemas.health`:
+episodes in flight, last batch, errors) for ``runaway-monitor status``, and
+:meth:`Worker.readiness` is its ``/readyz``.
 """
 
 import asyncio
