@@ -98,3 +98,17 @@ async def test_status_goes_non_zero_once_a_killed_detectors_heartbeat_expires(re
     code, text = await status(env)
     assert code == 1
     assert "detectors: 0 live, 1 stale" in text and text.count("NO LIVE OWNER") == 2
+
+
+def test_status_without_a_reachable_redis_exits_2(monkeypatch, capsys):
+    from monitor.cli import main
+    from tests.serve_helpers import free_port
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("RUNAWAY_REDIS_URL", raising=False)
+    assert main(["status"]) == 2
+    assert "status needs REDIS_URL" in capsys.readouterr().err
+    monkeypatch.setenv("REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")  # nobody
+    assert main(["status", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read Redis" in err and "hunter2" not in err
