@@ -4,6 +4,9 @@ Shards are spread over the live detectors (each takes about ``shards / live``) w
 leases (``SET NX PX``) renewed every heartbeat. A detector that dies stops renewing; after
 ``claim_idle_ms`` its shards are free, and the next owner claims their pending entries
 (XAUTOCLAIM) and scores them before new ones, so no step is lost or scored out of order.
+Each round also writes the detector's heartbeat key (:mod:`schemas.health`: shards
+owned, last batch, errors) for ``runaway-monitor status``; :meth:`DetectorService.readiness`
+is its ``/readyz``.
 """
 
 import asyncio
@@ -11,11 +14,14 @@ import contextlib
 import logging
 import math
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from detectors.consumer import ShardConsumer
+from schemas.backoff import Backoff
+from schemas.health import LoopWatch, clear_heartbeat, readiness, write_heartbeat
 from schemas.keys import DETECTOR_GROUP
 from schemas.metrics import DetectorMetrics
 from schemas.redis_io import consumer_name, dedicated, ensure_group
@@ -54,7 +60,8 @@ class DetectorService:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
-        self.ready = False
+        self.ready = False  # the last balancing round reached Redis (part of /readyz)
+        self.health = LoopWatch(settings.loop_stuck_s)
 
     @property
     def lease_ms(self) -> int:
@@ -69,12 +76,15 @@ class DetectorService:
         self.metrics.up.set(1)
         try:
             while not stop.is_set():
+                self.health.tick()
                 try:
                     await self.ensure_groups()
                     await self._balance(stop)
                     self.ready = True
+                    await self._beat()
                 except RedisError as exc:
                     self.ready = False
+                    self.health.error(exc)
                     log.warning("detector: redis unavailable (%s); retrying", exc)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.heartbeat_s):
@@ -83,6 +93,23 @@ class DetectorService:
             self.ready = False
             self.metrics.up.set(0)
             await self._release_all()
+            with contextlib.suppress(RedisError):  # stopped, not stale
+                await clear_heartbeat(self.redis, self.keys, "detector", self.name)
+
+    async def _beat(self) -> None:
+        """The heartbeat key ``status`` reads: alive, and the shards this detector owns."""
+        beat = self.health.heartbeat("detector", self.name, shards=sorted(self._tasks))
+        await write_heartbeat(self.redis, self.keys, beat, self.settings.heartbeat_ttl_s)
+
+    async def readiness(self) -> dict[str, Any]:
+        """``/readyz``: Redis answers, every steps stream has the group, no loop is stuck."""
+        body = await readiness(
+            self.redis, self.health, self.keys.all_steps(), DETECTOR_GROUP,
+            self.settings.redis_op_timeout_s, shards=sorted(self._tasks),
+        )  # fmt: skip
+        if not self.ready and body["status"] == "ready":
+            body["status"], body["reasons"] = "not_ready", ["the last balancing round failed"]
+        return body
 
     async def run_until_idle(self) -> int:
         """Burst mode for tests and replay: own every shard, score all that is there, return."""
@@ -151,20 +178,25 @@ class DetectorService:
         consumer = self.consumers[shard] = ShardConsumer(
             redis, self.settings, shard, self.name, self.metrics
         )
-        backoff, taken_over = 0.05, False
-        while not stop.is_set() and shard in self._tasks:
-            try:
-                if not taken_over:
-                    await consumer.take_over()
-                    taken_over = True
-                await consumer.poll()
-                backoff = 0.05
-            except RedisError as exc:
-                log.warning("detector shard %d: %s; retrying in %.2fs", shard, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-        with contextlib.suppress(RedisError):  # else its entries stay pending: re-scored
-            await consumer.flush()  # the last batch's writes wait for a read that won't come
+        backoff, taken_over, loop = Backoff(), False, f"shard {shard}"
+        try:
+            while not stop.is_set() and shard in self._tasks:
+                self.health.tick(loop)
+                try:
+                    if not taken_over:
+                        await consumer.take_over()
+                        taken_over = True
+                    if await consumer.poll():
+                        self.health.batch()
+                    backoff.reset()
+                except RedisError as exc:
+                    self.health.error(exc)
+                    log.warning("detector shard %d: %s; retrying", shard, exc)
+                    await backoff.wait(stop)
+            with contextlib.suppress(RedisError):  # else its entries stay pending: re-scored
+                await consumer.flush()  # the last batch's writes wait for a read that won't come
+        finally:
+            self.health.forget(loop)
 
     async def _stop_shard(self, shard: int, *, release: bool) -> None:
         task = self._tasks.pop(shard, None)

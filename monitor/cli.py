@@ -9,10 +9,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from monitor.cli_settings import SettingsError
+
 COMMANDS = (
     "demo",
     "worker",
     "detector",
+    "status",
     "run",
     "replay",
     "evaluate",
@@ -41,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except SettingsError as exc:  # a flag or RUNAWAY_ variable the settings model refused
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

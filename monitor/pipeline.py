@@ -18,6 +18,7 @@ from detectors.service import DetectorService
 from monitor.embedded_redis import redis_url_or_embedded
 from monitor.summary import summarize
 from schemas.episode import EpisodeSpec
+from schemas.keys import Keys
 from schemas.redis_io import connect, consumer_name
 from schemas.settings import Settings
 from workers.jobs import submit_jobs
@@ -54,7 +55,7 @@ async def run_episodes(
             return await _run(redis, settings, worker, specs, stop, show_progress)
         finally:
             if settings.redis_url:
-                await delete_keys(redis, settings.key_prefix)
+                await delete_keys(redis, settings.keys)
             await redis.aclose()
 
 
@@ -68,7 +69,7 @@ async def _run(
 ) -> dict[str, Any]:
     detector = DetectorService(redis, settings)
     await detector.ensure_groups()
-    await submit_jobs(redis, settings.keys, specs)
+    await submit_jobs(redis, settings.keys, specs, settings.jobs_maxlen)
     started = time.perf_counter()
     detector_stop = asyncio.Event()
     detector_task = asyncio.create_task(detector.run(detector_stop))
@@ -104,9 +105,9 @@ async def _progress(worker: Worker, total: int, started: float, show: bool) -> N
         print(f"\r{line}\x1b[K" if tty else line, end=end, file=sys.stderr, flush=True)
 
 
-async def delete_keys(redis: aioredis.Redis, prefix: str) -> None:
+async def delete_keys(redis: aioredis.Redis, run_keys: Keys) -> None:
     with contextlib.suppress(Exception):
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        keys = [k async for k in redis.scan_iter(match=run_keys.pattern(), count=1000)]
         for i in range(0, len(keys), 500):
             await redis.unlink(*keys[i : i + 500])
 

@@ -46,7 +46,7 @@ async def _score(trajectories: list[Trajectory], settings: Settings) -> list[Tra
                 for t, e in zip(trajectories, ids, strict=True)
             ]
         finally:
-            await delete_keys(redis, settings.key_prefix)
+            await delete_keys(redis, settings.keys)
             await redis.aclose()
 
 

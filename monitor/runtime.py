@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -113,9 +113,17 @@ def run(main: Callable[[asyncio.Event], Awaitable[T]], grace_s: float = STOP_GRA
 
 @contextlib.asynccontextmanager
 async def metrics_endpoint(
-    registry: CollectorRegistry, port: int | None, host: str = "127.0.0.1"
+    registry: CollectorRegistry,
+    port: int | None,
+    host: str = "127.0.0.1",
+    readiness: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> AsyncIterator[None]:
-    """Serve ``/metrics`` and ``/healthz`` for the block when ``port`` is given."""
+    """Serve ``/metrics``, ``/healthz`` and (given ``readiness``) ``/readyz`` for the
+    block when ``port`` is given.
+
+    ``/healthz`` is shallow: the process answers. ``/readyz`` is 200 when ``readiness()``
+    says ``"status": "ready"``, else 503 with its reasons.
+    """
     if port is None:
         yield
         return
@@ -128,9 +136,16 @@ async def metrics_endpoint(
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def readyz(_: web.Request) -> web.Response:
+        assert readiness is not None
+        body = await readiness()
+        return web.json_response(body, status=200 if body.get("status") == "ready" else 503)
+
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    if readiness is not None:
+        app.router.add_get("/readyz", readyz)
     app_runner = web.AppRunner(app, access_log=None)
     await app_runner.setup()
     await web.TCPSite(app_runner, host, port).start()

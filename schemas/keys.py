@@ -88,6 +88,24 @@ class Keys:
         """Episode specs waiting for a worker (consumer group ``workers``)."""
         return f"{self.prefix}:jobs"
 
+    def jobs_deadletter(self) -> str:
+        """Jobs that could not be run (bad spec, delivered too often), with the reason."""
+        return f"{self.prefix}:jobs:deadletter"
+
+    # process health
+    def heartbeat(self, role: str, name: str) -> str:
+        """A worker's or detector's heartbeat (JSON, with a TTL): what it is doing now."""
+        return f"{self.prefix}:heartbeat:{role}:{name}"
+
+    def heartbeats(self, role: str) -> str:
+        """Sorted set: process name -> last heartbeat (Unix seconds), kept after the
+        heartbeat key expires so that ``status`` can list stale processes."""
+        return f"{self.prefix}:heartbeats:{role}"
+
+    def pattern(self) -> str:
+        """Every key of this prefix (SCAN ``MATCH``), for cleaning up a run."""
+        return f"{self.prefix}:*"
+
     def all_steps(self) -> list[str]:
         return [self.steps(s) for s in range(self.shards)]
 

@@ -1,6 +1,6 @@
 """The one settings object, read from the environment (prefix ``RUNAWAY_``) once at start."""
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.episode import FailMode, VerdictPolicy
@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     trace_maxlen: int = Field(
         default=200, ge=0, description="MAXLEN ~ per episode step trace (the page); 0: none"
     )
+    jobs_maxlen: int = Field(
+        default=1_000_000,
+        ge=100,
+        description="most jobs queued or running; workers trim finished ones as they go",
+    )
 
     # workers
     concurrency: int = Field(default=200, ge=1, description="episodes run at once per worker")
@@ -56,6 +61,12 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(default=5_000, ge=10, description="reclaim after this idle")
     max_deliveries: int = Field(default=5, ge=1, description="then dead-letter the entry")
     heartbeat_s: float = Field(default=1.0, gt=0)
+    heartbeat_ttl_s: float = Field(
+        default=10.0, gt=0, description="a worker's/detector's heartbeat key lives this long"
+    )
+    loop_stuck_s: float = Field(
+        default=30.0, gt=0, description="/readyz: 503 once a loop made no progress this long"
+    )
 
     # service
     host: str = "127.0.0.1"
@@ -105,7 +116,9 @@ class Settings(BaseSettings):
     follow_max_episodes: int = Field(
         default=5_000, ge=1, description="episodes the live feed tracks as active at once"
     )
-    metrics_port: int | None = Field(default=None, description="worker/detector /metrics port")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="worker/detector /metrics port"
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
     )
@@ -161,6 +174,12 @@ class Settings(BaseSettings):
     @classmethod
     def _worker_actions(cls, v: VerdictPolicy) -> VerdictPolicy:
         return v.check_worker("RUNAWAY_WORKER_POLICY")
+
+    @model_validator(mode="after")
+    def _heartbeat_outlives_its_interval(self) -> "Settings":
+        if self.heartbeat_ttl_s <= self.heartbeat_s:  # else processes look dead between beats
+            raise ValueError("heartbeat_ttl_s must be longer than heartbeat_s")
+        return self
 
     @property
     def keys(self) -> Keys:

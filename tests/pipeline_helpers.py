@@ -1,8 +1,10 @@
 """Running workers and detectors together in a test, in burst mode."""
 
 import asyncio
-import inspect
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -10,10 +12,13 @@ from detectors.service import DetectorService
 from schemas.episode import AgentSpec, EpisodeSpec
 from schemas.settings import Settings
 from schemas.wire import decode
+from tests.waiting import wait_for
 from workers.environments.catalog import OBJECTIVES
 from workers.jobs import submit_jobs
 from workers.runner import EpisodeResult
 from workers.worker import Worker
+
+__all__ = ["wait_for"]  # re-exported: the one wait in the tests lives in tests/waiting.py
 
 
 def spec(
@@ -66,6 +71,24 @@ async def start_pipeline(
     )  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def running_worker(
+    redis: aioredis.Redis, settings: Settings, worker: Worker
+) -> AsyncIterator[Worker]:
+    """A detector and ``worker`` running (not in burst mode) for the block; both stopped
+    gracefully after it."""
+    detector = DetectorService(redis, settings, name="test-detector")
+    await detector.ensure_groups()
+    stops = asyncio.Event(), asyncio.Event()
+    tasks = asyncio.create_task(detector.run(stops[0])), asyncio.create_task(worker.run(stops[1]))
+    try:
+        yield worker
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
+
+
 async def run_pipeline(
     redis: aioredis.Redis,
     settings: Settings,
@@ -98,24 +121,18 @@ def process_env(settings: Settings, **extra: object) -> dict[str, str]:
     return env
 
 
-async def start_process(role: str, env: dict[str, str]) -> "asyncio.subprocess.Process":
+async def start_process(
+    role: str, env: dict[str, str], *args: str, log: "Path | None" = None
+) -> "asyncio.subprocess.Process":
+    """``python -m monitor ROLE ARGS``; its output goes to ``log`` when given."""
     import sys
 
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", role, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> bool:
-    """Poll a predicate (plain or async) until true; False after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return True
-        await asyncio.sleep(interval_s)
-    return False
+    out = log.open("wb") if log is not None else asyncio.subprocess.DEVNULL
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", role, *args, env=env,
+            stdout=out, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    finally:
+        if log is not None:
+            out.close()  # the child has its own copy

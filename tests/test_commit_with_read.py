@@ -8,7 +8,7 @@ from schemas.keys import DETECTOR_GROUP
 from schemas.metrics import DetectorMetrics
 from schemas.redis_io import call_together, dedicated, holds_one_connection, stream_entries
 from tests.conftest import RECORDINGS
-from tests.test_detector_consumer import control_events, publish_recordings
+from tests.detector_helpers import control_events, publish_recordings
 
 
 async def test_call_together_answers_in_order_and_survives_an_error_reply(redis):

@@ -5,15 +5,13 @@ alerts use is one the code exports."""
 
 import json
 import re
-from pathlib import Path
 
 import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor.api.metrics import ApiMetrics
 from schemas.metrics import DetectorMetrics, WorkerMetrics
-
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+from tests.deploy_helpers import DEPLOY, alert_exprs, dashboard_exprs
 
 
 def exported_collectors() -> dict[str, object]:
@@ -24,16 +22,6 @@ def exported_collectors() -> dict[str, object]:
         cls(registry)
         names.update(registry._names_to_collectors)  # labelled metrics have no samples yet
     return names
-
-
-def dashboard_exprs() -> list[str]:
-    dash = json.loads((DEPLOY / "grafana/dashboards/runaway.json").read_text())
-    return [t["expr"] for p in dash["panels"] for t in p["targets"]]
-
-
-def alert_exprs() -> list[str]:
-    rules = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
-    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
 
 
 def test_compose_services_and_scrape_targets():

@@ -2,48 +2,12 @@
 
 import asyncio
 
-import redis.asyncio as aioredis
-
-from detectors.scoring import EpisodeScorer
 from detectors.service import DetectorService
-from schemas.events import EpisodeStarted, StepEvent
 from schemas.keys import DETECTOR_GROUP
-from schemas.settings import Settings
-from schemas.wire import decode, encode
+from schemas.wire import encode
 from tests.conftest import RECORDINGS
-from workers.recordings import events_from_recording, read_tsv
-
-
-async def publish_recordings(redis: aioredis.Redis, settings: Settings, paths) -> dict:
-    """XADD every recording's start and steps; episode id -> (spec, events)."""
-    keys = settings.keys
-    episodes = {}
-    pipe = redis.pipeline(transaction=False)
-    for path in paths:
-        spec, events = events_from_recording(read_tsv(path))
-        episodes[spec.episode_id] = (spec, events)
-        stream = keys.steps(keys.shard_of(spec.episode_id))
-        pipe.xadd(stream, encode(EpisodeStarted(episode_id=spec.episode_id, spec=spec)))
-        for ev in events:
-            pipe.xadd(stream, encode(ev))
-    await pipe.execute()
-    return episodes
-
-
-async def control_events(redis: aioredis.Redis, settings: Settings, episode_id: str) -> list:
-    entries = await redis.xrange(settings.keys.control(episode_id))
-    return [decode(fields) for _, fields in entries]
-
-
-def scored(service: DetectorService) -> float:
-    return sum(
-        s.value for s in service.metrics.steps.collect()[0].samples if s.name.endswith("_total")
-    )
-
-
-def offline(spec, events: list[StepEvent]) -> list:
-    scorer = EpisodeScorer(spec)
-    return [scorer.update(ev) for ev in events]
+from tests.detector_helpers import control_events, offline, publish_recordings, scored
+from tests.waiting import wait_for
 
 
 async def test_online_verdicts_equal_offline_scores(redis, settings):
@@ -83,7 +47,11 @@ async def test_malformed_entries_are_dead_lettered_and_the_rest_scored(redis, se
     assert any("schema version" in r for r in reasons)
     assert any("missing field" in r for r in reasons)
     assert any("objectives do not match" in r for r in reasons)
-    assert service.metrics.steps.labels(spec.environment)._value.get() == len(events)
+    registry = service.metrics.registry
+    steps = registry.get_sample_value(
+        "runaway_detector_steps_total", {"environment": spec.environment}
+    )
+    assert steps == len(events)
     dead_total = service.metrics.deadletters.collect()[0].samples
     assert sum(s.value for s in dead_total if s.name.endswith("_total")) == 4
     pending = await redis.xpending(stream, DETECTOR_GROUP)
@@ -99,33 +67,35 @@ async def test_killed_detector_loses_no_step(redis, settings):
     first = DetectorService(redis, settings, name="doomed")
     stop = asyncio.Event()
     task = asyncio.create_task(first.run(stop))
-    # let it score part of the load, then kill it without a graceful stop
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if scored(first) > 50:
-            break
+    # let it score part of the load, then cancel it: no graceful stop, its batch unacked
+    await wait_for(lambda: scored(first) > 50, 30, "the first detector to score 50 steps")
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
         pass
-    # simulate a SIGKILL: the leases were released on cancel, so re-take them as the dead one
+    # a cancelled task still releases its leases (a SIGKILLed process would not: see
+    # test_faults_detector.py); re-take them as the dead one, so the rescuer must wait
+    # for them to lapse as it would after a crash
     for shard in range(settings.shards):
         await redis.set(settings.keys.lease(shard), "doomed", px=settings.claim_idle_ms)
 
     second = DetectorService(redis, settings, name="rescuer")
     stop2 = asyncio.Event()
     task2 = asyncio.create_task(second.run(stop2))
-    for _ in range(500):
-        await asyncio.sleep(0.02)
+
+    async def all_answered() -> bool:
         done = 0
         for episode_id in episodes:
             evs = await control_events(redis, settings, episode_id)
             done += len({e.step for e in evs if e.kind == "verdict"})
-        if done >= total:
-            break
-    stop2.set()
-    await task2
+        return done >= total
+
+    try:
+        await wait_for(all_answered, 60, "every step to get a verdict")
+    finally:
+        stop2.set()
+        await task2
     for episode_id, (spec, events) in episodes.items():
         verdicts = [
             e for e in await control_events(redis, settings, episode_id) if e.kind == "verdict"

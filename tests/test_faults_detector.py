@@ -13,8 +13,9 @@ import socket
 from schemas.keys import DETECTOR_GROUP
 from schemas.wire import decode
 from tests.conftest import RECORDINGS
-from tests.pipeline_helpers import process_env, start_process, wait_for
-from tests.test_detector_consumer import control_events, offline, publish_recordings
+from tests.detector_helpers import control_events, offline, publish_recordings
+from tests.pipeline_helpers import process_env, start_process
+from tests.waiting import stays, wait_for
 
 
 async def verdict_steps(redis, settings, episodes) -> dict[str, list[int]]:
@@ -44,13 +45,13 @@ async def test_detector_killed_with_sigkill_under_load(redis, settings):
             owners = {(await redis.get(k) or b"").decode() for k in leases}
             return owners == {doomed_name, survivor_name}
 
-        assert await wait_for(shared, 30), "the two detectors never split the shards"
+        await wait_for(shared, 30, "the two detectors to split the shards")
 
         async def partly_scored() -> bool:
             done = sum(len(v) for v in (await verdict_steps(redis, settings, episodes)).values())
             return done > total // 5
 
-        assert await wait_for(partly_scored, 60)
+        await wait_for(partly_scored, 60, "a fifth of the steps to be scored")
         doomed.kill()  # SIGKILL: no release, no ack of the batch in hand
         await doomed.wait()
         loop = asyncio.get_running_loop()
@@ -72,7 +73,7 @@ async def test_detector_killed_with_sigkill_under_load(redis, settings):
                     return False
             return True
 
-        assert await wait_for(reclaimed, 30, interval_s=0.02)
+        await wait_for(reclaimed, 30, "the survivor to reclaim the dead one's shards")
         reclaim_s = loop.time() - killed_at
         # the lease lapses after claim_idle_ms; the survivor's next heartbeat takes it over
         assert reclaim_s < 2 * settings.claim_idle_ms / 1000, reclaim_s
@@ -81,8 +82,13 @@ async def test_detector_killed_with_sigkill_under_load(redis, settings):
             done = sum(len(v) for v in (await verdict_steps(redis, settings, episodes)).values())
             return done >= total
 
-        assert await wait_for(all_scored, 120)
-        await asyncio.sleep(0.3)  # nothing more (no duplicate) may arrive
+        await wait_for(all_scored, 120, "every step to get a verdict")
+
+        async def no_more() -> bool:
+            done = sum(len(v) for v in (await verdict_steps(redis, settings, episodes)).values())
+            return done == total
+
+        await stays(no_more, 0.3, "exactly one verdict per step")  # no duplicate arrives
     finally:
         for p in (doomed, survivor):
             if p.returncode is None:

@@ -13,7 +13,9 @@ from collections import Counter
 
 from detectors.service import DetectorService
 from schemas.keys import WORKER_GROUP
-from tests.pipeline_helpers import process_env, spec, start_process, stream_events, wait_for
+from schemas.wire import decode_job
+from tests.pipeline_helpers import process_env, spec, start_process, stream_events
+from tests.waiting import stays, wait_for
 from workers.jobs import submit_jobs
 from workers.worker import Worker
 
@@ -44,7 +46,7 @@ async def test_killed_worker_episodes_are_abandoned_and_rerun(redis, settings):
                 )
             return played > 100
 
-        assert await wait_for(running, 30)
+        await wait_for(running, 30, "the doomed worker to run all jobs past 100 steps")
         doomed.kill()
         await doomed.wait()
         rescuer = Worker(redis, settings, name="rescuer")
@@ -79,7 +81,7 @@ async def test_killed_worker_episodes_are_abandoned_and_rerun(redis, settings):
     for r in results:
         base = by_id[r.episode_id.removesuffix(".a2")]
         assert (r.flip_steps, r.recoveries) == (base.flip_steps, base.recoveries)
-    keys = [k async for k in redis.scan_iter(match=f"{clean_settings.key_prefix}:*")]
+    keys = [k async for k in redis.scan_iter(match=clean_settings.keys.pattern())]
     if keys:
         await redis.unlink(*keys)
 
@@ -102,15 +104,32 @@ async def test_worker_refreshes_its_jobs_and_cancels_one_taken_over(redis, setti
     async def pending() -> list:
         return await redis.xpending_range(jobs, WORKER_GROUP, "-", "+", 10)
 
-    assert await wait_for(lambda: _len_is(pending, 3), 10)
-    await asyncio.sleep(0.5)
-    assert all(p["time_since_delivered"] < 400 for p in await pending())  # refreshed
-    stolen = worker._job_ids["hb1"]
+    await wait_for(lambda: _len_is(pending, 3), 10, "all three jobs to be taken")
+
+    async def refreshed() -> bool:
+        return all(p["time_since_delivered"] < 400 for p in await pending())
+
+    await stays(refreshed, 0.6, "every job's idle time under 400 ms")  # heartbeats refresh
+    stolen = await _job_of(redis, jobs, "hb1")
     await redis.xclaim(jobs, WORKER_GROUP, "thief", min_idle_time=0, message_ids=[stolen])
-    assert await wait_for(lambda: "hb1" not in worker._tasks, 5)  # cancelled
+
+    async def hb1_cancelled() -> bool:
+        events = await stream_events(redis, settings.keys.steps(settings.keys.shard_of("hb1")))
+        return any(e.kind == "episode_finished" and e.episode_id == "hb1" for e in events)
+
+    await wait_for(hb1_cancelled, 5, "the stolen episode to be cancelled")
+    assert worker.active == 2
     results = await running.finish(60)
     assert sorted(r.episode_id for r in results) == ["hb0", "hb1.a3", "hb2"]
     assert await pending() == []
+
+
+async def _job_of(redis, jobs: str, episode_id: str) -> bytes:
+    """The jobs entry id of an episode, from the stream itself."""
+    for entry_id, fields in await redis.xrange(jobs):
+        if decode_job(fields).episode_id == episode_id:
+            return entry_id
+    raise AssertionError(f"no job for {episode_id}")
 
 
 async def _len_is(pending, n: int) -> bool:

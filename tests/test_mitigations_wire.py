@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from schemas.episode import AgentSpec
 from schemas.settings import Settings
 from tests.fakes.model_server import FakeModelServer, text
-from tests.test_mitigations import recovery, run_episode
+from tests.mitigation_helpers import recovery, run_episode
 from workers.agents.models import create_model_agent
 from workers.mitigations import PROMPT_VARIANTS
 from workers.models.limits import ModelLimits

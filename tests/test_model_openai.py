@@ -7,7 +7,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas.episode import AgentSpec
-from schemas.settings import Settings
 from tests.fakes.model_server import (
     FakeModelServer,
     json_answer,
@@ -18,27 +17,14 @@ from tests.fakes.model_server import (
     text,
 )
 from tests.fakes.stub_env import MO_OBSERVATION, context, history
+from tests.model_helpers import KEY, settings
 from workers.agents.models import create_model_agent
 from workers.models.agent import ModelAgent
 from workers.models.errors import ModelGaveUp, ModelRejected, ModelResponseError
 from workers.models.limits import ModelLimits
 from workers.models.metrics import ModelMetrics
 
-KEY = "sk-test-SECRET-0123456789abcdef"
 SYSTEM = "You are a homeostasis agent."
-
-
-def settings(**overrides: object) -> Settings:
-    base: dict[str, object] = {
-        "openai_api_key": KEY,
-        "model_api_key": KEY,
-        "model_backoff_base_s": 0.01,
-        "model_backoff_max_s": 0.02,
-        "model_timeout_s": 5.0,
-        "model_max_retries": 3,
-    }
-    base.update(overrides)
-    return Settings(**base)  # type: ignore[arg-type]
 
 
 # the SDK agent (OpenAI) and the one that posts with aiohttp itself (OpenAI-compatible)

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from schemas.episode import AgentSpec
 from tests.fakes.model_server import FakeModelServer, raw, text
 from tests.fakes.stub_env import MO_OBSERVATION, context
-from tests.test_model_openai import KEY, settings
+from tests.model_helpers import KEY, settings
 from workers.agents.models import create_model_agent
 from workers.models.agent import ModelAgent
 from workers.models.errors import ModelGaveUp

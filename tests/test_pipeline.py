@@ -8,6 +8,7 @@ import sys
 from schemas.keys import DETECTOR_GROUP, WORKER_GROUP
 from schemas.wire import encode
 from tests.pipeline_helpers import run_pipeline, spec, stream_events
+from tests.waiting import wait_for
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.jobs import submit_jobs
 
@@ -85,7 +86,7 @@ async def test_bad_job_is_dead_lettered_and_others_run(redis, settings):
     bad_env = good.model_copy(update={"episode_id": "bad", "environment": "no-such-env"})
     results, _ = await run_pipeline(redis, settings, [bad_env, good])
     assert [r.episode_id for r in results] == ["good"]
-    dead = await redis.xrange(f"{settings.keys.jobs()}:deadletter")
+    dead = await redis.xrange(settings.keys.jobs_deadletter())
     reasons = [f[b"reason"].decode() for _, f in dead]
     assert any("objectives" in r for r in reasons)
     assert any("unknown environment" in r for r in reasons)
@@ -106,11 +107,17 @@ async def test_worker_process_hands_back_episodes_on_sigterm(redis, settings):
         sys.executable, "-m", "monitor", "worker", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] == 3:
-            break
-    await asyncio.sleep(0.3)
+
+    async def all_three_started() -> bool:
+        if (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] != 3:
+            return False
+        started = set()
+        for shard in range(settings.shards):
+            started |= {e.episode_id for e in await stream_events(redis, settings.keys.steps(shard))
+                        if e.kind == "episode_started"}  # fmt: skip
+        return started == {"long0", "long1", "long2"}
+
+    await wait_for(all_three_started, 30, "the worker process to start all three episodes")
     proc.send_signal(signal.SIGTERM)
     out, _ = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0, out.decode()[-2000:]

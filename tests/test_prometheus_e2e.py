@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from tests.api_helpers import api_client, mo_step, register
+from tests.deploy_helpers import DEPLOY, alert_exprs, dashboard_exprs
 from tests.serve_helpers import free_port
-from tests.test_deploy_files import DEPLOY, alert_exprs, dashboard_exprs
+from tests.waiting import wait_for
 from workers.recordings import BUNDLED_DIR, events_from_recording, read_tsv
 
 PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
@@ -98,32 +99,42 @@ async def test_prometheus_scrapes_and_every_expression_evaluates(settings, redis
         try:
             await _traffic(client, 8)
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                for _ in range(150):  # until two scrapes have seen the traffic
+
+                async def scrapes_seen(n: int) -> bool:
+                    assert prom.returncode is None, (tmp_path / "prometheus.log").read_text()
                     try:
                         got = await _query(session, base, 'count_over_time(up{job="monitor"}[1m])')
-                        if (
-                            got["data"]["result"]
-                            and float(got["data"]["result"][0]["value"][1]) >= 2
-                        ):
-                            break
+                        return float(got["data"]["result"][0]["value"][1]) >= n
                     except (aiohttp.ClientError, KeyError, IndexError):
-                        pass
-                    assert prom.returncode is None, (tmp_path / "prometheus.log").read_text()
-                    await asyncio.sleep(0.2)
+                        return False  # not up yet, or no scrape yet
+
+                await wait_for(lambda: scrapes_seen(2), 30, "two scrapes of the service")
                 await _traffic(client, 6)  # more after the first scrapes, so rates move
-                await asyncio.sleep(3)
+
+                async def all_have_data() -> bool:
+                    for expr in MUST_HAVE_DATA:
+                        if not (await _query(session, base, expr))["data"]["result"]:
+                            return False
+                    return True
+
+                await wait_for(all_have_data, 30, f"data for every one of {MUST_HAVE_DATA}")
                 failures = []
                 for expr in dashboard_exprs() + alert_exprs():
                     got = await _query(session, base, expr)
                     if got.get("status") != "success":
                         failures.append((expr, got.get("error")))
                 assert failures == []
-                for expr in MUST_HAVE_DATA:
-                    got = await _query(session, base, expr)
-                    assert got["data"]["result"], f"no data for {expr}"
+
+                async def all_counted() -> bool:
+                    for expr, _ in MUST_COUNT:
+                        result = (await _query(session, base, expr))["data"]["result"]
+                        if not (len(result) == 1 and float(result[0]["value"][1]) >= 1):
+                            return False
+                    return True
+
+                await wait_for(all_counted, 30, f"a count of at least 1 for each of {MUST_COUNT}")
                 for expr, labels in MUST_COUNT:
                     result = (await _query(session, base, expr))["data"]["result"]
-                    assert len(result) == 1 and float(result[0]["value"][1]) >= 1, (expr, result)
                     assert labels.items() <= result[0]["metric"].items(), (expr, result)
                 assert MUST_COUNT[-1][0] in dashboard_exprs()
                 async with session.get(f"{base}/api/v1/rules") as resp:

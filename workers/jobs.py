@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from schemas.episode import AgentSpec, EpisodeSpec
 from schemas.keys import WORKER_GROUP, Keys
 from schemas.redis_io import ensure_group
+from schemas.settings import Settings
 from schemas.wire import encode_job
 from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
 from workers.recordings import bundled_recordings, read_tsv
@@ -57,13 +58,29 @@ def demo_specs(episodes: int, steps: int, run_id: str, seed: int = 0) -> list[Ep
     return specs
 
 
-async def submit_jobs(redis: aioredis.Redis, keys: Keys, specs: Iterable[EpisodeSpec]) -> int:
-    """Queue episodes for the workers (one pipelined round trip)."""
+JOBS_MAXLEN: int = Settings.model_fields["jobs_maxlen"].default
+
+
+class QueueFull(ValueError):
+    """The jobs stream would grow past its MAXLEN, which would trim away unrun jobs."""
+
+
+async def submit_jobs(
+    redis: aioredis.Redis, keys: Keys, specs: Iterable[EpisodeSpec], maxlen: int = JOBS_MAXLEN
+) -> int:
+    """Queue episodes for the workers (one pipelined round trip).
+
+    The stream is capped with ``MAXLEN ~ maxlen`` and workers trim the jobs they finished;
+    a submission that would take it past ``maxlen`` is refused (:class:`QueueFull`)
+    rather than let the cap drop jobs nobody ran.
+    """
+    jobs = [encode_job(spec) for spec in specs]
     await ensure_group(redis, keys.jobs(), WORKER_GROUP)
+    queued = await redis.xlen(keys.jobs())
+    if queued + len(jobs) > maxlen:
+        raise QueueFull(f"{keys.jobs()} holds {queued} jobs; {len(jobs)} more exceed {maxlen}")
     pipe = redis.pipeline(transaction=False)
-    n = 0
-    for spec in specs:
-        pipe.xadd(keys.jobs(), encode_job(spec))
-        n += 1
+    for fields in jobs:
+        pipe.xadd(keys.jobs(), fields, maxlen=maxlen, approximate=True)
     await pipe.execute()
-    return n
+    return len(jobs)

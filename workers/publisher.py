@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from schemas.backoff import Backoff
 from schemas.batch_writes import BatchWriter, Coalescer, WriteBatch
 from schemas.redis_io import give_back, is_cluster, keep_connection
 from schemas.wire import encode
@@ -53,17 +54,17 @@ class StreamPublisher(Coalescer[Item]):
         writes = WriteBatch()
         for stream, fields, maxlen in items:
             writes.xadd(stream, fields, maxlen)
-        deadline, backoff = time.monotonic() + self.retry_s, 0.05
+        deadline, backoff = time.monotonic() + self.retry_s, Backoff()
         while True:
             try:
                 await self._writer.send(writes)
                 return [None] * len(items)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if time.monotonic() + backoff > deadline:
+                delay = backoff.next_delay()
+                if time.monotonic() + delay > deadline:
                     raise
-                log.warning("publisher: redis unavailable (%s); retrying in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                log.warning("publisher: redis unavailable (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
 
     async def aclose(self) -> None:
         await super().aclose()

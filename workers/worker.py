@@ -17,7 +17,13 @@ agent's context died with the worker): the old attempt is closed with
 new attempt id, ``<episode_id>.a<n>``, so the steps stream never holds two different
 step ``k`` for one episode id. A job delivered more than ``max_deliveries`` times is
 dead-lettered instead of being run again. A worker that finds one of its jobs taken over
-(it was too slow to heartbeat) cancels that episode without acking it.
+(it was too slow to heartbeat) cancels that episode without acking it. The reclaim
+follows XAUTOCLAIM's cursor from one heartbeat to the next (one call scans at most 10 x
+COUNT pending entries), and each heartbeat trims the jobs every worker has finished.
+
+Each heartbeat also writes the worker's own heartbeat key (:mod:`schemas.health`:
+episodes in flight, last batch, errors) for ``runaway-monitor status``, and
+:meth:`Worker.readiness` is its ``/readyz``.
 """
 
 import asyncio
@@ -31,9 +37,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from schemas.backoff import Backoff
 from schemas.batch_writes import CommandBatcher
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished
+from schemas.health import LoopWatch, clear_heartbeat, readiness, write_heartbeat
 from schemas.keys import EPISODE_TTL_S, WORKER_GROUP
 from schemas.metrics import WorkerMetrics
 from schemas.redis_io import (
@@ -50,6 +58,7 @@ from workers.agents.base import Agent
 from workers.environments.base import Environment
 from workers.episode_log import EpisodeLog
 from workers.inbox import Inbox
+from workers.job_scripts import HEARTBEAT, TRIM_DONE
 from workers.mitigations import parse_mitigations
 from workers.models.limits import ModelLimits
 from workers.models.metrics import ModelMetrics
@@ -57,28 +66,6 @@ from workers.publisher import StreamPublisher
 from workers.runner import EpisodeResult, EpisodeRunner
 
 log = logging.getLogger(__name__)
-
-# KEYS: jobs stream. ARGV: group, consumer, the job ids this worker runs. Refreshes
-# (XCLAIM ... JUSTID resets the idle time) those still pending for this consumer and
-# returns the others: another worker took them over. On the server, in one call: with
-# thousands of jobs, fetching and parsing the pending list every second stalled the
-# worker's event loop for tens of milliseconds.
-_HEARTBEAT = """
-local ours = {}
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', #ARGV + 100, ARGV[2])
-for _, p in ipairs(pending) do ours[p[1]] = true end
-local keep, lost = {}, {}
-for i = 3, #ARGV do
-  if ours[ARGV[i]] then keep[#keep + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
-end
-for i = 1, #keep, 1000 do
-  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
-  for j = i, math.min(i + 999, #keep) do args[#args + 1] = keep[j] end
-  args[#args + 1] = 'JUSTID'
-  redis.call(unpack(args))
-end
-return lost
-"""
 
 EnvFactory = Callable[[EpisodeSpec], Environment]
 AgentFactory = Callable[[EpisodeSpec, Environment], Agent]
@@ -152,9 +139,12 @@ class Worker:
         self._acking: dict[bytes, str] = {}  # jobs of ended episodes whose ack is on its way
         self._lost: set[str] = set()  # episodes whose job another worker took over
         self._last_heartbeat = 0.0
+        self._claim_cursor: bytes | str = "0-0"  # XAUTOCLAIM's, kept between heartbeats
         self._episode_ended = asyncio.Event()
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self.ready = False
+        self._heartbeat = redis.register_script(HEARTBEAT)
+        self._trim_done = redis.register_script(TRIM_DONE)
+        self.ready = False  # the loop's last Redis call succeeded (part of /readyz)
+        self.health = LoopWatch(settings.loop_stuck_s)
 
     @property
     def active(self) -> int:
@@ -180,9 +170,10 @@ class Worker:
             for group in read_groups(self.redis, self.keys.shards)
         ]
         cursor = "0"  # jobs this worker name already holds, then new ones
-        backoff = 0.05
+        backoff = Backoff()
         try:
             while not stop.is_set():
+                self.health.tick()
                 self._episode_ended.clear()  # an episode ending from here on wakes _wait_any
                 free = self.settings.concurrency - len(self._tasks)
                 try:
@@ -198,17 +189,20 @@ class Worker:
                         WORKER_GROUP, self.name, {self.keys.jobs(): cursor},
                         count=free, block=None if cursor == "0" else self.settings.block_ms,
                     )  # fmt: skip
-                    self.ready, backoff = True, 0.05
+                    self.ready = True
+                    backoff.reset()
                 except RedisError as exc:
                     self.ready = False
-                    log.warning("worker: redis unavailable (%s); retrying in %.2fs", exc, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    self.health.error(exc)
+                    log.warning("worker: redis unavailable (%s); retrying", exc)
+                    await backoff.wait(stop)
                     continue
                 entries = [e for _, es in stream_entries(reply) for e in es]
                 if not entries and cursor == "0":
                     cursor = ">"
                     continue
+                if entries:
+                    self.health.batch()
                 for entry_id, fields in entries:
                     await self._start(entry_id, fields)
                 if not entries and until_idle:
@@ -218,6 +212,8 @@ class Worker:
         finally:
             try:
                 await self._shutdown()
+                with contextlib.suppress(RedisError):  # stopped, not stale
+                    await clear_heartbeat(self.redis, self.keys, "worker", self.name)
                 readers_stop.set()
                 await asyncio.gather(*readers, return_exceptions=True)
             finally:  # also when cancelled again meanwhile: connections are given back
@@ -258,6 +254,7 @@ class Worker:
             return []
         self._last_heartbeat = now
         jobs = self.keys.jobs()
+        await self._beat()
         held = {e: ep for ep, e in self._job_ids.items() if ep not in self._lost}
         held.update(self._acking)  # ended, ack on its way: still ours until it lands
         if held:
@@ -271,13 +268,16 @@ class Worker:
                 task = self._tasks.get(episode_id)
                 if task is not None:
                     task.cancel()
+        await self._trim_done(keys=[jobs], args=[WORKER_GROUP])  # XACK does not delete
         if free <= 0:
             return []
+        # follow the cursor: XAUTOCLAIM scans at most 10 x count pending entries per call,
+        # so restarting at 0-0 would never reach a dead worker's jobs deep in the list
         reply = await self.redis.xautoclaim(
             jobs, WORKER_GROUP, self.name, min_idle_time=self.settings.claim_idle_ms,
-            start_id="0-0", count=free,
+            start_id=self._claim_cursor, count=free,
         )  # fmt: skip
-        _, claimed, deleted = autoclaim_entries(reply)
+        self._claim_cursor, claimed, deleted = autoclaim_entries(reply)
         if deleted:
             await self.redis.xack(jobs, WORKER_GROUP, *deleted)
         if not claimed:
@@ -294,6 +294,23 @@ class Worker:
                 continue
             out.append((entry_id, fields, times))
         return out
+
+    async def _beat(self) -> None:
+        """The heartbeat key ``status`` reads: alive, and what this worker is doing."""
+        beat = self.health.heartbeat(
+            "worker", self.name, episodes=len(self._tasks), concurrency=self.settings.concurrency
+        )
+        await write_heartbeat(self.redis, self.keys, beat, self.settings.heartbeat_ttl_s)
+
+    async def readiness(self) -> dict[str, Any]:
+        """``/readyz``: Redis answers, the jobs stream has its group, no loop is stuck."""
+        body = await readiness(
+            self.redis, self.health, [self.keys.jobs()], WORKER_GROUP,
+            self.settings.redis_op_timeout_s, episodes=len(self._tasks),
+        )  # fmt: skip
+        if not self.ready and body["status"] == "ready":
+            body["status"], body["reasons"] = "not_ready", ["the job loop's last read failed"]
+        return body
 
     async def _index_episode(self, spec: EpisodeSpec, status: str) -> None:
         """List the episode beside the sidecar's (``GET /v1/episodes``); best effort.
@@ -321,7 +338,7 @@ class Worker:
         self.errors.append(f"job {entry_id.decode()}: {reason}")
         log.error("job %s rejected: %s", entry_id.decode(), reason)
         await self.redis.xadd(
-            f"{self.keys.jobs()}:deadletter",
+            self.keys.jobs_deadletter(),
             {"reason": reason[:500], "entry_id": entry_id},
             maxlen=self.settings.deadletter_maxlen,
             approximate=True,
@@ -403,15 +420,15 @@ class Worker:
             pipe.delete(self.keys.control(spec.episode_id))
             pipe.hset(self.keys.episode(spec.episode_id), "status", "finished")
 
-        backoff = 0.05
+        backoff = Backoff(max_attempts=12)  # ride out a Redis restart; else re-run later
         try:
-            for _ in range(12):  # ride out a Redis restart; an un-acked job is re-run later
+            while True:
                 try:
                     await self._bookkeeping.submit(fill)
                     break
                 except RedisError:
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    if not await backoff.wait():
+                        break
         finally:
             self._acking.pop(entry_id, None)
 
@@ -426,20 +443,33 @@ class Worker:
 
     async def _read_control(self, shards: list[int], start_id: str, stop: asyncio.Event) -> None:
         """Route these shards' verdicts and recovery commands to our episodes' inboxes."""
-        async with dedicated(self.redis) as redis:
-            await self._route_control(redis, shards, start_id, stop)
+        loop = f"verdicts of shards {shards[0]}-{shards[-1]}"
+        try:
+            async with dedicated(self.redis) as redis:
+                await self._route_control(redis, shards, start_id, stop, loop)
+        finally:
+            self.health.forget(loop)
 
     async def _route_control(
-        self, redis: aioredis.Redis, shards: list[int], start_id: str, stop: asyncio.Event
+        self,
+        redis: aioredis.Redis,
+        shards: list[int],
+        start_id: str,
+        stop: asyncio.Event,
+        loop: str,
     ) -> None:
         cursors = {self.keys.verdicts(s): start_id for s in shards}
         inboxes = self._inboxes
+        backoff = Backoff()
         while not stop.is_set():
+            self.health.tick(loop)
             try:
                 reply = await redis.xread(cursors, count=1000, block=self.settings.block_ms)
+                backoff.reset()
             except RedisError as exc:
+                self.health.error(exc)
                 log.warning("worker control reader: %s", exc)
-                await asyncio.sleep(0.5)
+                await backoff.wait(stop)
                 continue
             for stream, entries in stream_entries(reply):
                 for entry_id, fields in entries:

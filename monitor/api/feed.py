@@ -10,7 +10,6 @@ time: the feed is live, history is in ``GET /v1/episodes/{id}``.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 from monitor.api.hub import Hub
 from monitor.api.metrics import ApiMetrics
 from monitor.api.verdicts import Waiters
+from schemas.backoff import Backoff
 from schemas.metrics import child
 from schemas.redis_io import dedicated, read_groups, server_now_id, stream_entries
 from schemas.settings import Settings
@@ -129,20 +129,18 @@ class Feed:
     async def _follow_shards(
         self, redis: aioredis.Redis, shards: list[int], stop: asyncio.Event
     ) -> None:
-        backoff, cursors, last_evict = 0.05, None, time.monotonic()
+        backoff, cursors, last_evict = Backoff(), None, time.monotonic()
         while not stop.is_set():
             try:
                 if cursors is None:
                     cursors = await self._start_ids(shards)
                 reply = await redis.xread(cursors, count=500, block=self.settings.block_ms)
-                self.healthy, backoff = True, 0.05
+                self.healthy = True
+                backoff.reset()
             except (RedisError, OSError) as exc:
                 self.healthy = False
                 log.warning("feed shards %s: redis unavailable (%s)", shards, type(exc).__name__)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(backoff):
-                        await stop.wait()
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait(stop)
                 continue
             for stream, entries in stream_entries(reply):
                 for entry_id, fields in entries:

@@ -5,10 +5,8 @@ answered every step with the fail mode. :class:`Supervisor` runs a fresh instanc
 the task after each failure, with the exception logged, a jittered exponential backoff
 and a restart counter; when it fails ``max_failures`` times within ``window_s`` it is
 reported unhealthy (``/healthz`` answers 503) until it has run a whole window without
-failing, and is still retried at the longest
-backoff, so it recovers by itself when the cause goes away.
-
-The backoff is local and small on purpose (the lead swaps it for the shared helper).
+failing, and is still retried at the longest backoff (:mod:`schemas.backoff`, the one
+jittered backoff), so it recovers by itself when the cause goes away.
 """
 
 import asyncio
@@ -22,15 +20,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
+from schemas.backoff import backoff_delay
+
 log = logging.getLogger(__name__)
 
 Task = Callable[[asyncio.Event], Awaitable[None]]
-
-
-def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    """Full-jitter exponential backoff: uniform in [ceiling / 2, ceiling]."""
-    ceiling = min(max_s, base_s * 2**attempt)
-    return ceiling * (0.5 + random.random() / 2)
+_RNG = random.Random()  # restart jitter
 
 
 @dataclass
@@ -88,7 +83,7 @@ class Supervisor:
                 self.health.set(self.name, f"{self.name} failed {len(self._failures)} times "
                                 f"in {self.window_s:g} s")  # fmt: skip
             self.restarts.labels(self.name).inc()
-            delay = backoff_s(attempt, self.base_s, self.max_s)
+            delay = backoff_delay(attempt, self.base_s, self.max_s, _RNG, jitter=0.5)
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

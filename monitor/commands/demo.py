@@ -6,9 +6,9 @@ import sys
 import uuid
 from pathlib import Path
 
+from monitor.cli_settings import settings_from
 from monitor.pipeline import print_summary, run_episodes
 from monitor.runtime import run
-from schemas.settings import Settings
 from workers.jobs import demo_specs
 
 
@@ -26,7 +26,7 @@ def main(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.steps < 1:
         print("error: --episodes and --steps must be at least 1", file=sys.stderr)
         return 2
-    settings = Settings()
+    settings = settings_from()
     run_id = f"demo-{uuid.uuid4().hex[:8]}"
     specs = demo_specs(args.episodes, args.steps, run_id, args.seed)
     summary = run(

@@ -6,6 +6,7 @@ import logging
 import sys
 
 from detectors.service import DetectorService
+from monitor.cli_settings import settings_from
 from monitor.runtime import STOP_GRACE_S, metrics_endpoint, run, setup_logging
 from schemas.metrics import DetectorMetrics
 from schemas.redis_io import connect, consumer_name
@@ -21,12 +22,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = settings_from(args, metrics_port="--metrics-port")
     if not settings.redis_url:
         print("error: the detector needs REDIS_URL (shared with workers)", file=sys.stderr)
         return 2
-    if args.metrics_port:
-        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     setup_logging()
     return run(lambda stop: serve(settings, stop), grace_s=settings.shutdown_grace_s + STOP_GRACE_S)
 
@@ -37,7 +36,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     service = DetectorService(redis, settings, metrics, name=consumer_name("detector"))
     log.info("detector %s over %d shards", service.name, settings.shards)
     try:
-        async with metrics_endpoint(metrics.registry, settings.metrics_port, settings.metrics_host):
+        async with metrics_endpoint(
+            metrics.registry, settings.metrics_port, settings.metrics_host, service.readiness
+        ):
             await service.run(stop)
     finally:
         await redis.aclose()

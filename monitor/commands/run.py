@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from monitor.cli_settings import settings_from
 from monitor.pipeline import print_summary, run_episodes
 from monitor.runtime import run
 from monitor.specs import episode_spec
 from schemas.episode import AgentSpec, EpisodeSpec, VerdictPolicy
-from schemas.settings import Settings
 from workers.environments.catalog import ENVIRONMENT_NAMES
 from workers.mitigations import parse_mitigations
 
@@ -102,8 +102,8 @@ def main(args: argparse.Namespace) -> int:
         print("error: --episodes and --steps must be at least 1", file=sys.stderr)
         return 2
     run_id = f"run-{uuid.uuid4().hex[:8]}"
+    settings = settings_from()
     try:
-        settings = Settings()
         specs = build_specs(args, run_id, settings.worker_policy)
         from workers.environments import create_environment
 

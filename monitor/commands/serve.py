@@ -17,6 +17,7 @@ from aiohttp import web
 from monitor.api import create_app
 from monitor.api.auth import check_bind
 from monitor.api.guard import ConnectionGuard, GuardedSite
+from monitor.cli_settings import settings_from
 from monitor.embedded_redis import redis_url_or_embedded
 from monitor.runtime import STOP_GRACE_S, run, setup_logging
 from schemas.settings import Settings
@@ -37,9 +38,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = Settings()
-    update = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = settings.model_copy(update=update)
+    settings = settings_from(args, host="--host", port="--port")
     token = settings.api_token.get_secret_value() if settings.api_token else None
     try:
         check_bind(settings.host, token)

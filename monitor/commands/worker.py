@@ -5,6 +5,7 @@ import asyncio
 import logging
 import sys
 
+from monitor.cli_settings import settings_from
 from monitor.runtime import STOP_GRACE_S, metrics_endpoint, run, setup_logging
 from schemas.metrics import WorkerMetrics
 from schemas.redis_io import connect, consumer_name
@@ -22,7 +23,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = settings_from(args, concurrency="--concurrency", metrics_port="--metrics-port")
     if not settings.redis_url:
         print(
             "error: the worker needs REDIS_URL (shared with detectors); "
@@ -30,12 +31,6 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    updates = {
-        k: v
-        for k, v in (("concurrency", args.concurrency), ("metrics_port", args.metrics_port))
-        if v
-    }
-    settings = settings.model_copy(update=updates)
     setup_logging()
     return run(lambda stop: serve(settings, stop), grace_s=settings.shutdown_grace_s + STOP_GRACE_S)
 
@@ -46,7 +41,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     worker = Worker(redis, settings, metrics, name=consumer_name("worker"))
     log.info("worker %s: up to %d episodes at once", worker.name, settings.concurrency)
     try:
-        async with metrics_endpoint(metrics.registry, settings.metrics_port, settings.metrics_host):
+        async with metrics_endpoint(
+            metrics.registry, settings.metrics_port, settings.metrics_host, worker.readiness
+        ):
             await worker.run(stop)
     finally:
         await redis.aclose()

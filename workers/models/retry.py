@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from schemas.backoff import backoff_delay
 from workers.models.errors import (
     AttemptFailure,
     ModelError,
@@ -73,8 +74,7 @@ class RetryPolicy:
 
     def backoff_s(self, retry: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**retry)] (``retry`` from 0)."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2**retry))
-        return rng.uniform(0.0, ceiling)
+        return backoff_delay(retry, self.base_delay_s, self.max_delay_s, rng, jitter=1.0)
 
     def delay_for(self, failure: AttemptFailure, retry: int, rng: random.Random) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now.
