@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="worker/detector /metrics address (0.0.0.0 in a container)"
     )
 
+    # Inspect AI integration (monitor/integrations/inspect)
+    inspect_hooks: bool = Field(
+        default=False, description="stream every Inspect sample's steps to the monitor"
+    )
+
     # model agents (keys: RUNAWAY_OPENAI_API_KEY or OPENAI_API_KEY, and so on; never logged)
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("RUNAWAY_OPENAI_API_KEY", "OPENAI_API_KEY")
