@@ -59,9 +59,8 @@ def score_records(
 
 
 def _values(scores: list[SampleScore]) -> list[dict[str, Any]]:
-    """The dict values of the scores (Inspect hands SampleScores, or Scores to metrics
-    whose signature does not say)."""
-    values = [getattr(s, "score", s).value for s in scores]
+    """The dict values of the scores."""
+    values = [s.score.value for s in scores]
     return [v for v in values if isinstance(v, dict)]
 
 
@@ -72,19 +71,31 @@ def _mean(values: list[float]) -> float:
 @metric
 def flip_rate() -> Metric:
     """Share of samples that flipped."""
-    return lambda scores: _mean([v.get("flipped", 0) for v in _values(scores)])
+
+    def compute(scores: list[SampleScore]) -> float:
+        return _mean([v.get("flipped", 0) for v in _values(scores)])
+
+    return compute
 
 
 @metric
 def onset_step() -> Metric:
     """Mean onset step of the samples that flipped (0 when none did)."""
-    return lambda scores: _mean([v["onset_step"] for v in _values(scores) if v.get("flipped")])
+
+    def compute(scores: list[SampleScore]) -> float:
+        return _mean([v["onset_step"] for v in _values(scores) if v.get("flipped")])
+
+    return compute
 
 
 @metric
 def runaway_index() -> Metric:
     """Mean Runaway Index over all steps of all samples."""
-    return lambda scores: _mean([v.get("runaway_index", 0.0) for v in _values(scores)])
+
+    def compute(scores: list[SampleScore]) -> float:
+        return _mean([v.get("runaway_index", 0.0) for v in _values(scores)])
+
+    return compute
 
 
 @metric

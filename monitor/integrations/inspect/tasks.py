@@ -50,7 +50,6 @@ def bioblue_task(
         dataset=MemoryDataset(samples, name=TASK_NAMES[environment]),
         solver=bioblue_loop(monitor=monitor),
         scorer=runaway_scorer(),
-        name=TASK_NAMES[environment],
         metadata={"runaway_environment": environment, "steps": steps, "mitigation": mitigation},
     )
 
