@@ -8,6 +8,7 @@ so the detectors flip it within a few steps.
 """
 
 import asyncio
+import itertools
 import os
 import re
 import subprocess
@@ -24,7 +25,6 @@ import runaway_monitor._registry as registry
 from detectors.service import DetectorService
 from monitor.integrations.inspect import channel as channel_module
 from monitor.integrations.inspect.tasks import bioblue_task
-from schemas.redis_io import connect
 from schemas.settings import Settings
 from schemas.wire import decode
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with, text
@@ -126,7 +126,7 @@ async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
     # one sample's requests, in order: a reset makes the next request's context shorter
     lengths = [len(r.messages) for r in chat_requests(drifting_server)]
     assert len(lengths) == 14
-    assert any(b < a for a, b in zip(lengths, lengths[1:], strict=False)), lengths
+    assert any(b < a for a, b in itertools.pairwise(lengths)), lengths
     # the monitor saw every step of both samples exactly once, with the sample's metadata
     seen = await steps_in_streams(redis, monitor_settings)
     assert sorted(seen) == sorted(f"inspect-{s.uuid}" for s in log.samples)
