@@ -53,8 +53,7 @@ def _side_inspect(args: argparse.Namespace) -> dict[str, Any]:
     from monitor.integrations.inspect.bioblue import STORE_KEY
     from monitor.integrations.inspect.tasks import bioblue_task
 
-    task = bioblue_task(ENV, steps=args.steps, trials=args.episodes, mitigation="savepoint-recovery",
-                        monitor=args.monitor)  # fmt: skip
+    task = bioblue_task(ENV, steps=args.steps, trials=args.episodes, monitor=args.monitor)
     with tempfile.TemporaryDirectory() as logs:
         started = time.perf_counter()
         (log,) = inspect_eval(
@@ -94,7 +93,7 @@ def _side_runaway(args: argparse.Namespace) -> dict[str, Any]:
             steps=args.steps,
             labels={"model": MODEL},
             agent=AgentSpec(kind="openai-compatible", options=options),
-        )  # fmt: skip
+        )
         for i in range(args.episodes)
     ]
     settings = Settings(redis_url=None)
