@@ -135,6 +135,15 @@ async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
     summary = {k.decode(): v.decode() for k, v in summary.items()}
     assert summary["source"] == "inspect" and summary["eval_id"] == log.eval.eval_id
     assert summary["sample_id"] == str(log.samples[0].id) and summary["model"].endswith("drift")
+    # `runaway-monitor report` reads the .eval log like an experiment's results
+    cmd = [sys.executable, "-m", "monitor", "report", str(tmp_path)]
+    done = await asyncio.to_thread(
+        subprocess.run, cmd, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (tmp_path / "runaway-report" / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| openai-api/local/drift"))
+    assert "| multiobjective-homeostasis | `savepoint-recovery` | 1 | 1.00 " in row, row
 
 
 async def test_hooks_put_every_step_of_an_unmonitored_eval_in_the_streams_once(
