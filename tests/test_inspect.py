@@ -15,16 +15,25 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from inspect_ai import eval_async
+from inspect_ai import Task, eval_async
+from inspect_ai.dataset import Sample
 from inspect_ai.log import read_eval_log
+from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
+from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 import runaway_monitor._registry as registry
 from detectors.service import DetectorService
 from monitor.integrations.inspect import channel as channel_module
+from monitor.integrations.inspect.approval import decision
+from monitor.integrations.inspect.episodes import open_episode
+from monitor.integrations.inspect.recovery import EpisodeLink
 from monitor.integrations.inspect.tasks import bioblue_task
+from monitor.integrations.inspect.wrapper import MessagesTarget
+from schemas.events import RecoveryCommand, Verdict
 from schemas.settings import Settings
 from schemas.wire import decode
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with, text
@@ -256,3 +265,63 @@ def test_an_old_inspect_ai_is_refused_with_a_clear_message(monkeypatch: pytest.M
     monkeypatch.setattr(integration.metadata, "version", lambda name: "0.3.100")
     with pytest.raises(ImportError, match=r"inspect-ai>=0\.3\.189.*found 0\.3\.100"):
         integration.check_inspect_ai()
+
+
+@solver
+def three_turns() -> Solver:
+    """A plain multi-turn solver: three model calls, a user nudge between them."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        for _ in range(3):
+            state = await generate(state)
+            state.messages.append(ChatMessageUser(content="And now?"))
+        return state
+
+    return solve
+
+
+async def test_the_recovery_wrapper_reports_each_model_call_of_any_solver_once(
+    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:  # fmt: skip
+    channel_module.configure(monitor_settings.model_copy(update={"step_timeout_s": 0.3}))
+    drifting_server.default = text("42")
+    task = Task(dataset=[Sample(input="Pick a number.", id="s1")],
+                solver=registry.monitored(three_turns()))  # fmt: skip
+    log = await run_eval(task, drifting_server, tmp_path)
+    seen = await steps_in_streams(redis, monitor_settings)
+    assert seen == {f"inspect-{log.samples[0].uuid}": [1, 2, 3]}  # the hooks added none
+    link = log.samples[0].store["runaway_monitor:link"]
+    assert link["verdicts"] + link["verdict_timeouts"] == 3 and link["monitor_outages"] == 0
+
+
+async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
+    monitor_settings: Settings, redis: Any
+) -> None:
+    state = SimpleNamespace(messages=[ChatMessageSystem(content="sys")])
+    target = MessagesTarget(state)  # type: ignore[arg-type]
+    for step in (1, 2, 3):
+        state.messages += [ChatMessageUser(content=f"q{step}"),
+                           ChatMessageAssistant(content=f"a{step}")]  # fmt: skip
+        target.after_step(step)
+    episode = open_episode("unit-sample", {}, {"source": "inspect"})
+    link = EpisodeLink(channel_module.channel(), episode, own=True)
+    common = {"episode_id": episode.episode_id, "step": 3, "step_ts": 0.0}
+    verdict = Verdict(**common, verdict="reset", savepoint_step=1, runaway_index=0.9)
+    cmd = RecoveryCommand(**common, command_id="c-1", savepoint_step=1, reminder="Balance A and B.")
+    assert await link.apply((verdict, cmd), target) == "reset"
+    assert [m.text for m in state.messages] == ["sys", "q1", "a1", "Balance A and B."]
+    assert await link.apply((verdict, cmd), target) == "continue"  # once per command id
+    assert link.recoveries == [3]
+    applied = [decode(f) for _, f in await redis.xrange(monitor_settings.keys.steps(
+        monitor_settings.keys.shard_of(episode.episode_id)))]  # fmt: skip
+    assert [e.kind for e in applied] == ["recovery_applied"]  # the detectors re-arm on it
+    remind = Verdict(**common, verdict="remind", runaway_index=0.4, reminder="Mind B.")
+    assert await link.apply((remind, None), target) == "remind"
+    assert state.messages[-1].text == "Mind B."
+    blocked = Verdict(**common, verdict="block", runaway_index=0.5, cause="loop",
+                      reason="the same tool call 3 times")  # fmt: skip
+    assert decision(blocked).decision == "reject"
+    assert decision(blocked).explanation == "the same tool call 3 times"
+    assert decision(Verdict(**common, verdict="stop", runaway_index=1.0)).decision == "terminate"
+    assert decision(verdict).decision == "approve" and decision(None).decision == "approve"
