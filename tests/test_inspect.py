@@ -36,7 +36,9 @@ from monitor.integrations.inspect.wrapper import MessagesTarget
 from schemas.events import RecoveryCommand, Verdict
 from schemas.settings import Settings
 from schemas.wire import decode
+from tests.fakes.llama_server import LlamaServer
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with, text
+from workers.environments import create_environment
 
 # inspect-ai's own: its retry config passes tenacity a deprecated parameter, and its
 # per-sample event stream (anyio) is left for the garbage collector to close
@@ -325,3 +327,38 @@ async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
     assert decision(blocked).explanation == "the same tool call 3 times"
     assert decision(Verdict(**common, verdict="stop", runaway_index=1.0)).decision == "terminate"
     assert decision(verdict).decision == "approve" and decision(None).decision == "approve"
+
+
+@pytest.mark.smollm
+@pytest.mark.timeout(300)
+async def test_a_real_small_model_is_re_asked_and_every_played_step_streamed_once(
+    smollm_server: LlamaServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:  # fmt: skip
+    """SmolLM2-135M through Inspect's openai-api provider, hooks and recovery on: most of
+    its answers are prose, not an integer. Each is asked again with the same context and
+    never enters the history; a step it never answers ends the sample (an error, as in
+    the benchmark) and the steps played are still each in the streams once."""
+    task = bioblue_task("homeostasis", steps=2, trials=1, monitor=True)
+    logs = await eval_async(
+        task, model="openai-api/local/smollm2", model_base_url=smollm_server.base_url,
+        log_dir=str(tmp_path), temperature=0.7, max_tokens=12, fail_on_error=False,
+    )  # fmt: skip
+    (sample,) = read_eval_log(logs[0].location).samples
+    records = sample.store.get("runaway_monitor:steps", [])
+    played = [r["step"] for r in records]
+    assert played == list(range(1, len(played) + 1))
+    assert (sample.error is None) == (len(played) == 2)
+    calls = [e for e in sample.events if e.event == "model"]
+    invalid = sum(r["invalid_answers"] for r in records) + (11 if sample.error else 0)
+    assert len(calls) == len(played) + invalid and invalid >= 1
+    for before, after in itertools.pairwise(calls):  # a re-ask repeats the context exactly
+        same_step = len(after.input) == len(before.input)
+        assert same_step or len(after.input) == len(before.input) + 2
+    env = create_environment("homeostasis")
+    answers = [m.text for m in sample.messages if m.role == "assistant"]
+    assert len(answers) == len(played) and all(env.parse_action(a) for a in answers)
+    seen = await steps_in_streams(redis, monitor_settings)
+    assert seen == {f"inspect-{sample.uuid}": played}
+    if played:
+        assert sample.store["runaway_monitor:link"]["verdicts"] == len(played)
