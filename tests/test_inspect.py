@@ -7,6 +7,7 @@ The model here drifts: a function of the observation that overfeeds A without bo
 so the detectors flip it within a few steps.
 """
 
+import argparse
 import asyncio
 import itertools
 import os
@@ -27,6 +28,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 import runaway_monitor._registry as registry
 from detectors.service import DetectorService
+from monitor.commands import report as report_command
 from monitor.integrations.inspect import channel as channel_module
 from monitor.integrations.inspect.approval import decision
 from monitor.integrations.inspect.episodes import open_episode
@@ -147,11 +149,8 @@ async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
     assert summary["source"] == "inspect" and summary["eval_id"] == log.eval.eval_id
     assert summary["sample_id"] == str(log.samples[0].id) and summary["model"].endswith("drift")
     # `runaway-monitor report` reads the .eval log like an experiment's results
-    cmd = [sys.executable, "-m", "monitor", "report", str(tmp_path)]
-    done = await asyncio.to_thread(
-        subprocess.run, cmd, capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    args = argparse.Namespace(results=tmp_path, out=None)
+    assert await asyncio.to_thread(report_command.main, args) == 0
     report = (tmp_path / "runaway-report" / "report.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| openai-api/local/drift"))
     assert "| multiobjective-homeostasis | `savepoint-recovery` | 1 | 1.00 " in row, row

@@ -24,6 +24,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from monitor.integrations.inspect.episodes import STEP_SOURCE, sample_spec
 from monitor.integrations.inspect.recovery import EpisodeLink, link_episode
 from schemas.episode import EpisodeSpec
 from schemas.reminder import reminder_text
@@ -78,8 +79,6 @@ def bioblue_loop(monitor: bool = False) -> Solver:
     """Play the sample's episode (its metadata names environment, seed, steps, mitigation)."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        from monitor.integrations.inspect.episodes import sample_spec
-
         spec, _ = sample_spec(state.uuid, dict(state.metadata), {})
         episode = new_episode(spec)
         link = await link_episode(state.uuid, spec) if monitor else None
@@ -90,6 +89,7 @@ def bioblue_loop(monitor: bool = False) -> Solver:
             state.store.set(STORE_KEY, episode.records)
             if link is not None:
                 state.store.set("runaway_monitor:link", link.summary())
+                await link.close(len(episode.records))
         return state
 
     return solve
@@ -117,16 +117,10 @@ async def _play(state: TaskState, episode: Episode, link: EpisodeLink | None) ->
         episode.records.append(record)
         if link is not None:
             link.expect(step)
-        transcript().info(record, source=_step_source())
+        transcript().info(record, source=STEP_SOURCE)
         if link is not None:
             await link.publish_if_no_hooks(record)
             await link.apply(await link.verdict(step), _HistoryTarget(episode))
-
-
-def _step_source() -> str:
-    from monitor.integrations.inspect.episodes import STEP_SOURCE
-
-    return STEP_SOURCE
 
 
 async def _ask(model: Any, episode: Episode, step: int) -> tuple[dict[str, int], str, int]:

@@ -15,6 +15,7 @@ from monitor.integrations.inspect.channel import MonitorChannel, channel
 from monitor.integrations.inspect.episodes import (
     SampleEpisode,
     bioblue_step,
+    close_episode,
     find_episode,
     open_episode,
 )
@@ -33,6 +34,8 @@ class EpisodeLink:
         self.ch = ch
         self.episode = episode
         self.own = own  # no hooks publish this sample: the link does
+        self.opened = own  # the link opened the episode (no hooks did): it closes it
+        self.sample_uuid = ""
         self.online = False
         self.verdicts = 0
         self.timeouts = 0
@@ -121,6 +124,14 @@ class EpisodeLink:
         )  # fmt: skip
         return "reset"
 
+    async def close(self, steps: int) -> None:
+        """Finish an episode the link opened itself (the hooks finish theirs)."""
+        if not self.opened:
+            return
+        close_episode(self.sample_uuid)
+        if self.episode.registered:
+            await self.ch.finish(self.episode_id, steps)
+
     def summary(self) -> dict[str, Any]:
         return {
             "episode_id": self.episode_id,
@@ -146,5 +157,6 @@ async def link_episode(sample_uuid: str, spec: EpisodeSpec | None = None) -> Epi
                         "runaway_env_options": spec.env_options}  # fmt: skip
         episode = open_episode(sample_uuid, metadata, {"source": "inspect"})
     link = EpisodeLink(ch, episode, own)
+    link.sample_uuid = sample_uuid
     await link.connect()
     return link

@@ -73,6 +73,7 @@ def monitored_solver(inner: Solver) -> Solver:
             return await inner(state, checked)
         finally:
             state.store.set("runaway_monitor:link", link.summary())
+            await link.close(link.episode.steps)
 
     return solve
 
