@@ -9,9 +9,10 @@ from tests.test_bench_scripts import _bench
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
+@pytest.mark.timeout(480)
 async def test_vs_inspect_bench_plays_identical_actions_three_ways():
     out = await _bench("bench/vs_inspect.py", "--episodes", "3", "--steps", "3",
-                       "--delay-ms", "5", "--max-connections", "3", timeout_s=240)  # fmt: skip
+                       "--delay-ms", "5", "--max-connections", "3", timeout_s=420)  # fmt: skip
     assert out["identical_actions"] is True and out["monitored_identical_actions"] is True
     assert out["inspect_best_max_connections"] == 3
     assert out["monitored_verdict_problems"] == 0  # every step got its verdict in time
