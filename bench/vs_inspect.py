@@ -10,7 +10,7 @@ observation, so every way of running plays the very same actions; the bench chec
   the best is (a);
 - (b) ``inspect_monitored``: the same at (a)'s best value with the hooks on
   (``RUNAWAY_INSPECT_HOOKS=1``) and the recovery wrapper on (``-T monitor=true``: each
-  step waits for its verdict), against an embedded Redis and a ``runaway-monitor
+  step waits for its verdict, up to 30 s), against an embedded Redis and a ``runaway-monitor
   detector`` process;
 - (c) ``runaway``: :func:`monitor.pipeline.run_episodes` (worker + detector + embedded
   Redis, savepoint recovery) at the default concurrency.
@@ -145,8 +145,9 @@ def _monitored(args: argparse.Namespace, connections: int) -> dict[str, Any]:
         async with bench_redis() as (url, prefix):
             detector = await _detector(url, prefix)
             try:
+                # every verdict waited for, as a worker does (not the sidecar's 2 s)
                 env = {"REDIS_URL": url, "RUNAWAY_KEY_PREFIX": prefix,
-                       "RUNAWAY_INSPECT_HOOKS": "1"}  # fmt: skip
+                       "RUNAWAY_INSPECT_HOOKS": "1", "RUNAWAY_STEP_TIMEOUT_S": "30"}  # fmt: skip
                 extra = ["--max-connections", str(connections), "--monitor"]
                 return await asyncio.to_thread(_spawn, "inspect", args, extra, env)
             finally:

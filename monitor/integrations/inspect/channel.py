@@ -61,14 +61,16 @@ class MonitorChannel:
             self._store = EpisodeStore(self._redis, self.settings)
         return self._store
 
-    async def _guard(self, op: str, make: "Any") -> Any:
+    async def _guard(self, op: str, make: "Any", bound_s: float | None = None) -> Any:
         """``await make(store)`` within the Redis bound; None (counted) on any failure."""
         try:
             store = self._connected()
-            async with asyncio.timeout(self.settings.redis_op_timeout_s):
+            async with asyncio.timeout(bound_s or self.settings.redis_op_timeout_s):
                 return await make(store)
         except ApiError as exc:
-            if exc.status != 503:  # refused (duplicate, unknown episode): not an outage
+            if exc.code == "duplicate_step":
+                return exc  # in already (an earlier reply was lost): accepted
+            if exc.status != 503:  # refused (step gap, unknown episode): not an outage
                 log.warning("monitor refused %s: %s", op, exc)
                 return None
             self._count(op, exc)
@@ -87,10 +89,18 @@ class MonitorChannel:
 
     async def register(self, spec: EpisodeSpec, labels: dict[str, str]) -> bool:
         """Register the episode; False when the monitor cannot be reached."""
-        return await self._guard("register", lambda s: s.register(spec, labels)) is not None
+        done = await self._guard(
+            "register", lambda s: s.register(spec, labels), self.settings.verdict_timeout_s
+        )
+        return done is not None
 
     async def step(self, event: StepEvent) -> bool:
-        accepted = await self._guard("step", lambda s: s.accept_step(event))
+        """Publish one step. Bounded like a worker's wait for its verdict, not by the HTTP
+        bound: an accept cut short may still land, and the episode's next steps would
+        then be refused as a gap; an unreachable Redis fails at once either way."""
+        accepted = await self._guard(
+            "step", lambda s: s.accept_step(event), self.settings.verdict_timeout_s
+        )
         if accepted is not None:
             self.published += 1
         return accepted is not None
