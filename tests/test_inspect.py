@@ -296,6 +296,23 @@ async def test_the_recovery_wrapper_reports_each_model_call_of_any_solver_once(
     assert link["verdicts"] + link["verdict_timeouts"] == 3 and link["monitor_outages"] == 0
 
 
+async def test_the_hooks_stream_each_model_call_of_anybodys_eval_once(
+    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:  # fmt: skip
+    drifting_server.default = text("42")
+    task = Task(dataset=[Sample(input="Pick a number.", id="s1")], solver=three_turns())
+    log = await run_eval(task, drifting_server, tmp_path)
+    assert await steps_in_streams(redis, monitor_settings) == {
+        f"inspect-{log.samples[0].uuid}": [1, 2, 3]
+    }
+    events = []
+    for stream in monitor_settings.keys.all_steps():
+        events += [decode(f) for _, f in await redis.xrange(stream)]
+    assert [e.text for e in events if e.kind == "step"] == ["42", "42", "42"]
+    assert [e.kind for e in events][-1] == "episode_finished"
+
+
 async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
     monitor_settings: Settings, redis: Any
 ) -> None:

@@ -34,6 +34,8 @@ class SampleEpisode:
     published_by_hooks: bool = True
     outages_before: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    seen_events: set[str] = field(default_factory=set)  # Inspect notifies an event again
+    # when it is updated (a model call once pending, then complete): one step per uuid
 
 
 _episodes: dict[str, SampleEpisode] = {}

@@ -64,6 +64,10 @@ class RunawayHooks(Hooks):
             return
         event: Any = data.event
         kind = event.event
+        if event.uuid is not None:
+            if event.uuid in episode.seen_events:
+                return
+            episode.seen_events.add(event.uuid)
         if episode.bioblue:
             if kind != "info" or event.source != STEP_SOURCE:
                 return
