@@ -10,6 +10,7 @@ so the detectors flip it within a few steps.
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -21,10 +22,12 @@ from typing import Any
 
 import pytest
 from inspect_ai import Task, eval_async
+from inspect_ai.approval import ApprovalPolicy
 from inspect_ai.dataset import Sample
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
-from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.solver import Generate, Solver, TaskState, generate, solver, use_tools
+from inspect_ai.tool import Tool, tool
 
 import runaway_monitor._registry as registry
 from detectors.service import DetectorService
@@ -39,7 +42,7 @@ from schemas.events import RecoveryCommand, Verdict
 from schemas.settings import Settings
 from schemas.wire import decode
 from tests.fakes.llama_server import LlamaServer
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with, text
+from tests.fakes.model_server import FakeModelServer, RecordedRequest, raw, respond_with, text
 from workers.environments import create_environment
 
 # inspect-ai's own: its retry config passes tenacity a deprecated parameter, and its
@@ -311,6 +314,53 @@ async def test_the_hooks_stream_each_model_call_of_anybodys_eval_once(
         events += [decode(f) for _, f in await redis.xrange(stream)]
     assert [e.text for e in events if e.kind == "step"] == ["42", "42", "42"]
     assert [e.kind for e in events][-1] == "episode_finished"
+
+
+@tool
+def add() -> Tool:
+    async def execute(x: int, y: int) -> int:
+        """Add two numbers.
+
+        Args:
+          x: the first
+          y: the second
+        """
+        return x + y
+
+    return execute
+
+
+TOOL_CALL = {
+    "id": "chatcmpl-tool", "object": "chat.completion", "created": 0, "model": "drift",
+    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": "add", "arguments": '{"x": 1, "y": 2}'},
+        }],
+    }}],
+}  # fmt: skip
+
+
+async def test_the_approver_reports_each_tool_call_and_approves_on_continue(
+    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:  # fmt: skip
+    channel_module.configure(monitor_settings.model_copy(update={"inspect_hooks": False}))
+    drifting_server.push(raw(json.dumps(TOOL_CALL)), text("3"))
+    task = Task(dataset=[Sample(input="What is 1 + 2?", id="s1")],
+                solver=[use_tools(add()), generate()])  # fmt: skip
+    policy = [ApprovalPolicy(approver=registry.runaway_approver(), tools="*")]
+    log = await run_eval(task, drifting_server, tmp_path, approval=policy)
+    (sample,) = log.samples
+    approvals = [e for e in sample.events if e.event == "approval"]
+    assert [(a.call.function, a.decision) for a in approvals] == [("add", "approve")]
+    assert [e.result for e in sample.events if e.event == "tool"] == ["3"]  # the call ran
+    steps = []
+    for stream in monitor_settings.keys.all_steps():
+        steps += [e for e in (decode(f) for _, f in await redis.xrange(stream)) if e.kind == "step"]
+    assert [(e.step, [(c.name, c.arguments) for c in e.tool_calls]) for e in steps] == [
+        (1, [("add", {"x": 1, "y": 2})])
+    ]
 
 
 async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
