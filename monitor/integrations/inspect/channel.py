@@ -51,7 +51,7 @@ class MonitorChannel:
         self._redis: Any = None
         self._store: EpisodeStore | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._reader_started = asyncio.Event()
+        self._follow_lock = asyncio.Lock()  # one reader, however many samples start at once
 
     def _connected(self) -> EpisodeStore:
         if self._store is None:
@@ -120,11 +120,12 @@ class MonitorChannel:
 
     async def follow(self) -> bool:
         """Start the verdict reader (once); False when Redis cannot be reached."""
-        if self._reader is None or self._reader.done():
-            start = await self._guard("verdicts", lambda s: server_now_id(s.redis))
-            if start is None:
-                return False
-            self._reader = asyncio.create_task(self._read(start))
+        async with self._follow_lock:
+            if self._reader is None or self._reader.done():
+                start = await self._guard("verdicts", lambda s: server_now_id(s.redis))
+                if start is None:
+                    return False
+                self._reader = asyncio.create_task(self._read(start))
         return True
 
     async def verdict(self, episode_id: str, step: int) -> Answer | None:
