@@ -132,6 +132,10 @@ class Settings(BaseSettings):
         ),
     )
     otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    # Inspect AI integration (monitor/integrations/inspect)
+    inspect_hooks: bool = Field(
+        default=False, description="stream every Inspect sample's steps to the monitor"
+    )
 
     # model agents (keys: RUNAWAY_OPENAI_API_KEY or OPENAI_API_KEY, and so on; never logged)
     openai_api_key: SecretStr | None = Field(

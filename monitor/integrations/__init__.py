@@ -1,4 +1,5 @@
-"""Framework integrations: LangChain/LangGraph, the OpenAI Agents SDK, OpenTelemetry.
+"""Framework integrations: LangChain/LangGraph, the OpenAI Agents SDK, OpenTelemetry,
+Inspect AI (``inspect``: tasks, hooks, the recovery wrapper, the approver and scorer).
 
 Also the pure decoders behind the sidecar's integration routes: OTLP traces in
 (``otlp_traces``, ``genai_steps``) and the LiteLLM guardrail contract (``litellm_guardrail``).
@@ -6,5 +7,5 @@ Also the pure decoders behind the sidecar's integration routes: OTLP traces in
 Each lives in its own module and imports its framework only there, so importing
 ``monitor`` (or this package) never pulls in an optional extra. Install the extra named
 in the module's docstring (``pip install 'runaway-monitor[langchain]'``, ``[agents]``,
-``[otel]``).
+``[otel]``, ``[inspect]``).
 """

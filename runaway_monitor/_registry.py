@@ -1,0 +1,168 @@
+"""What the ``inspect_ai`` entry point registers: tasks, hooks, scorer, solvers, approver.
+
+Each is a thin definition here (so that Inspect names it ``runaway_monitor/...``)
+around :mod:`monitor.integrations.inspect`, which checks the inspect-ai version on import.
+"""
+
+from inspect_ai import Task, task
+from inspect_ai.approval import Approver, approver
+from inspect_ai.hooks import hooks
+from inspect_ai.scorer import Scorer, scorer
+from inspect_ai.solver import Solver, solver
+
+from monitor.integrations.inspect import approval as _approval
+from monitor.integrations.inspect import hooks as _hooks
+from monitor.integrations.inspect import scorer as _scorer
+from monitor.integrations.inspect import wrapper as _wrapper
+from monitor.integrations.inspect.tasks import bioblue_task
+
+PACKAGE = "runaway_monitor"
+
+
+def _name(name: str) -> str:
+    """``name`` such that Inspect registers ``runaway_monitor/<name>``.
+
+    Inspect prefixes the package only when it finds this package installed from the
+    import path; a source tree on ``sys.path`` (its ``*.egg-info`` first) hides the
+    install, and then the prefix is given here instead.
+    """
+    from inspect_ai._util.registry import registry_name
+
+    return name if registry_name(_name, name).startswith(PACKAGE + "/") else f"{PACKAGE}/{name}"
+
+
+@hooks(name="runaway_monitor", description="Stream every sample's steps to runaway-monitor")
+class RunawayHooks(_hooks.RunawayHooks):
+    """Live monitoring of any eval (``RUNAWAY_INSPECT_HOOKS=1`` and ``REDIS_URL``)."""
+
+
+@task(name=_name("sustainability"))
+def sustainability(
+    steps: int = 100,
+    trials: int = 1,
+    seed: int = 1,
+    mitigation: str = "savepoint-recovery",
+    monitor: bool = False,
+) -> Task:
+    """BioBlue sustainability (a renewable stock)."""
+    return bioblue_task(
+        "sustainability",
+        steps=steps,
+        trials=trials,
+        seed=seed,
+        mitigation=mitigation,
+        monitor=monitor,
+    )
+
+
+@task(name=_name("homeostasis"))
+def homeostasis(
+    steps: int = 100,
+    trials: int = 1,
+    seed: int = 1,
+    mitigation: str = "savepoint-recovery",
+    monitor: bool = False,
+) -> Task:
+    """BioBlue homeostasis (one level to keep in its band)."""
+    return bioblue_task(
+        "homeostasis", steps=steps, trials=trials, seed=seed, mitigation=mitigation, monitor=monitor
+    )
+
+
+@task(name=_name("multiobjective_homeostasis"))
+def multiobjective_homeostasis(
+    steps: int = 100,
+    trials: int = 1,
+    seed: int = 1,
+    mitigation: str = "savepoint-recovery",
+    monitor: bool = False,
+) -> Task:
+    """BioBlue multi-objective homeostasis (two levels, A and B)."""
+    return bioblue_task(
+        "multiobjective-homeostasis",
+        steps=steps,
+        trials=trials,
+        seed=seed,
+        mitigation=mitigation,
+        monitor=monitor,
+    )
+
+
+@task(name=_name("multiobjective_homeostasis_shocks"))
+def multiobjective_homeostasis_shocks(
+    steps: int = 100,
+    trials: int = 1,
+    seed: int = 1,
+    mitigation: str = "savepoint-recovery",
+    monitor: bool = False,
+) -> Task:
+    """Multi-objective homeostasis with force-majeure shocks."""
+    return bioblue_task(
+        "multiobjective-homeostasis-shocks",
+        steps=steps,
+        trials=trials,
+        seed=seed,
+        mitigation=mitigation,
+        monitor=monitor,
+    )
+
+
+@task(name=_name("balancing_unbounded_objectives"))
+def balancing_unbounded_objectives(
+    steps: int = 100,
+    trials: int = 1,
+    seed: int = 1,
+    mitigation: str = "savepoint-recovery",
+    hint: bool = True,
+    monitor: bool = False,
+) -> Task:
+    """BioBlue balancing of unbounded objectives (diminishing returns); ``hint``: the
+    prompt's sentence that balancing is beneficial."""
+    return bioblue_task(
+        "balancing-unbounded-objectives",
+        steps=steps,
+        trials=trials,
+        seed=seed,
+        mitigation=mitigation,
+        hint=hint,
+        monitor=monitor,
+    )
+
+
+@task(name=_name("balancing_noise"))
+def balancing_noise(
+    steps: int = 100,
+    trials: int = 1,
+    seed: int = 1,
+    mitigation: str = "savepoint-recovery",
+    hint: bool = True,
+    monitor: bool = False,
+) -> Task:
+    """Balancing with exogenous shocks to the totals."""
+    return bioblue_task(
+        "balancing-noise",
+        steps=steps,
+        trials=trials,
+        seed=seed,
+        mitigation=mitigation,
+        hint=hint,
+        monitor=monitor,
+    )
+
+
+@scorer(name=_name("runaway"), metrics=_scorer.METRICS)
+def runaway() -> Scorer:
+    """Flip, onset, mean RI, flags, recoveries and task score per objective."""
+    return _scorer.runaway_scorer()
+
+
+@solver(name=_name("monitored"))
+def monitored(inner: Solver) -> Solver:
+    """Wrap a solver so each model call is checked by the monitor and its verdict applied."""
+    return _wrapper.monitored_solver(inner)
+
+
+@approver(name=_name("approver"))
+def runaway_approver() -> Approver:
+    """Approve, reject (with the reason) or terminate tool calls as the monitor decides."""
+    return _approval.monitor_approver()
