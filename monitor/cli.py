@@ -23,6 +23,7 @@ COMMANDS = (
     "autopsy",
     "export-dataset",
     "propensity",
+    "mirror",
 )
 
 
