@@ -38,7 +38,7 @@ def test_a_recorded_trial_is_one_segment_with_every_observation() -> None:
 def test_an_unreadable_trajectory_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text("not\ta\tbioblue\tfile\n1\t2\t3\t4\n")
-    with pytest.raises(ConversationError, match="bad.tsv"):
+    with pytest.raises(ConversationError, match=r"bad\.tsv"):
         load_conversation(bad)
 
 

@@ -20,7 +20,9 @@ def _layers(text: str) -> list[int]:
     try:
         values = sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers wants integers like 4,8,12, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--layers wants integers like 4,8,12, not {text!r}"
+        ) from None
     if not values or values[0] < 0:
         raise argparse.ArgumentTypeError("--layers wants non-negative layer numbers")
     return values
@@ -88,7 +90,7 @@ def _extract(args: argparse.Namespace) -> int:
         )
     except (ModelUnavailable, ImportError, ValueError) as exc:
         return _fail(str(exc))
-    for path, reason in report.skipped:
+    for _path, reason in report.skipped:
         print(f"skipped: {reason}", file=sys.stderr)
     summary = {
         "model": args.model,

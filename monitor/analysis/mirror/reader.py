@@ -6,6 +6,7 @@ callers in an event loop run it in a thread.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,21 +24,55 @@ class Rendered:
     ends: list[int]
 
 
+def default_cache() -> Path:
+    return Path.home() / ".cache" / "runaway-monitor" / "mirror"
+
+
+def _load(name: str, cache: Path | None) -> tuple[Any, Any]:
+    """Tokenizer and model; a GGUF is dequantised once and kept as safetensors.
+
+    Why the cache: reading the GGUF took 74 s on a busy 2-core machine, loading the saved
+    float32 weights 1 s, with identical logits. The cache is keyed
+    by the GGUF's name and size, so a new package version converts again.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = mirror_model(name).gguf()
+    converted = None
+    if cache is not None:
+        converted = cache / f"{name}-{gguf.stem}-{gguf.stat().st_size}"
+        if (converted / "config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(converted)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    if converted is not None:
+        partial = converted.with_name(converted.name + ".partial")
+        # the weights are float32 now; without this transformers refuses to save a
+        # model that it loaded from a (quantised) GGUF
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        if not converted.exists():  # another process may have finished first
+            partial.replace(converted)
+    return tokenizer, model
+
+
 class MirrorReader:
     """One loaded mirror model."""
 
-    def __init__(self, name: str, threads: int | None = None) -> None:
+    def __init__(self, name: str, threads: int | None = None, cache: Path | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads:
             torch.set_num_threads(threads)
-        path = mirror_model(name).gguf()
         self.name = name
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        self.model: Any = AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, dtype=torch.float32
-        )
+        self.tokenizer, self.model = _load(name, cache if cache is not None else default_cache())
         self.model.eval()
         config = self.model.config
         self.layers = int(config.num_hidden_layers)  # hidden states 0 (embeddings) .. layers
