@@ -57,15 +57,27 @@ def trials(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
-def test_extraction_is_deterministic_cached_and_maps_back(reader, trials, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def extracted(reader, trials, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Both trials and a broken file extracted once, shared by the tests below."""
+    from monitor.analysis.mirror.extract import extract
+    from monitor.analysis.mirror.store import MirrorStore
+
+    folder = tmp_path_factory.mktemp("states")
+    bad = folder / "broken.tsv"
+    bad.write_text("garbage\n")
+    store = MirrorStore(folder / "one")
+    return store, extract([trials[0], bad, trials[1]], reader, store, LAYERS), bad
+
+
+def test_extraction_is_deterministic_cached_and_maps_back(
+    reader, trials, extracted, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     from monitor.analysis.mirror.conversation import load_conversation
     from monitor.analysis.mirror.extract import extract
     from monitor.analysis.mirror.store import MirrorStore
 
-    bad = tmp_path / "broken.tsv"
-    bad.write_text("garbage\n")
-    first = MirrorStore(tmp_path / "one")
-    report = extract([trials[0], bad, trials[1]], reader, first, LAYERS)
+    first, report, bad = extracted
     assert [r.trajectory for r in report.done] == TRIALS
     assert [p for p, _ in report.skipped] == [str(bad)]
     records = {r.trajectory: r for r in first.records()}
@@ -79,7 +91,7 @@ def test_extraction_is_deterministic_cached_and_maps_back(reader, trials, tmp_pa
     assert again.done == [] and [r.trajectory for r in again.cached] == TRIALS
 
     second = MirrorStore(tmp_path / "two")  # same input, fresh store: same states
-    extract(trials, reader, second, LAYERS)
+    extract(trials[:1], reader, second, LAYERS)
     other = {r.trajectory: r for r in second.records()}[TRIALS[0]]
     np.testing.assert_array_equal(second.hidden(other), hidden)
 
@@ -104,24 +116,32 @@ def test_a_small_window_still_records_every_step(reader, trials, tmp_path) -> No
     assert np.isfinite(store.hidden(record).astype(np.float32)).all()
 
 
-def test_probe_cli_on_stored_states(reader, trials, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from monitor.analysis.mirror.extract import extract
-    from monitor.analysis.mirror.store import MirrorStore
-
-    extract(trials, reader, MirrorStore(tmp_path), LAYERS)
+def test_probe_cli_on_stored_states(extracted, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = extracted[0]
     labels = tmp_path / "labels.tsv"
     head, *rows = (DATA / "labels.tsv").read_text().splitlines()
     # trial 3 flips at 22; for a 6-step cut, call its onset step 4 (the test is of the plumbing)
     kept = [r.replace("\t22\t", "\t4\t", 1) for r in rows if r.split("\t")[0] in TRIALS]
     labels.write_text("\n".join([head, *kept]) + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "monitor", "mirror", "probe", str(tmp_path), "--labels",
-         str(labels), "--json"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "mirror",
+            "probe",
+            str(store.root),
+            "--labels",
+            str(labels),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     result = orjson.loads(done.stdout)
     assert [row["layer"] for row in result["layers"]] == LAYERS
-    assert result["mode"] == "grouped-cv" and (tmp_path / "probe.json").is_file()
+    assert result["mode"] == "grouped-cv" and (store.root / "probe.json").is_file()
     for row in result["layers"]:
         assert row["steps"] == 2 * STEPS and row["positives_state"] == STEPS - 3
