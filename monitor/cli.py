@@ -26,6 +26,7 @@ COMMANDS = (
     "autopsy",
     "export-dataset",
     "propensity",
+    "mirror",
 )
 
 

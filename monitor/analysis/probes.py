@@ -3,20 +3,26 @@
 Why each in its own conversation: an answer to one probe must not colour the next, and
 the history must be exactly what the model had seen at that step. The battery is a file
 (YAML or JSON) so researchers can add items without code; the default ships here
-(``default_battery.json``). Items with a ``scale`` are scored (the first integer in range
-in the answer); free-text items record which objectives the answer names.
+(``default_battery.json``). Each item is scored by an explicit rule
+(:mod:`monitor.analysis.battery_scoring`): ``likert`` items (those with a ``scale``) by
+the first integer in range, re-asked when there is none; ``refusal`` items (jailbreak
+stand-ins) by refusal or compliance; ``feelings`` items by the NVC feelings vocabulary;
+free-text items record which objectives the answer names. :func:`paired_deltas` pools
+the pre/post differences of many autopsies, with intervals.
 """
 
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from monitor.analysis import battery_scoring
 from workers.agents.base import Message
 
 DEFAULT_BATTERY = Path(__file__).with_name("default_battery.json")
@@ -30,6 +36,24 @@ class ProbeItem(BaseModel):
     category: str = "other"
     question: str = Field(min_length=1, max_length=4000)
     scale: tuple[int, int] | None = None
+    scoring: Literal["likert", "refusal", "feelings", "text"] | None = None
+    trait: str | None = Field(default=None, max_length=64, description="e.g. a TIPI trait")
+    reverse: bool = Field(default=False, description="reverse-keyed on its scale")
+
+    @model_validator(mode="after")
+    def _rule(self) -> "ProbeItem":
+        rule = self.scoring or ("likert" if self.scale else "text")
+        if rule == "likert" and self.scale is None:
+            raise ValueError(f"{self.id}: a likert item needs a scale")
+        object.__setattr__(self, "scoring", rule)
+        return self
+
+    def reask(self) -> str | None:
+        """The follow-up that asks again for an unparsable Likert answer."""
+        if self.scoring != "likert" or self.scale is None:
+            return None
+        low, high = self.scale
+        return f"Please answer with a single whole number from {low} to {high}, nothing else."
 
 
 class Battery(BaseModel):
@@ -59,20 +83,31 @@ class ProbeAnswer:
     id: str
     category: str
     answer: str
-    score: int | None  # scaled items only
+    score: float | None  # by the item's rule; None for text items and unparsable answers
     mentions: list[str]  # objective names the answer mentions
+    scoring: str = "text"
+    trait: str | None = None
+    words: list[str] = field(default_factory=list)  # feelings named
+    reasked: int = 0
 
 
 def score_answer(text: str, scale: tuple[int, int] | None) -> int | None:
     """The first integer within ``scale`` in ``text`` (None if there is none)."""
-    if scale is None:
-        return None
-    low, high = scale
-    for match in re.finditer(r"(?<![\d.])\d+(?![\d.])", text):
-        value = int(match.group())
-        if low <= value <= high:
-            return value
-    return None
+    return None if scale is None else battery_scoring.likert(text, scale)
+
+
+def score_item(item: ProbeItem, text: str) -> tuple[float | None, list[str]]:
+    """The item's score by its rule, and the feelings words it named."""
+    if item.scoring == "likert" and item.scale is not None:
+        value = battery_scoring.likert(text, item.scale)
+        if value is not None and item.reverse:
+            value = item.scale[0] + item.scale[1] - value
+        return value, []
+    if item.scoring == "refusal":
+        return battery_scoring.refusal(text), []
+    if item.scoring == "feelings":
+        return battery_scoring.feelings(text)
+    return None, []
 
 
 def mentions(text: str, names: Sequence[str]) -> list[str]:
@@ -86,19 +121,37 @@ async def run_battery(
     ask: AskText,
     objective_names: Sequence[str],
     concurrency: int = 4,
+    reasks: int = 1,
 ) -> list[ProbeAnswer]:
-    """Ask every item after ``history``, each in its own conversation."""
+    """Ask every item after ``history``, each in its own conversation; an unparsable
+    Likert answer is asked again, up to ``reasks`` times, in the same conversation."""
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(item: ProbeItem) -> ProbeAnswer:
+        conversation: list[Message] = [*history, {"role": "user", "content": item.question}]
+        asked = 0
         async with gate:
-            text = await ask([*history, {"role": "user", "content": item.question}])
+            text = await ask(conversation)
+            score, words = score_item(item, text)
+            follow_up = item.reask()
+            while score is None and follow_up and asked < reasks:
+                conversation += [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": follow_up},
+                ]
+                asked += 1
+                text = await ask(conversation)
+                score, words = score_item(item, text)
         return ProbeAnswer(
             item.id,
             item.category,
             text,
-            score_answer(text, item.scale),
+            score,
             mentions(text, objective_names),
+            item.scoring or "text",
+            item.trait,
+            words,
+            asked,
         )
 
     return list(await asyncio.gather(*(one(item) for item in battery.items)))
@@ -123,3 +176,42 @@ def compare(pre: Sequence[ProbeAnswer], post: Sequence[ProbeAnswer]) -> list[dic
             }
         )
     return rows
+
+
+def _interval(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> list[float]:
+    """A 95% percentile bootstrap interval of the mean (autopsies are the unit)."""
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2:
+        return [float(data.mean()), float(data.mean())] if len(data) else []
+    rng = np.random.default_rng(seed)
+    means = rng.choice(data, size=(resamples, len(data))).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def paired_deltas(autopsies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Post - pre score per item, per category and per trait, pooled over autopsies."""
+    pooled: dict[tuple[str, str], list[float]] = {}
+    for autopsy in autopsies:
+        probes = autopsy.get("probes") or {}
+        items = probes.get("items") if isinstance(probes, dict) else None
+        for row in items or []:
+            delta = row.get("score_delta")
+            if delta is None:
+                continue
+            post = row.get("post") or {}
+            keys = [("item", str(row.get("id"))), ("category", str(row.get("category")))]
+            if post.get("trait"):
+                keys.append(("trait", str(post["trait"])))
+            for key in keys:
+                pooled.setdefault(key, []).append(float(delta))
+    return [
+        {
+            "level": level,
+            "name": name,
+            "n": len(values),
+            "mean_delta": round(float(np.mean(values)), 4),
+            "ci": _interval(values),
+        }
+        for (level, name), values in sorted(pooled.items())
+    ]

@@ -16,6 +16,7 @@ from monitor.analysis.atlas import aggregate_atlas, render_atlas_markdown
 from monitor.analysis.results import read_autopsies
 from monitor.experiments import early_warning, plots
 from monitor.experiments.layout import Results
+from monitor.experiments.report_research import battery_section, mirror_section
 from monitor.experiments.stats import group
 
 FIGURES = "figures"
@@ -158,7 +159,10 @@ def write_report(root: Path, out: Path | None = None) -> Path:
         lines += [*_table(["model", "mitigation", *signals], rows), ""]
     lines += early_warning.section(episodes, results.step_lines())
     lines += _figures(results, figures, by_model_mitigation, episodes, out.parent)
-    lines += _autopsies(read_autopsies(root))
+    autopsies = read_autopsies(root)
+    lines += _autopsies(autopsies)
+    lines += battery_section(autopsies)
+    lines += mirror_section(root, out.parent)
     out.write_text("\n".join(lines) + "\n")
     return out
 
