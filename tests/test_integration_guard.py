@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from monitor.client import Monitor
+from monitor.client import Monitor, MonitorError
 from monitor.integrations.guard import AgentStep, EpisodeGuard, tool_call
 from tests.fakes.sidecar import FakeSidecar
 from tests.serve_helpers import free_port
@@ -30,8 +30,9 @@ async def test_steps_carry_tool_calls_and_follow_the_sidecar_after_a_lost_answer
 
 async def test_an_unreachable_sidecar_raises_or_continues_as_asked() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(OSError):
+    with pytest.raises(MonitorError) as raised:  # the client raises only MonitorError
         await asyncio.to_thread(EpisodeGuard(Monitor(url, timeout_s=2)).report, STEP)
+    assert raised.value.status == 0
     guard = EpisodeGuard(Monitor(url, timeout_s=2), unreachable="continue")
     result = await asyncio.to_thread(guard.report, STEP)
     assert result.verdict == "continue" and result.fail_mode == "open"

@@ -84,7 +84,8 @@ async def test_route_steps_each_new_turn_once(settings, redis):
         assert (await again.json())["action"] == "NONE"
         key = conversation_digest(conversation(0))
         episode = await (await c.get(f"/v1/episodes/{key}")).json()
-        bad = await c.post("/beta/litellm_basic_guardrail_api", data=b"{no")
+        json_type = {"Content-Type": "application/json"}  # any other type is 415 (issue 20)
+        bad = await c.post("/beta/litellm_basic_guardrail_api", data=b"{no", headers=json_type)
         assert bad.status == 400
     assert episode["accepted_step"] == 2 and episode["source"] == "litellm"
 

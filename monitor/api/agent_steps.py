@@ -19,6 +19,7 @@ from aiohttp import web
 from monitor.api.errors import ApiError
 from monitor.api.models import StepVerdict
 from monitor.api.state import FEED, METRICS, SETTINGS, STORE, WAITERS
+from monitor.api.verdicts import Ticket
 from schemas.episode import EpisodeSpec
 from schemas.events import MAX_TOOL_ARGS, MAX_TOOL_CALLS, MAX_TOOL_RESULT, StepEvent, ToolCall
 from schemas.metrics import child
@@ -92,15 +93,18 @@ async def publish(
     child(metrics.steps, *labels).inc()
 
 
-async def verdict_of(request: web.Request, spec: EpisodeSpec, step: int) -> StepVerdict:
+async def verdict_of(
+    request: web.Request, spec: EpisodeSpec, step: int, ticket: Ticket
+) -> StepVerdict:
     """The detectors' verdict on ``step`` within the step timeout, else the fail mode's.
 
-    The caller must have called ``app[WAITERS].expect(episode_id, step)`` before publishing.
+    ``ticket``: the caller's ``app[WAITERS].expect(episode_id, step)``, taken before
+    publishing.
     """
     from monitor.api.routes_episodes import _fail_mode_verdict
 
     app = request.app
-    answer = await app[WAITERS].wait(spec.episode_id, step, app[SETTINGS].step_timeout_s)
+    answer = await app[WAITERS].wait(spec.episode_id, step, ticket, app[SETTINGS].step_timeout_s)
     if answer is None:
         result = await _fail_mode_verdict(request, spec, step)
         app[METRICS].fail_mode.labels(result.fail_mode.value if result.fail_mode else "").inc()

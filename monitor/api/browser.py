@@ -62,10 +62,11 @@ def browser_middleware(settings: Settings, token: str | None) -> web.middleware:
         if site == "cross-site" and not navigation and origin is None:
             raise ApiError(403, "foreign_origin", "requests from other sites are refused", "Origin")
         if request.method not in READ_METHODS and request.body_exists:
-            if request.content_type not in BODY_TYPES.get(request.path, JSON_ONLY):
+            allowed = BODY_TYPES.get(request.path, JSON_ONLY)
+            if request.content_type not in allowed:
                 raise ApiError(
                     415, "unsupported_media_type",
-                    "a request body must be JSON with Content-Type: application/json",
+                    f"a request body must have Content-Type {' or '.join(sorted(allowed))}",
                     "Content-Type",
                 )  # fmt: skip
         return await handler(request)

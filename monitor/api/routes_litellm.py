@@ -99,16 +99,15 @@ async def guardrail(request: web.Request) -> web.Response:
         accepted, newest = await accepted_step(app, episode_id), len(turns)
         if newest <= accepted:  # the proxy asked again about turns already judged
             return _reply(state.last.get(episode_id) or NONE)
+        ticket = app[WAITERS].expect(episode_id, newest)  # before the newest is published
         for step in range(accepted + 1, newest + 1):
-            if step == newest:
-                app[WAITERS].expect(episode_id, step)
             calls, text = turns[step - 1]
             try:
                 await publish(app, spec, step, calls, text)
             except BaseException:
-                app[WAITERS].forget(episode_id, newest)
+                app[WAITERS].forget(episode_id, newest, ticket)
                 raise
-        verdict = await verdict_of(request, spec, newest)
+        verdict = await verdict_of(request, spec, newest, ticket)
         resp = answer(
             verdict.verdict, verdict.reason, verdict.reminder, req.texts, verdict.savepoint_step
         )

@@ -19,6 +19,7 @@ from schemas.events import RecoveryCommand, Verdict
 
 Key = tuple[str, int]
 Answer = tuple[Verdict, RecoveryCommand | None]
+Ticket = asyncio.Future[Answer | None]  # one request's wait for one step's verdict
 
 
 def _expire(fut: "asyncio.Future[Answer | None]") -> None:

@@ -106,12 +106,15 @@ class EpisodeGuard:
                     raise
                 self.step = expected - 1  # an earlier step went in, its answer was lost
                 return self._send(step)
-        except OSError as exc:  # refused, reset, timed out (urllib's errors are OSErrors)
-            if self.unreachable == "raise":
+        except MonitorError as exc:  # status 0: refused, reset, timed out, a torn answer
+            if exc.status != 0 or self.unreachable == "raise":
                 raise
-            log.warning("runaway-monitor unreachable (%s): step not judged", type(exc).__name__)
-            return StepResult(verdict="continue", savepoint_step=None, runaway_index=0.0,
-                              fail_mode="open", reason="runaway-monitor unreachable")  # fmt: skip
+            log.warning("runaway-monitor unreachable: step not judged")
+            return StepResult(
+                episode_id=self.episode_id or "", step=self.step, verdict="continue",
+                savepoint_step=None, runaway_index=0.0, fail_mode="open",
+                reason="runaway-monitor unreachable",
+            )  # fmt: skip
 
     def _send(self, step: AgentStep) -> StepResult:
         episode_id = self.ensure_registered()

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from monitor.api.errors import ApiError
 from monitor.api.store import EpisodeStore
-from monitor.api.verdicts import Answer, Waiters
+from monitor.api.verdicts import Answer, Ticket, Waiters
 from schemas.episode import EpisodeSpec
 from schemas.events import EpisodeFinished, RecoveryApplied, StepEvent
 from schemas.redis_io import connect, server_now_id, stream_entries
@@ -128,15 +128,16 @@ class MonitorChannel:
                 self._reader = asyncio.create_task(self._read(start))
         return True
 
-    async def verdict(self, episode_id: str, step: int) -> Answer | None:
+    async def verdict(self, episode_id: str, step: int, ticket: Ticket) -> Answer | None:
         """That step's verdict (and recovery command), or None after the step timeout.
 
-        Call :meth:`expect` before the step is published so the answer cannot be missed.
+        Take the ``ticket`` with :meth:`expect` before the step is published so the
+        answer cannot be missed.
         """
-        return await self.waiters.wait(episode_id, step, self.settings.step_timeout_s)
+        return await self.waiters.wait(episode_id, step, ticket, self.settings.step_timeout_s)
 
-    def expect(self, episode_id: str, step: int) -> None:
-        self.waiters.expect(episode_id, step)
+    def expect(self, episode_id: str, step: int) -> Ticket:
+        return self.waiters.expect(episode_id, step)
 
     async def _read(self, start: str) -> None:
         cursors = {self.keys.verdicts(s): start for s in range(self.keys.shards)}

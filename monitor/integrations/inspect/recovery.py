@@ -10,7 +10,7 @@ on unmonitored and the failed calls are counted in :meth:`EpisodeLink.summary`.
 
 from typing import Any, Protocol
 
-from monitor.api.verdicts import Answer
+from monitor.api.verdicts import Answer, Ticket
 from monitor.integrations.inspect.channel import MonitorChannel, channel
 from monitor.integrations.inspect.episodes import (
     SampleEpisode,
@@ -40,6 +40,7 @@ class EpisodeLink:
         self.verdicts = 0
         self.timeouts = 0
         self.outages = 0
+        self._tickets: dict[int, Ticket] = {}  # step -> this link's wait for its verdict
         self.recoveries: list[int] = []
         self.reminders: list[int] = []
         self.flags: dict[str, int] = {}
@@ -63,7 +64,7 @@ class EpisodeLink:
         return self.online
 
     def expect(self, step: int) -> None:
-        self.ch.expect(self.episode_id, step)
+        self._tickets[step] = self.ch.expect(self.episode_id, step)
 
     async def publish_if_no_hooks(self, record: dict[str, Any]) -> None:
         if self.own and await self.connect():
@@ -77,10 +78,11 @@ class EpisodeLink:
 
     async def verdict(self, step: int) -> Answer | None:
         """The step's verdict; None (counted) when offline or not in time."""
+        ticket = self._tickets.pop(step, None) or self.ch.expect(self.episode_id, step)
         if not await self.connect():
-            self.ch.waiters.forget(self.episode_id, step)
+            self.ch.waiters.forget(self.episode_id, step, ticket)
             return None
-        answer = await self.ch.verdict(self.episode_id, step)
+        answer = await self.ch.verdict(self.episode_id, step, ticket)
         if answer is None:
             self.timeouts += 1
         return answer
