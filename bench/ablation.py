@@ -13,6 +13,7 @@ run-to-run spread: a saving smaller than that is not a finding.
 """
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -133,6 +134,128 @@ def _no_publish_wait() -> None:
     _replace(StreamPublisher, "publish_raw", patched)
 
 
+# -- the hot-path machinery, each replaced by the plain library call it stands in for ------
+
+
+def _plain_packing() -> None:
+    """redis-py packs every command itself (no hiredis ``pack_command`` mixin)."""
+    import schemas.redis_io as redis_io
+
+    _replace(redis_io, "_hiredis_pack", None)
+
+
+def _separate_read() -> None:
+    """The detector sends a batch's writes, then its next read: two calls, no raw RESP
+    (``call_together`` off)."""
+    import detectors.consumer as consumer
+
+    init = consumer.ShardConsumer.__init__
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._together = False
+
+    _replace(consumer.ShardConsumer, "__init__", patched)
+
+
+async def _pipeline_send(self: Any, batch: Any) -> None:
+    """A :class:`WriteBatch` as a redis-py MULTI/EXEC pipeline of plain commands."""
+    if not batch:
+        return
+    keys, args = batch.keys, batch.args
+    pipe = self._redis.pipeline(transaction=True)
+    i = 0
+    while i < len(args):
+        op, key = args[i], keys[args[i + 1] - 1]
+        if op == "X":
+            maxlen, count = args[i + 2], args[i + 3]
+            flat = args[i + 4 : i + 4 + 2 * count]
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
+            i += 4 + 2 * count
+        elif op in ("H", "D"):
+            count = args[i + 2] * (2 if op == "H" else 1)
+            flat = args[i + 3 : i + 3 + count]
+            if op == "H":
+                pipe.hset(key, mapping=dict(zip(flat[::2], flat[1::2], strict=True)))
+            else:
+                pipe.hdel(key, *flat)
+            i += 3 + count
+        elif op == "E":
+            pipe.expire(key, args[i + 2])
+            i += 3
+        else:  # "A"
+            count = args[i + 3]
+            pipe.xack(key, args[i + 2], *args[i + 4 : i + 4 + count])
+            i += 4 + count
+    await pipe.execute()
+
+
+def _plain_writes() -> None:
+    """Every batch of writes (the detector's and the worker's publisher's) goes as a
+    redis-py MULTI/EXEC pipeline instead of one msgpack argument to a Lua script; the
+    detector then reads apart from its writes (a pipeline cannot share a write with a
+    raw read), so this includes ``separate_read``."""
+    import schemas.batch_writes as batch_writes
+
+    init = batch_writes.BatchWriter.__init__
+
+    def patched(self: Any, redis: Any) -> None:
+        init(self, redis)
+        self._redis = redis
+
+    _replace(batch_writes.BatchWriter, "__init__", patched)
+    _replace(batch_writes.BatchWriter, "send", _pipeline_send)
+    _separate_read()
+
+
+def _model_encoders() -> None:
+    """Verdicts (detector) and steps (worker) are built as pydantic models and encoded by
+    ``wire.encode`` instead of the hand-written orjson encoders beside the models."""
+    import detectors.consumer as consumer
+    import workers.runner as runner
+    from schemas.events import StepEvent, Verdict
+    from schemas.wire import encode
+
+    names = ("savepoint_step", "runaway_index", "hazard", "flags", "detections", "step_ts")
+
+    def verdict(episode_id: str, step: int, verdict: str, *rest: Any) -> dict[str, bytes]:
+        values = dict(zip(names, rest, strict=True))
+        return encode(Verdict(episode_id=episode_id, step=step, verdict=verdict, **values))
+
+    fields = tuple(inspect.signature(runner.encode_step).parameters)
+
+    def step(*values: Any) -> dict[str, bytes]:
+        return encode(StepEvent(**dict(zip(fields, values, strict=True))))
+
+    _replace(consumer, "encode_verdict", verdict)
+    _replace(runner, "encode_step", step)
+
+
+def _plain_stepscore() -> None:
+    """The scorer returns a plain ``NamedTuple`` instead of the tuple subclass."""
+    from typing import NamedTuple
+
+    import detectors.scoring.scorer as scorer
+    from detectors.scoring.types import COMPONENTS, Detection
+
+    class StepScore(NamedTuple):
+        step: int
+        runaway_index: float
+        hazard: float
+        component_values: tuple[float, ...]
+        flags: frozenset[str]
+        detections: tuple[Detection, ...]
+        safe: bool
+        savepoint_step: int
+
+        @property
+        def components(self) -> dict[str, float]:
+            return dict(zip(COMPONENTS, self.component_values, strict=True))
+
+    _replace(scorer, "StepScore", StepScore)
+
+
 ABLATIONS: dict[str, Callable[[], None]] = {
     "metrics": _no_metrics,
     "episode_summary": _no_episode_summary,
@@ -142,16 +265,28 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "verdict_validation": _no_verdict_validation,
     "publish_wait": _no_publish_wait,
 }
+# what the seven removable costs above save together
+COSTS: tuple[str, ...] = tuple(ABLATIONS)
 
 
 def _all_of_them() -> None:
-    """Every ablation above at once: the most they could save together."""
-    for name, switch_off in ABLATIONS.items():
-        if name != "all":
-            switch_off()
+    """Every removable cost above at once: the most they could save together."""
+    for name in COSTS:
+        ABLATIONS[name]()
 
 
 ABLATIONS["all"] = _all_of_them
+# The hot-path machinery, each piece replaced by the plain library call (issue 13): kept
+# only where it saves at least 10 % of a step's CPU (docs/sizing.md).
+ABLATIONS.update(
+    {
+        "plain_packing": _plain_packing,
+        "separate_read": _separate_read,
+        "plain_writes": _plain_writes,
+        "model_encoders": _model_encoders,
+        "plain_stepscore": _plain_stepscore,
+    }
+)
 
 
 async def one_run(name: str, episodes: int, steps: int) -> dict[str, Any]:
