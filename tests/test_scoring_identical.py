@@ -6,9 +6,12 @@ kept apart). A change of the scores that is intended regenerates the fixture wit
 ``python -m tests.scoring_fixture`` and says why in its commit.
 """
 
+from pathlib import Path
+
 import orjson
 import pytest
 
+import detectors.scoring as scoring
 from tests.scoring_fixture import demo_scores, read_fixture, score_trial, trial_paths
 
 RECORDS = read_fixture()
@@ -40,3 +43,12 @@ def test_trial_scores_identical(path):
 def test_demo_scores_identical():
     for rec in DEMO:
         _same(demo_scores(rec["spec"], rec["events"]), rec["scores"], rec["source"])
+
+
+def test_no_compiled_scorer_shadows_the_sources():
+    # The mypyc build is gone (issue 13); an extension module left next to the sources by
+    # an older editable install would be imported instead of them. Delete any it names.
+    here = Path(scoring.__file__).parent
+    left = sorted(p.name for p in here.iterdir() if p.suffix in (".so", ".pyd"))
+    assert not left, f"remove these old compiled modules from {here}: {left}"
+    assert scoring.scorer.__file__.endswith("scorer.py")
