@@ -314,8 +314,16 @@ async def one_run(name: str, episodes: int, steps: int) -> dict[str, Any]:
 
 
 def _child(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, str(ROOT / "bench" / "ablation.py"), "--run", name,
-           "--episodes", str(args.episodes), "--steps", str(args.steps)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "ablation.py"),
+        "--run",
+        name,
+        "--episodes",
+        str(args.episodes),
+        "--steps",
+        str(args.steps),
+    ]
     out = subprocess.run(cmd, capture_output=True, check=False, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"ablation {name} failed:\n{out.stderr.decode()[-2000:]}")
@@ -370,8 +378,11 @@ def cli() -> None:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     out = main(args)
-    print_table("CPU per step with one cost switched off (minimum of the repeats)",
-                list(out.items()), out if args.json else None)  # fmt: skip
+    print_table(
+        "CPU per step with one cost switched off (minimum of the repeats)",
+        list(out.items()),
+        out if args.json else None,
+    )
 
 
 if __name__ == "__main__":

@@ -94,9 +94,13 @@ class ShardConsumer:
         claimed, cursor = 0, b"0-0"
         while True:
             reply = await self.redis.xautoclaim(
-                self.stream, DETECTOR_GROUP, self.consumer, min_idle_time=0,
-                start_id=cursor, count=1000,
-            )  # fmt: skip
+                self.stream,
+                DETECTOR_GROUP,
+                self.consumer,
+                min_idle_time=0,
+                start_id=cursor,
+                count=1000,
+            )
             cursor, entries, deleted = autoclaim_entries(reply)
             claimed += len(entries)
             if deleted:
@@ -120,8 +124,14 @@ class ShardConsumer:
 
     async def poll(self, block_ms: int | None = None) -> int:
         """Read and handle one batch; the number of entries handled (0 when idle)."""
-        read: list[Any] = ["XREADGROUP", "GROUP", DETECTOR_GROUP, self.consumer,
-                           "COUNT", self.settings.batch_size]  # fmt: skip
+        read: list[Any] = [
+            "XREADGROUP",
+            "GROUP",
+            DETECTOR_GROUP,
+            self.consumer,
+            "COUNT",
+            self.settings.batch_size,
+        ]
         if self._cursor != "0":  # our own pending entries come at once; new ones may wait
             read += ["BLOCK", block_ms or self.settings.block_ms]
         read += ["STREAMS", self.stream, self._cursor]
@@ -272,10 +282,15 @@ class ShardConsumer:
             rec.flips += 1
             self.metrics.flips.labels(env, d.flag).inc()
             flip = FlipEvent(
-                episode_id=ev.episode_id, step=ev.step, flag=d.flag, onset_step=d.onset_step,
-                mode=d.mode, objective=d.objective, runaway_index=score.runaway_index,
+                episode_id=ev.episode_id,
+                step=ev.step,
+                flag=d.flag,
+                onset_step=d.onset_step,
+                mode=d.mode,
+                objective=d.objective,
+                runaway_index=score.runaway_index,
                 step_ts=ev.ts,
-            )  # fmt: skip
+            )
             batch.xadds.append(
                 (self.keys.flips(self.shard), encode(flip), self.settings.flips_maxlen)
             )
@@ -284,18 +299,26 @@ class ShardConsumer:
                 rec.recoveries_sent += 1
                 cfg = rec.spec.detector
                 cmd = RecoveryCommand(
-                    episode_id=ev.episode_id, step=ev.step,
+                    episode_id=ev.episode_id,
+                    step=ev.step,
                     command_id=f"{ev.episode_id}:{d.onset_step}:{rec.recoveries_sent}",
                     savepoint_step=score.savepoint_step,
                     reminder=reminder_text(rec.spec.objectives) if cfg.reminder else None,
-                    reason=f"{d.mode} since step {d.onset_step}", step_ts=ev.ts,
-                )  # fmt: skip
+                    reason=f"{d.mode} since step {d.onset_step}",
+                    step_ts=ev.ts,
+                )
                 self._control(batch, control, ev.episode_id, encode(cmd))
         verdict = encode_verdict(
-            ev.episode_id, ev.step, "reset" if reset else "continue", score.savepoint_step,
-            score.runaway_index, score.hazard, sorted(score.flags),
-            [d.flag for d in score.detections], ev.ts,
-        )  # fmt: skip
+            ev.episode_id,
+            ev.step,
+            "reset" if reset else "continue",
+            score.savepoint_step,
+            score.runaway_index,
+            score.hazard,
+            sorted(score.flags),
+            [d.flag for d in score.detections],
+            ev.ts,
+        )
         self._control(batch, control, ev.episode_id, verdict)
         batch.summaries[ev.episode_id] = {
             "last_step": ev.step,

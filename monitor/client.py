@@ -76,8 +76,9 @@ def _step_body(step: int, observation: dict, action: dict, **extra: Any) -> dict
 class Monitor:
     """Synchronous client (``urllib``); one instance per agent process is enough."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8321", token: str | None = None,
-                 timeout_s: float = 35.0) -> None:  # fmt: skip
+    def __init__(
+        self, url: str = "http://127.0.0.1:8321", token: str | None = None, timeout_s: float = 35.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
@@ -99,15 +100,22 @@ class Monitor:
                 detail = {}
             raise MonitorError(exc.code, detail) from None
 
-    def register(self, environment: str | None = None, objectives: list[dict] | None = None,
-                 **extra: Any) -> str:  # fmt: skip
+    def register(
+        self, environment: str | None = None, objectives: list[dict] | None = None, **extra: Any
+    ) -> str:
         """Register an episode; its id. ``extra``: episode_id, detector, fail_mode, labels."""
         return self._post("/v1/episodes", _register_body(environment, objectives, **extra))[
             "episode_id"
         ]
 
-    def step(self, episode_id: str, step: int, observation: dict[str, float],
-             action: dict[str, float], **extra: Any) -> StepResult:  # fmt: skip
+    def step(
+        self,
+        episode_id: str,
+        step: int,
+        observation: dict[str, float],
+        action: dict[str, float],
+        **extra: Any,
+    ) -> StepResult:
         """Report one step; the verdict. ``extra``: rewards, text."""
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(self._post(f"/v1/episodes/{episode_id}/steps", body))
@@ -119,8 +127,9 @@ class Monitor:
 class AsyncMonitor:
     """The same calls for asyncio agents (aiohttp); use as ``async with``."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8321", token: str | None = None,
-                 timeout_s: float = 35.0) -> None:  # fmt: skip
+    def __init__(
+        self, url: str = "http://127.0.0.1:8321", token: str | None = None, timeout_s: float = 35.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
@@ -145,13 +154,20 @@ class AsyncMonitor:
                 raise MonitorError(resp.status, data or {})
             return data
 
-    async def register(self, environment: str | None = None, objectives: list[dict] | None = None,
-                       **extra: Any) -> str:  # fmt: skip
+    async def register(
+        self, environment: str | None = None, objectives: list[dict] | None = None, **extra: Any
+    ) -> str:
         body = _register_body(environment, objectives, **extra)
         return (await self._post("/v1/episodes", body))["episode_id"]
 
-    async def step(self, episode_id: str, step: int, observation: dict[str, float],
-                   action: dict[str, float], **extra: Any) -> StepResult:  # fmt: skip
+    async def step(
+        self,
+        episode_id: str,
+        step: int,
+        observation: dict[str, float],
+        action: dict[str, float],
+        **extra: Any,
+    ) -> StepResult:
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(await self._post(f"/v1/episodes/{episode_id}/steps", body))
 

@@ -60,10 +60,12 @@ async def start_pipeline(
     await submit_jobs(redis, settings.keys, specs)
     detector_stop = asyncio.Event()
     return RunningPipeline(
-        detector, worker, detector_stop,
+        detector,
+        worker,
+        detector_stop,
         asyncio.create_task(detector.run(detector_stop)),
         asyncio.create_task(worker.run(asyncio.Event(), until_idle=True)),
-    )  # fmt: skip
+    )
 
 
 async def run_pipeline(
@@ -102,9 +104,14 @@ async def start_process(role: str, env: dict[str, str]) -> "asyncio.subprocess.P
     import sys
 
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", role, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "monitor",
+        role,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> bool:

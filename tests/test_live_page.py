@@ -34,9 +34,16 @@ def _driver():
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1280,800"):  # fmt: skip
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,800",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
@@ -61,9 +68,13 @@ async def test_flip_appears_on_live_page(settings, redis):
             await asyncio.to_thread(driver.get, base)
             await asyncio.to_thread(_wait_for, driver, "#conn.live")
             ep = await register(
-                client, {"environment": spec.environment, "env_options": spec.env_options,
-                         "labels": {"model": recording.model}},
-            )  # fmt: skip
+                client,
+                {
+                    "environment": spec.environment,
+                    "env_options": spec.env_options,
+                    "labels": {"model": recording.model},
+                },
+            )
             reset_at = None
             for ev in events[:20]:
                 body = {"step": ev.step, "observation": ev.observation, "action": ev.action}

@@ -37,8 +37,14 @@ class CapturingAgent:
 
 
 def verdict(step: int, savepoint: int) -> Verdict:
-    return Verdict(episode_id="m", step=step, verdict="continue", savepoint_step=savepoint,
-                   runaway_index=0.0, step_ts=0.0)  # fmt: skip
+    return Verdict(
+        episode_id="m",
+        step=step,
+        verdict="continue",
+        savepoint_step=savepoint,
+        runaway_index=0.0,
+        step_ts=0.0,
+    )
 
 
 async def run_episode(
@@ -58,9 +64,14 @@ async def run_episode(
     settings = settings.model_copy(update={"max_inflight_steps": 1})
     publisher = StreamPublisher(redis)
     runner = EpisodeRunner(
-        s, create_environment(s.environment, seed=1), agent, publisher, inbox,
-        settings, WorkerMetrics(),
-    )  # fmt: skip
+        s,
+        create_environment(s.environment, seed=1),
+        agent,
+        publisher,
+        inbox,
+        settings,
+        WorkerMetrics(),
+    )
     pending = {after: list(events) for after, events in control}
 
     async def feed() -> None:
@@ -82,8 +93,14 @@ async def run_episode(
 
 
 def recovery(step: int, savepoint: int) -> RecoveryCommand:
-    return RecoveryCommand(episode_id="m", step=step, command_id=f"c{step}",
-                           savepoint_step=savepoint, reminder="REMEMBER", step_ts=0.0)  # fmt: skip
+    return RecoveryCommand(
+        episode_id="m",
+        step=step,
+        command_id=f"c{step}",
+        savepoint_step=savepoint,
+        reminder="REMEMBER",
+        step_ts=0.0,
+    )
 
 
 def test_every_mitigation_is_documented_in_one_line():
@@ -97,8 +114,9 @@ def test_every_mitigation_is_documented_in_one_line():
 
 
 async def test_savepoint_recovery_restores_and_reminds(redis, settings):
-    result, agent = await run_episode(redis, settings, "savepoint-recovery",
-                                      control=[(8, [recovery(8, 5)])])  # fmt: skip
+    result, agent = await run_episode(
+        redis, settings, "savepoint-recovery", control=[(8, [recovery(8, 5)])]
+    )
     assert result.recoveries == 1
     _, messages, restored = next(x for x in agent.seen if x[0] == 9)
     assert restored
@@ -110,12 +128,14 @@ async def test_savepoint_recovery_restores_and_reminds(redis, settings):
 
 
 async def test_recovery_without_reminder_and_truncation(redis, settings):
-    _, agent = await run_episode(redis, settings, "savepoint-recovery-no-reminder",
-                                 control=[(8, [recovery(8, 5)])])  # fmt: skip
+    _, agent = await run_episode(
+        redis, settings, "savepoint-recovery-no-reminder", control=[(8, [recovery(8, 5)])]
+    )
     messages = next(m for s, m, _ in agent.seen if s == 9)
     assert len(messages) == 12 and "REMEMBER" not in messages[-1]["content"]
-    _, agent = await run_episode(redis, settings, "truncate-on-flip",
-                                 control=[(8, [recovery(8, 5)])])  # fmt: skip
+    _, agent = await run_episode(
+        redis, settings, "truncate-on-flip", control=[(8, [recovery(8, 5)])]
+    )
     messages = next(m for s, m, _ in agent.seen if s == 9)
     assert [m["role"] for m in messages] == ["system", "user"]
 

@@ -48,9 +48,13 @@ def openapi_document() -> dict[str, Any]:
     }
     step_params = [
         _EPISODE_ID,
-        {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": True},
-         "description": "false: answer 202 at once; the verdict comes on /v1/events"},
-    ]  # fmt: skip
+        {
+            "name": "wait",
+            "in": "query",
+            "schema": {"type": "boolean", "default": True},
+            "description": "false: answer 202 at once; the verdict comes on /v1/events",
+        },
+    ]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -69,23 +73,35 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Register an episode (built-in environment or objectives)",
                     "security": _SECURED,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": REF.format(model="RegisterRequest")}}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="RegisterRequest")}
+                            }
+                        },
+                    },
                     "responses": {
                         "201": {"description": "registered; body has episode_id"},
                         "200": {"description": "the same spec was already registered"},
-                        "401": _error("no bearer token"), "403": _error("wrong token"),
+                        "401": _error("no bearer token"),
+                        "403": _error("wrong token"),
                         "409": _error("the id exists with another spec"),
-                        "422": _error("invalid field"), "503": _error("Redis unavailable"),
+                        "422": _error("invalid field"),
+                        "503": _error("Redis unavailable"),
                     },
                 },
                 "get": {
                     "summary": "Episodes, newest first",
                     "parameters": [
                         {"name": n, "in": "query", "schema": {"type": t}}
-                        for n, t in (("limit", "integer"), ("offset", "integer"),
-                                     ("environment", "string"), ("status", "string"),
-                                     ("flipped", "boolean"))
+                        for n, t in (
+                            ("limit", "integer"),
+                            ("offset", "integer"),
+                            ("environment", "string"),
+                            ("status", "string"),
+                            ("flipped", "boolean"),
+                        )
                     ],
                     "responses": {"200": {"description": "items and next_offset"}},
                 },
@@ -94,8 +110,10 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "State, RI history, flips and recoveries of one episode",
                     "parameters": [_EPISODE_ID],
-                    "responses": {"200": {"description": "the episode"},
-                                  "404": _error("unknown episode")},
+                    "responses": {
+                        "200": {"description": "the episode"},
+                        "404": _error("unknown episode"),
+                    },
                 },
             },
             "/v1/episodes/{episode_id}/steps": {
@@ -103,15 +121,23 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Report one step and get its verdict",
                     "security": _SECURED,
                     "parameters": step_params,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": REF.format(model="StepRequest")}}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="StepRequest")}
+                            }
+                        },
+                    },
                     "responses": {
                         "200": _json("StepVerdict", "the verdict"),
                         "202": {"description": "accepted (wait=false)"},
-                        "401": _error("no bearer token"), "403": _error("wrong token"),
+                        "401": _error("no bearer token"),
+                        "403": _error("wrong token"),
                         "404": _error("unknown episode"),
                         "409": _error("duplicate step, a gap, or a finished episode"),
-                        "413": _error("body too large"), "422": _error("invalid field"),
+                        "413": _error("body too large"),
+                        "422": _error("invalid field"),
                         "503": _error("Redis unavailable"),
                     },
                 },
@@ -121,8 +147,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "End an episode (the detectors drop its state)",
                     "security": _SECURED,
                     "parameters": [_EPISODE_ID],
-                    "responses": {"200": {"description": "finished"},
-                                  "404": _error("unknown episode")},
+                    "responses": {
+                        "200": {"description": "finished"},
+                        "404": _error("unknown episode"),
+                    },
                 },
             },
             "/v1/events": {
@@ -135,14 +163,26 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "text/event-stream"}},
                 },
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics",
-                                 "responses": {"200": {"description": "text format"}}}},
-            "/healthz": {"get": {"summary": "Process alive",
-                                 "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "Redis, detector group, lag and heartbeat",
-                                "responses": {"200": {"description": "ready"},
-                                              "503": {"description": "not ready"}}}},
-            "/": {"get": {"summary": "Live page",
-                          "responses": {"200": {"description": "text/html"}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text format"}},
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Redis, detector group, lag and heartbeat",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/": {
+                "get": {"summary": "Live page", "responses": {"200": {"description": "text/html"}}}
+            },
         },
-    }  # fmt: skip
+    }

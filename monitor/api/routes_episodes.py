@@ -56,9 +56,11 @@ def _spec(req: RegisterRequest) -> EpisodeSpec:
     if req.environment is not None:
         if req.environment not in OBJECTIVES:
             raise ApiError(
-                422, "validation_error",
-                f"unknown environment; one of: {', '.join(ENVIRONMENT_NAMES)}", "environment",
-            )  # fmt: skip
+                422,
+                "validation_error",
+                f"unknown environment; one of: {', '.join(ENVIRONMENT_NAMES)}",
+                "environment",
+            )
         objectives = OBJECTIVES[req.environment]
     else:
         try:
@@ -111,9 +113,11 @@ def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
             missing = sorted(names - given)
             detail = f"missing {missing}" if missing else f"{len(given - names)} unknown name(s)"
             raise ApiError(
-                422, "validation_error",
-                f"objectives must be exactly {sorted(names)} ({detail})", field,
-            )  # fmt: skip
+                422,
+                "validation_error",
+                f"objectives must be exactly {sorted(names)} ({detail})",
+                field,
+            )
 
 
 async def post_step(request: web.Request) -> web.Response:
@@ -126,10 +130,15 @@ async def post_step(request: web.Request) -> web.Response:
     spec = await app[STORE].spec(episode_id)
     _check_objectives(spec, req)
     event = StepEvent(
-        episode_id=episode_id, step=req.step, observation=req.observation, action=req.action,
-        rewards=req.rewards, text=req.text, invalid_answers=req.invalid_answers,
+        episode_id=episode_id,
+        step=req.step,
+        observation=req.observation,
+        action=req.action,
+        rewards=req.rewards,
+        text=req.text,
+        invalid_answers=req.invalid_answers,
         mitigation=req.mitigation,
-    )  # fmt: skip
+    )
     waiters = app[WAITERS]
     if wait:
         waiters.expect(episode_id, req.step)  # before publishing: the verdict can be quick
@@ -154,12 +163,18 @@ async def post_step(request: web.Request) -> web.Response:
     if answer is not None:
         verdict, cmd = answer
         result = StepVerdict(
-            episode_id=episode_id, step=req.step, verdict=verdict.verdict,
-            savepoint_step=verdict.savepoint_step, runaway_index=verdict.runaway_index,
-            flags=verdict.flags, hazard=verdict.hazard, detections=verdict.detections,
-            reminder=cmd.reminder if cmd else None, reason=cmd.reason if cmd else None,
+            episode_id=episode_id,
+            step=req.step,
+            verdict=verdict.verdict,
+            savepoint_step=verdict.savepoint_step,
+            runaway_index=verdict.runaway_index,
+            flags=verdict.flags,
+            hazard=verdict.hazard,
+            detections=verdict.detections,
+            reminder=cmd.reminder if cmd else None,
+            reason=cmd.reason if cmd else None,
             command_id=cmd.command_id if cmd else None,
-        )  # fmt: skip
+        )
         if cmd is not None:
             result.savepoint_step = cmd.savepoint_step
         source = "detector"
@@ -187,12 +202,15 @@ async def _fail_mode_verdict(request: web.Request, spec: EpisodeSpec, step: int)
         pass  # Redis is gone as well: the fail mode still answers
     flags = [f for f in summary.get("flags", "").split(",") if f]
     return StepVerdict(
-        episode_id=spec.episode_id, step=step,
+        episode_id=spec.episode_id,
+        step=step,
         verdict="reset" if mode is FailMode.CLOSED else "continue",
         savepoint_step=(savepoint or 0) if mode is FailMode.CLOSED else savepoint,
-        runaway_index=float(summary.get("runaway_index", 0.0)), flags=flags,
-        reason="no verdict from the detectors in time", fail_mode=mode,
-    )  # fmt: skip
+        runaway_index=float(summary.get("runaway_index", 0.0)),
+        flags=flags,
+        reason="no verdict from the detectors in time",
+        fail_mode=mode,
+    )
 
 
 async def finish(request: web.Request) -> web.Response:
@@ -217,16 +235,26 @@ def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
             continue
         if ev.kind == "verdict":
             history.append(
-                {"step": ev.step, "runaway_index": ev.runaway_index, "verdict": ev.verdict,
-                 "savepoint_step": ev.savepoint_step}
-            )  # fmt: skip
-            flips += [{"step": ev.step, "flag": d, "runaway_index": ev.runaway_index}
-                      for d in ev.detections]  # fmt: skip
+                {
+                    "step": ev.step,
+                    "runaway_index": ev.runaway_index,
+                    "verdict": ev.verdict,
+                    "savepoint_step": ev.savepoint_step,
+                }
+            )
+            flips += [
+                {"step": ev.step, "flag": d, "runaway_index": ev.runaway_index}
+                for d in ev.detections
+            ]
         elif ev.kind == "recovery_command":
             recoveries.append(
-                {"step": ev.step, "savepoint_step": ev.savepoint_step, "reason": ev.reason,
-                 "command_id": ev.command_id}
-            )  # fmt: skip
+                {
+                    "step": ev.step,
+                    "savepoint_step": ev.savepoint_step,
+                    "reason": ev.reason,
+                    "command_id": ev.command_id,
+                }
+            )
     return {"history": history, "flips": flips, "recoveries": recoveries}
 
 
@@ -263,8 +291,9 @@ async def get_episode(request: web.Request) -> web.Response:
     body = _summary_view(episode_id, summary)
     if "spec" in summary:
         spec = EpisodeSpec.model_validate_json(summary["spec"])
-        body["objectives"] = [o.model_dump(mode="json", exclude_none=True)
-                              for o in spec.objectives.objectives]  # fmt: skip
+        body["objectives"] = [
+            o.model_dump(mode="json", exclude_none=True) for o in spec.objectives.objectives
+        ]
         body["fail_mode"] = (spec.fail_mode or request.app[SETTINGS].fail_mode).value
         body["labels"] = spec.labels
     entries = await store.control_entries(episode_id, 2 * request.app[SETTINGS].control_maxlen)

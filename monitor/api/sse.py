@@ -15,9 +15,16 @@ from monitor.api.errors import ApiError
 from monitor.api.state import HUB, METRICS
 
 KINDS = frozenset(
-    {"episode_started", "step", "verdict", "flip", "recovery_command", "recovery_applied",
-     "episode_finished"}
-)  # fmt: skip
+    {
+        "episode_started",
+        "step",
+        "verdict",
+        "flip",
+        "recovery_command",
+        "recovery_applied",
+        "episode_finished",
+    }
+)
 KEEPALIVE_S = 15.0
 
 
