@@ -232,30 +232,6 @@ def _model_encoders() -> None:
     _replace(runner, "encode_step", step)
 
 
-def _plain_stepscore() -> None:
-    """The scorer returns a plain ``NamedTuple`` instead of the tuple subclass."""
-    from typing import NamedTuple
-
-    import detectors.scoring.scorer as scorer
-    from detectors.scoring.types import COMPONENTS, Detection
-
-    class StepScore(NamedTuple):
-        step: int
-        runaway_index: float
-        hazard: float
-        component_values: tuple[float, ...]
-        flags: frozenset[str]
-        detections: tuple[Detection, ...]
-        safe: bool
-        savepoint_step: int
-
-        @property
-        def components(self) -> dict[str, float]:
-            return dict(zip(COMPONENTS, self.component_values, strict=True))
-
-    _replace(scorer, "StepScore", StepScore)
-
-
 ABLATIONS: dict[str, Callable[[], None]] = {
     "metrics": _no_metrics,
     "episode_summary": _no_episode_summary,
@@ -284,7 +260,6 @@ ABLATIONS.update(
         "separate_read": _separate_read,
         "plain_writes": _plain_writes,
         "model_encoders": _model_encoders,
-        "plain_stepscore": _plain_stepscore,
     }
 )
 
