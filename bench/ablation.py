@@ -137,13 +137,6 @@ def _no_publish_wait() -> None:
 # -- the hot-path machinery, each replaced by the plain library call it stands in for ------
 
 
-def _plain_packing() -> None:
-    """redis-py packs every command itself (no hiredis ``pack_command`` mixin)."""
-    import schemas.redis_io as redis_io
-
-    _replace(redis_io, "_hiredis_pack", None)
-
-
 async def _pipeline_send(self: Any, batch: Any) -> None:
     """A :class:`WriteBatch` as a redis-py MULTI/EXEC pipeline of plain commands."""
     if not batch:
@@ -239,7 +232,6 @@ ABLATIONS["all"] = _all_of_them
 # only where it saves at least 10 % of a step's CPU (docs/sizing.md).
 ABLATIONS.update(
     {
-        "plain_packing": _plain_packing,
         "plain_writes": _plain_writes,
         "model_encoders": _model_encoders,
     }
