@@ -13,6 +13,7 @@ run-to-run spread: a saving smaller than that is not a finding.
 """
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -184,6 +185,29 @@ def _plain_writes() -> None:
     _replace(batch_writes.BatchWriter, "send", _pipeline_send)
 
 
+def _model_encoders() -> None:
+    """Verdicts (detector) and steps (worker) are built as pydantic models and encoded by
+    ``wire.encode`` instead of the hand-written orjson encoders beside the models."""
+    import detectors.consumer as consumer
+    import workers.runner as runner
+    from schemas.events import StepEvent, Verdict
+    from schemas.wire import encode
+
+    names = ("savepoint_step", "runaway_index", "hazard", "flags", "detections", "step_ts")
+
+    def verdict(episode_id: str, step: int, verdict: str, *rest: Any) -> dict[str, bytes]:
+        values = dict(zip(names, rest, strict=True))
+        return encode(Verdict(episode_id=episode_id, step=step, verdict=verdict, **values))
+
+    fields = tuple(inspect.signature(runner.encode_step).parameters)
+
+    def step(*values: Any) -> dict[str, bytes]:
+        return encode(StepEvent(**dict(zip(fields, values, strict=True))))
+
+    _replace(consumer, "encode_verdict", verdict)
+    _replace(runner, "encode_step", step)
+
+
 ABLATIONS: dict[str, Callable[[], None]] = {
     "metrics": _no_metrics,
     "episode_summary": _no_episode_summary,
@@ -209,6 +233,7 @@ ABLATIONS["all"] = _all_of_them
 ABLATIONS.update(
     {
         "plain_writes": _plain_writes,
+        "model_encoders": _model_encoders,
     }
 )
 

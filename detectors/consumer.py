@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from detectors.records import EpisodeRecord, spec_field
 from schemas.batch_writes import BatchWriter, WriteBatch
-from schemas.events import FlipEvent, RecoveryCommand, StepEvent, Verdict
+from schemas.events import FlipEvent, RecoveryCommand, StepEvent
 from schemas.keys import DETECTOR_GROUP, EPISODE_TTL_S, Keys
 from schemas.metrics import DetectorMetrics
 from schemas.redis_io import (
@@ -29,7 +29,7 @@ from schemas.redis_io import (
 )
 from schemas.reminder import reminder_text
 from schemas.settings import Settings
-from schemas.wire import BadEntry, decode, encode, routed
+from schemas.wire import BadEntry, decode, encode, encode_verdict, routed
 
 log = logging.getLogger(__name__)
 
@@ -250,18 +250,18 @@ class ShardConsumer:
                     step_ts=ev.ts,
                 )
                 self._control(batch, control, ev.episode_id, encode(cmd))
-        verdict = Verdict(
-            episode_id=ev.episode_id,
-            step=ev.step,
-            verdict="reset" if reset else "continue",
-            savepoint_step=score.savepoint_step,
-            runaway_index=score.runaway_index,
-            hazard=score.hazard,
-            flags=sorted(score.flags),
-            detections=[d.flag for d in score.detections],
-            step_ts=ev.ts,
+        verdict = encode_verdict(
+            ev.episode_id,
+            ev.step,
+            "reset" if reset else "continue",
+            score.savepoint_step,
+            score.runaway_index,
+            score.hazard,
+            sorted(score.flags),
+            [d.flag for d in score.detections],
+            ev.ts,
         )
-        self._control(batch, control, ev.episode_id, encode(verdict))
+        self._control(batch, control, ev.episode_id, verdict)
         batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
             "runaway_index": score.runaway_index,

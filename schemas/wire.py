@@ -7,12 +7,14 @@ under RESP2 and RESP3 and raises :class:`BadEntry` with a reason that goes to th
 dead-letter stream.
 """
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.events import SCHEMA_VERSION, Event
+from schemas.events import MAX_TEXT, SCHEMA_VERSION, Event, _new_id
 
 _EVENT = TypeAdapter(Event)
 _VERSION = b"%d" % SCHEMA_VERSION
@@ -30,6 +32,91 @@ def encode(event: Any) -> dict[str, bytes]:
         "v": _VERSION,
         "d": event.__pydantic_serializer__.to_json(event),
     }
+
+
+def encode_verdict(
+    episode_id: str,
+    step: int,
+    verdict: str,
+    savepoint_step: int | None,
+    runaway_index: float,
+    hazard: float,
+    flags: Sequence[str],
+    detections: Sequence[str],
+    step_ts: float,
+) -> dict[str, bytes]:
+    """The entry of a :class:`~schemas.events.Verdict`, without building the model.
+
+    The detector writes one verdict per step from values it computed itself, so the
+    pydantic construction (validation) is skipped and orjson writes the JSON. Same fields
+    in the same order as ``encode(Verdict(...))``; ``tests/test_wire_fast.py`` holds the
+    two to each other, and every reader still validates what it decodes.
+    """
+    data = orjson.dumps(
+        {
+            "id": _new_id(),
+            "episode_id": episode_id,
+            "ts": time.time(),
+            "kind": "verdict",
+            "step": step,
+            "verdict": verdict,
+            "savepoint_step": savepoint_step,
+            "runaway_index": float(runaway_index),
+            "hazard": float(hazard),
+            "flags": list(flags),
+            "detections": list(detections),
+            "step_ts": step_ts,
+        }
+    )
+    return {"k": b"verdict", "v": _VERSION, "d": data}
+
+
+def encode_step(
+    episode_id: str,
+    step: int,
+    observation: Mapping[str, float],
+    action: Mapping[str, float],
+    after: Mapping[str, float] | None,
+    noise: Mapping[str, float] | None,
+    rewards: Mapping[str, float],
+    text: str | None,
+    invalid_answers: int,
+    mitigation: str | None,
+    voluntary_reset: bool,
+    usage: Mapping[str, float] | None,
+) -> dict[str, bytes]:
+    """The entry of a :class:`~schemas.events.StepEvent` played by a worker, without the model.
+
+    A worker publishes one step per agent answer from values its own environment made, so
+    the pydantic construction is skipped as for verdicts (13 us of 19 per step) and orjson
+    writes the JSON; the detectors validate every step they read. Same fields in the same
+    order as ``encode(StepEvent(...))``; ``tests/test_wire_fast.py`` holds them together.
+    """
+    if step < 1 or invalid_answers < 0:
+        raise ValueError("step must be at least 1 and invalid_answers at least 0")
+    if text is not None and len(text) > MAX_TEXT:
+        raise ValueError(f"the answer text exceeds {MAX_TEXT} characters")
+    data = orjson.dumps(
+        {
+            "id": _new_id(),
+            "episode_id": episode_id,
+            "ts": time.time(),
+            "kind": "step",
+            "step": step,
+            "observation": observation,
+            "action": action,
+            "after": after,
+            "noise": noise,
+            "rewards": rewards,
+            "reference": None,
+            "text": text,
+            "invalid_answers": invalid_answers,
+            "mitigation": mitigation,
+            "voluntary_reset": voluntary_reset,
+            "usage": usage,
+        }
+    )
+    return {"k": b"step", "v": _VERSION, "d": data}
 
 
 def routed(fields: dict[str, bytes], episode_id: str) -> dict[str, bytes]:

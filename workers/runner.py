@@ -18,13 +18,12 @@ from schemas.events import (
     EpisodeStarted,
     RecoveryApplied,
     RecoveryCommand,
-    StepEvent,
     Verdict,
 )
 from schemas.metrics import WorkerMetrics
 from schemas.reminder import reminder_text
 from schemas.settings import Settings
-from schemas.wire import encode
+from schemas.wire import encode, encode_step
 from workers.agents.base import Agent, AgentContext, AgentFinished
 from workers.environments.base import Environment, InvalidAction
 from workers.episode_log import EpisodeLog
@@ -157,21 +156,21 @@ class EpisodeRunner:
         self._steps_metric.inc()
         if invalid:
             self.metrics.invalid_actions.labels(*self.labels).inc(invalid)
-        event = StepEvent(
-            episode_id=self.spec.episode_id,
-            step=step,
-            observation=observation,
-            action={k: float(v) for k, v in action.items()},
-            after=transition.after,
-            noise=transition.noise or None,
-            rewards=transition.rewards,
-            text=text,
-            invalid_answers=invalid,
-            mitigation=self.labels[2],
-            voluntary_reset=reset,
-            usage=usage,
+        entry = encode_step(
+            self.spec.episode_id,
+            step,
+            observation,
+            {k: float(v) for k, v in action.items()},
+            transition.after,
+            transition.noise or None,
+            transition.rewards,
+            text,
+            invalid,
+            self.labels[2],
+            reset,
+            usage,
         )
-        await self._publish_entry(encode(event))
+        await self._publish_entry(entry)
 
     async def _summarise(self, step: int) -> None:
         """Rolling summary: the model condenses its history, which then replaces it."""
