@@ -7,7 +7,10 @@ An ablation removes one cost outright (it is a measuring tool: without it the pr
 would be wrong, e.g. unvalidated input) and the table shows how much CPU per step that
 saves against the baseline, taking the minimum over ``--repeats`` runs of each, run in
 alternation, each in a fresh process. ``baseline_spread_pct`` is the baseline's own
-run-to-run spread: a saving smaller than that is not a finding.
+run-to-run spread: a saving smaller than that is not a finding. ``plain_writes`` and
+``model_encoders`` replace a kept piece of hot-path machinery (the Lua batch writer, the
+hand-written step and verdict encoders) by the plain library call, to show what it saves
+(docs/sizing.md, "Hot-path machinery").
 
     python bench/ablation.py [--episodes 200] [--steps 100] [--repeats 3] [--only a,b] [--json]
 """
