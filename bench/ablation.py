@@ -140,20 +140,6 @@ def _no_publish_wait() -> None:
 # -- the hot-path machinery, each replaced by the plain library call it stands in for ------
 
 
-def _separate_read() -> None:
-    """The detector sends a batch's writes, then its next read: two calls, no raw RESP
-    (``call_together`` off)."""
-    import detectors.consumer as consumer
-
-    init = consumer.ShardConsumer.__init__
-
-    def patched(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self._together = False
-
-    _replace(consumer.ShardConsumer, "__init__", patched)
-
-
 async def _pipeline_send(self: Any, batch: Any) -> None:
     """A :class:`WriteBatch` as a redis-py MULTI/EXEC pipeline of plain commands."""
     if not batch:
@@ -189,9 +175,7 @@ async def _pipeline_send(self: Any, batch: Any) -> None:
 
 def _plain_writes() -> None:
     """Every batch of writes (the detector's and the worker's publisher's) goes as a
-    redis-py MULTI/EXEC pipeline instead of one msgpack argument to a Lua script; the
-    detector then reads apart from its writes (a pipeline cannot share a write with a
-    raw read), so this includes ``separate_read``."""
+    redis-py MULTI/EXEC pipeline instead of one msgpack argument to a Lua script."""
     import schemas.batch_writes as batch_writes
 
     init = batch_writes.BatchWriter.__init__
@@ -202,8 +186,6 @@ def _plain_writes() -> None:
 
     _replace(batch_writes.BatchWriter, "__init__", patched)
     _replace(batch_writes.BatchWriter, "send", _pipeline_send)
-    _separate_read()
-    _separate_read()
 
 
 def _model_encoders() -> None:
@@ -253,7 +235,6 @@ ABLATIONS["all"] = _all_of_them
 # only where it saves at least 10 % of a step's CPU (docs/sizing.md).
 ABLATIONS.update(
     {
-        "separate_read": _separate_read,
         "plain_writes": _plain_writes,
         "model_encoders": _model_encoders,
     }

@@ -7,11 +7,6 @@ hash, score, then write verdicts, flips, recovery commands (to the episode's con
 stream and the shard's verdicts stream), new checkpoints and the acks in one atomic call
 (:mod:`schemas.batch_writes`). Nothing is acked before the state and commands it caused
 are written.
-
-On a connection of its own (as the detector service runs it), that call goes out in the
-same write as the next read (:func:`schemas.redis_io.call_together`): one round trip
-per batch instead of two, which is most of a step's cost when steps come one at a time.
-The service calls :meth:`ShardConsumer.flush` when it stops reading.
 """
 
 import logging
@@ -21,7 +16,6 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from detectors.records import EpisodeRecord, spec_field
 from schemas.batch_writes import BatchWriter, WriteBatch
@@ -31,8 +25,6 @@ from schemas.metrics import DetectorMetrics
 from schemas.redis_io import (
     Entry,
     autoclaim_entries,
-    call_together,
-    holds_one_connection,
     stream_entries,
 )
 from schemas.reminder import reminder_text
@@ -52,14 +44,6 @@ class _Batch:
     expire: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     acks: list[bytes] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Unsent:
-    """A handled batch's writes, waiting to go out with the next read."""
-
-    writes: WriteBatch
-    finished: list[str]
 
 
 class ShardConsumer:
@@ -84,12 +68,9 @@ class ShardConsumer:
         self.records: dict[str, EpisodeRecord] = {}
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
-        self._together = holds_one_connection(redis)  # commit and next read in one write
-        self._unsent: _Unsent | None = None
 
     async def take_over(self) -> int:
         """Claim every pending entry of the shard (its owner is gone), re-read from there."""
-        self._unsent = None  # its entries are pending: they are scored again
         self._forget()
         claimed, cursor = 0, b"0-0"
         while True:
@@ -124,21 +105,16 @@ class ShardConsumer:
 
     async def poll(self, block_ms: int | None = None) -> int:
         """Read and handle one batch; the number of entries handled (0 when idle)."""
-        read: list[Any] = [
-            "XREADGROUP",
-            "GROUP",
+        block = None
+        if self._cursor != "0":  # our own pending entries come at once; new ones may wait
+            block = block_ms or self.settings.block_ms
+        reply = await self.redis.xreadgroup(
             DETECTOR_GROUP,
             self.consumer,
-            "COUNT",
-            self.settings.batch_size,
-        ]
-        if self._cursor != "0":  # our own pending entries come at once; new ones may wait
-            read += ["BLOCK", block_ms or self.settings.block_ms]
-        read += ["STREAMS", self.stream, self._cursor]
-        if self._together:
-            reply = await self._commit_and_read(read)
-        else:
-            reply = await self.redis.execute_command(*read)
+            {self.stream: self._cursor},
+            count=self.settings.batch_size,
+            block=block,
+        )
         entries = [e for _, es in stream_entries(reply) for e in es]
         if not entries:
             self._cursor = ">"
@@ -146,36 +122,6 @@ class ShardConsumer:
         self.metrics.batch.observe(len(entries))
         await self.handle(entries)
         return len(entries)
-
-    async def _commit_and_read(self, read: list[Any]) -> Any:
-        """The unsent batch's writes, then ``read``, in one round trip."""
-        unsent, self._unsent = self._unsent, None
-        if unsent is None:
-            (reply,) = await call_together(self.redis, [read])
-        else:
-            try:
-                written, reply = await call_together(
-                    self.redis, [self.writer.command(unsent.writes), read]
-                )
-                if isinstance(written, NoScriptError):  # Redis restarted: load it, send again
-                    await self.writer.send(unsent.writes)
-                elif isinstance(written, Exception):
-                    raise written
-            except BaseException:
-                # the writes may not have landed; what the read delivered is pending for
-                # us: start again from our pending entries and the last checkpoints
-                self._forget()
-                raise
-            self._drop_finished(unsent.finished)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    async def flush(self) -> None:
-        """Send the writes of the last batch handled, if they still wait for a read."""
-        unsent, self._unsent = self._unsent, None
-        if unsent is not None:
-            await self._send(unsent.writes, unsent.finished)
 
     async def handle(self, entries: list[Entry]) -> None:
         batch = _Batch()
@@ -199,11 +145,7 @@ class ShardConsumer:
             rec = self.records.get(episode_id)
             if rec is not None:
                 batch.states[episode_id] = rec.dump_state()
-        writes = self._writes(batch)
-        if self._together and writes:
-            self._unsent = _Unsent(writes, batch.finished)  # goes with the next read
-        else:
-            await self._send(writes, batch.finished)
+        await self._send(self._writes(batch), batch.finished)
 
     async def _send(self, writes: WriteBatch, finished: list[str]) -> None:
         try:

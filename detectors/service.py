@@ -163,8 +163,6 @@ class DetectorService:
                 log.warning("detector shard %d: %s; retrying in %.2fs", shard, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
-        with contextlib.suppress(RedisError):  # else its entries stay pending: re-scored
-            await consumer.flush()  # the last batch's writes wait for a read that won't come
 
     async def _stop_shard(self, shard: int, *, release: bool) -> None:
         task = self._tasks.pop(shard, None)

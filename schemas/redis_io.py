@@ -13,7 +13,6 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -83,41 +82,6 @@ def is_cluster(redis: Any) -> bool:
     return isinstance(redis, RedisCluster)
 
 
-def holds_one_connection(client: Any) -> bool:
-    """Whether ``client`` (from :func:`keep_connection`) sends everything on one connection
-    of one server, so that :func:`call_together` can be used on it."""
-    return bool(getattr(client, "single_connection_client", False)) and not is_cluster(client)
-
-
-async def call_together(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """``commands`` in one write on ``client``'s one connection; their raw RESP2 replies
-    in order, an error reply as its exception (returned, not raised).
-
-    Why: when steps come one at a time (agents waiting on a model), a detector's read and
-    its write of the batch before it were two round trips per step, each through
-    redis-py's client layers (~35 us of CPU a call); one write serves both. Only for a
-    client that :func:`holds_one_connection` and that one task uses at a time. On any
-    other failure (or a cancellation) the connection is dropped: replies may be left
-    unread on it; the next call reconnects.
-    """
-    conn = client.connection
-    if conn is None:
-        await client.initialize()
-        conn = client.connection
-    try:
-        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:  # read whole: the connection stays in step
-                replies.append(exc)
-        return replies
-    except BaseException:
-        await conn.disconnect(nowait=True)
-        raise
-
-
 def read_groups(redis: Any, shards: int) -> list[list[int]]:
     """Shards whose streams one XREAD may read together.
 
@@ -143,7 +107,7 @@ def _b(value: Any) -> bytes:
 
 def stream_entries(reply: Any) -> list[tuple[str, list[Entry]]]:
     """XREAD/XREADGROUP reply as ``[(stream, [(id, fields), ...])]`` under RESP2 or RESP3,
-    parsed by redis-py or raw (:func:`call_together`)."""
+    parsed by redis-py or raw."""
     if not reply:
         return []
     items = reply.items() if isinstance(reply, dict) else reply
