@@ -7,12 +7,16 @@ An ablation removes one cost outright (it is a measuring tool: without it the pr
 would be wrong, e.g. unvalidated input) and the table shows how much CPU per step that
 saves against the baseline, taking the minimum over ``--repeats`` runs of each, run in
 alternation, each in a fresh process. ``baseline_spread_pct`` is the baseline's own
-run-to-run spread: a saving smaller than that is not a finding.
+run-to-run spread: a saving smaller than that is not a finding. ``plain_writes`` and
+``model_encoders`` replace a kept piece of hot-path machinery (the Lua batch writer, the
+hand-written step and verdict encoders) by the plain library call, to show what it saves
+(docs/sizing.md, "Hot-path machinery").
 
     python bench/ablation.py [--episodes 200] [--steps 100] [--repeats 3] [--only a,b] [--json]
 """
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -147,6 +151,80 @@ def _no_page_trace() -> None:
     _wrap_writes(drop)
 
 
+# -- the hot-path machinery, each replaced by the plain library call it stands in for ------
+
+
+async def _pipeline_send(self: Any, batch: Any) -> None:
+    """A :class:`WriteBatch` as a redis-py MULTI/EXEC pipeline of plain commands."""
+    if not batch:
+        return
+    keys, args = batch.keys, batch.args
+    pipe = self._redis.pipeline(transaction=True)
+    i = 0
+    while i < len(args):
+        op, key = args[i], keys[args[i + 1] - 1]
+        if op == "X":
+            maxlen, count = args[i + 2], args[i + 3]
+            flat = args[i + 4 : i + 4 + 2 * count]
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
+            i += 4 + 2 * count
+        elif op in ("H", "D"):
+            count = args[i + 2] * (2 if op == "H" else 1)
+            flat = args[i + 3 : i + 3 + count]
+            if op == "H":
+                pipe.hset(key, mapping=dict(zip(flat[::2], flat[1::2], strict=True)))
+            else:
+                pipe.hdel(key, *flat)
+            i += 3 + count
+        elif op == "E":
+            pipe.expire(key, args[i + 2])
+            i += 3
+        else:  # "A"
+            count = args[i + 3]
+            pipe.xack(key, args[i + 2], *args[i + 4 : i + 4 + count])
+            i += 4 + count
+    await pipe.execute()
+
+
+def _plain_writes() -> None:
+    """Every batch of writes (the detector's and the worker's publisher's) goes as a
+    redis-py MULTI/EXEC pipeline instead of one msgpack argument to a Lua script."""
+    import schemas.batch_writes as batch_writes
+
+    init = batch_writes.BatchWriter.__init__
+
+    def patched(self: Any, redis: Any) -> None:
+        init(self, redis)
+        self._redis = redis
+
+    _replace(batch_writes.BatchWriter, "__init__", patched)
+    _replace(batch_writes.BatchWriter, "send", _pipeline_send)
+
+
+def _model_encoders() -> None:
+    """Verdicts (detector) and steps (worker) are built as pydantic models and encoded by
+    ``wire.encode`` instead of the hand-written orjson encoders beside the models."""
+    import detectors.consumer as consumer
+    import workers.runner as runner
+    from schemas.events import StepEvent, Verdict
+    from schemas.wire import encode
+
+    names = ("savepoint_step", "runaway_index", "hazard", "flags", "detections", "step_ts")
+
+    def verdict(episode_id: str, step: int, verdict: str, *rest: Any) -> dict[str, bytes]:
+        values = dict(zip(names, rest, strict=True))
+        return encode(Verdict(episode_id=episode_id, step=step, verdict=verdict, **values))
+
+    fields = tuple(inspect.signature(runner.encode_step).parameters)
+
+    def step(*values: Any) -> dict[str, bytes]:
+        return encode(StepEvent(**dict(zip(fields, values, strict=True))))
+
+    _replace(consumer, "encode_verdict", verdict)
+    _replace(runner, "encode_step", step)
+
+
 ABLATIONS: dict[str, Callable[[], None]] = {
     "metrics": _no_metrics,
     "episode_summary": _no_episode_summary,
@@ -157,16 +235,25 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "publish_wait": _no_publish_wait,
     "page_trace": _no_page_trace,
 }
+# what the seven removable costs above save together
+COSTS: tuple[str, ...] = tuple(ABLATIONS)
 
 
 def _all_of_them() -> None:
-    """Every ablation above at once: the most they could save together."""
-    for name, switch_off in ABLATIONS.items():
-        if name != "all":
-            switch_off()
+    """Every removable cost above at once: the most they could save together."""
+    for name in COSTS:
+        ABLATIONS[name]()
 
 
 ABLATIONS["all"] = _all_of_them
+# The hot-path machinery, each piece replaced by the plain library call (issue 13): kept
+# only where it saves at least 10 % of a step's CPU (docs/sizing.md).
+ABLATIONS.update(
+    {
+        "plain_writes": _plain_writes,
+        "model_encoders": _model_encoders,
+    }
+)
 
 
 async def one_run(name: str, episodes: int, steps: int) -> dict[str, Any]:
@@ -194,8 +281,16 @@ async def one_run(name: str, episodes: int, steps: int) -> dict[str, Any]:
 
 
 def _child(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, str(ROOT / "bench" / "ablation.py"), "--run", name,
-           "--episodes", str(args.episodes), "--steps", str(args.steps)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "ablation.py"),
+        "--run",
+        name,
+        "--episodes",
+        str(args.episodes),
+        "--steps",
+        str(args.steps),
+    ]
     out = subprocess.run(cmd, capture_output=True, check=False, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"ablation {name} failed:\n{out.stderr.decode()[-2000:]}")
@@ -250,8 +345,11 @@ def cli() -> None:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     out = main(args)
-    print_table("CPU per step with one cost switched off (minimum of the repeats)",
-                list(out.items()), out if args.json else None)  # fmt: skip
+    print_table(
+        "CPU per step with one cost switched off (minimum of the repeats)",
+        list(out.items()),
+        out if args.json else None,
+    )
 
 
 if __name__ == "__main__":

@@ -151,10 +151,17 @@ async def start_sidecar(
     }
     env.pop("RUNAWAY_API_TOKEN", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "serve", "--port", str(port),
+        sys.executable,
+        "-m",
+        "monitor",
+        "serve",
+        "--port",
+        str(port),
         *(["--with-detector"] if with_detector else []),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -243,9 +250,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             out |= await detection(url, prefix, n, args.rate, args.steps)
         if args.http_rate > 0:
             out |= await http_verdicts(
-                url, prefix, args.http_rate, args.http_seconds, args.http_episodes,
+                url,
+                prefix,
+                args.http_rate,
+                args.http_seconds,
+                args.http_episodes,
                 args.http_detector,
-            )  # fmt: skip
+            )
     return out
 
 

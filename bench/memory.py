@@ -50,9 +50,12 @@ async def detector_memory(url: str, settings: Settings, episodes: int, steps: in
                 pipe.xadd(stream, encode(EpisodeStarted(episode_id=spec.episode_id, spec=spec)))
                 names = spec.objectives.names
                 for step in range(1, steps + 1):
-                    ev = StepEvent(episode_id=spec.episode_id, step=step,
-                                   observation=dict.fromkeys(names, 5.0),
-                                   action=dict.fromkeys(names, 1.0))  # fmt: skip
+                    ev = StepEvent(
+                        episode_id=spec.episode_id,
+                        step=step,
+                        observation=dict.fromkeys(names, 5.0),
+                        action=dict.fromkeys(names, 1.0),
+                    )
                     pipe.xadd(stream, encode(ev), maxlen=settings.steps_maxlen, approximate=True)
             await pipe.execute()
         await _all_scored(redis, settings, timeout_s=300)

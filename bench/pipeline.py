@@ -138,9 +138,11 @@ async def raw_run(url: str, prefix: str, entries: list[tuple[str, dict]]) -> dic
     await writer.aclose()
     await reader.aclose()
     return {
-        "entries": total, "wall_s": wall, "entries_per_s": total / wall,
+        "entries": total,
+        "wall_s": wall,
+        "entries_per_s": total / wall,
         "cpu_us_per_entry": cpu / total * 1e6,
-    }  # fmt: skip
+    }
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -198,8 +200,11 @@ def cli() -> None:
     args = p.parse_args()
     args.detectors = [int(x) for x in args.detectors.split(",") if x]
     out = run(lambda: main(args))
-    print_table("pipeline vs raw Redis (same run, same server)", list(out.items()),
-                out if args.json else None)  # fmt: skip
+    print_table(
+        "pipeline vs raw Redis (same run, same server)",
+        list(out.items()),
+        out if args.json else None,
+    )
 
 
 if __name__ == "__main__":

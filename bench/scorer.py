@@ -6,11 +6,6 @@ shared BioBlue trials as real ``StepEvent`` objects (the pipeline's input), buil
 cached across trials. Each loop is timed ``R`` times and the fastest round is reported
 (as ``timeit`` does), which filters out noise from other processes on a shared machine;
 short rounds (2 passes over the trials, 10,000 steps) and many of them filter it best.
-
-It prints which implementation :mod:`detectors.scoring` uses (``compiled``: the mypyc
-build of ``scorer.py``; ``pure``: ``scorer.py`` itself, with the reason) and, when the
-compiled one runs, the pure one's speed too, measured in the same run (rounds of the two
-interleaved), with the speed-up between them.
 """
 
 import argparse
@@ -18,7 +13,7 @@ import time
 
 import orjson
 
-import detectors.scoring as scoring
+from detectors.scoring import EpisodeScorer
 from workers.recordings import BUNDLED_DIR as DATA
 from workers.recordings import events_from_recording, read_tsv
 
@@ -51,38 +46,19 @@ def _busy(eps: list, repeat: int, scorer: type) -> float:
     return time.perf_counter() - t0
 
 
-def implementations() -> dict[str, type]:
-    """The EpisodeScorer classes to time: the one in use first, then the pure one."""
-    impls = {scoring.IMPLEMENTATION: scoring.EpisodeScorer}
-    if scoring.IMPLEMENTATION == "compiled":
-        impls["pure"] = scoring.load_pure().EpisodeScorer
-    return impls
-
-
 def measure(eps: list, repeat: int, rounds: int = 5) -> dict:
     n = sum(len(ev) for _, ev in eps) * repeat
-    impls = implementations()
-    empty = min(_empty(eps, repeat) for _ in range(rounds))
-    busy = dict.fromkeys(impls, float("inf"))
+    empty = busy = float("inf")
     for _ in range(rounds):  # interleaved, so that a busy spell on the machine hits both
-        for name, cls in impls.items():
-            busy[name] = min(busy[name], _busy(eps, repeat, cls))
-    main = busy[scoring.IMPLEMENTATION]
-    out: dict = {
-        "implementation": scoring.IMPLEMENTATION,
-        "implementation_note": scoring.IMPLEMENTATION_NOTE,
+        empty = min(empty, _empty(eps, repeat))
+        busy = min(busy, _busy(eps, repeat, EpisodeScorer))
+    return {
         "steps": n,
-        "scorer_steps_per_s": round(n / main),
+        "scorer_steps_per_s": round(n / busy),
         "empty_loop_steps_per_s": round(n / empty),
-        "ratio_scorer_to_empty": round(main / empty, 1),
-        "us_per_step": round(main / n * 1e6, 2),
+        "ratio_scorer_to_empty": round(busy / empty, 1),
+        "us_per_step": round(busy / n * 1e6, 2),
     }
-    if "pure" in busy and scoring.IMPLEMENTATION != "pure":
-        out["pure_steps_per_s"] = round(n / busy["pure"])
-        out["pure_ratio_to_empty"] = round(busy["pure"] / empty, 1)
-        out["pure_us_per_step"] = round(busy["pure"] / n * 1e6, 2)
-        out["speedup_compiled_vs_pure"] = round(busy["pure"] / main, 2)
-    return out
 
 
 def main() -> None:

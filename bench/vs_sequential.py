@@ -217,11 +217,15 @@ async def sequential(specs: list[EpisodeSpec], settings: Settings) -> dict[str, 
                 messages.append({"role": "assistant", "content": reply.text})
                 actions.append(tuple(action[n] for n in env.names))
                 event = StepEvent(
-                    episode_id=spec.episode_id, step=step, observation=observation,
+                    episode_id=spec.episode_id,
+                    step=step,
+                    observation=observation,
                     action={k: float(v) for k, v in action.items()},
-                    after=transition.after, noise=transition.noise or None,
-                    rewards=transition.rewards, text=reply.text,
-                )  # fmt: skip
+                    after=transition.after,
+                    noise=transition.noise or None,
+                    rewards=transition.rewards,
+                    text=reply.text,
+                )
                 score = scorer.update(event)
                 for d in score.detections:
                     detections.append((step, d.flag))

@@ -7,11 +7,6 @@ hash, score, then write verdicts, flips, recovery commands (to the episode's con
 stream and the shard's verdicts stream), new checkpoints and the acks in one atomic call
 (:mod:`schemas.batch_writes`). Nothing is acked before the state and commands it caused
 are written.
-
-On a connection of its own (as the detector service runs it), that call goes out in the
-same write as the next read (:func:`schemas.redis_io.call_together`): one round trip
-per batch instead of two, which is most of a step's cost when steps come one at a time.
-The service calls :meth:`ShardConsumer.flush` when it stops reading.
 """
 
 import logging
@@ -22,7 +17,6 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from detectors.policy import Decision, decide
 from detectors.records import CheckpointError, EpisodeRecord, fingerprint, spec_field
@@ -34,8 +28,6 @@ from schemas.metrics import DetectorMetrics
 from schemas.redis_io import (
     Entry,
     autoclaim_entries,
-    call_together,
-    holds_one_connection,
     stream_entries,
 )
 from schemas.reminder import reminder_text
@@ -57,14 +49,6 @@ class _Batch:
     finished: list[str] = field(default_factory=list)
     acks: list[bytes] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # HINCRBY of the shard's totals
-
-
-@dataclass(slots=True)
-class _Unsent:
-    """A handled batch's writes, waiting to go out with the next read."""
-
-    writes: WriteBatch
-    finished: list[str]
 
 
 class ShardConsumer:
@@ -93,19 +77,20 @@ class ShardConsumer:
         self._sweep_cursor: int | None = None  # HSCAN cursor of the abandoned-state sweep
         self._cursor = "0"  # own pending entries first, then new ones (">")
         self._steps_metric: dict[str, Any] = {}
-        self._together = holds_one_connection(redis)  # commit and next read in one write
-        self._unsent: _Unsent | None = None
 
     async def take_over(self) -> int:
         """Claim every pending entry of the shard (its owner is gone), re-read from there."""
-        self._unsent = None  # its entries are pending: they are scored again
         self._forget()
         claimed, cursor = 0, b"0-0"
         while True:
             reply = await self.redis.xautoclaim(
-                self.stream, DETECTOR_GROUP, self.consumer, min_idle_time=0,
-                start_id=cursor, count=1000,
-            )  # fmt: skip
+                self.stream,
+                DETECTOR_GROUP,
+                self.consumer,
+                min_idle_time=0,
+                start_id=cursor,
+                count=1000,
+            )
             cursor, entries, deleted = autoclaim_entries(reply)
             claimed += len(entries)
             if deleted:
@@ -129,15 +114,16 @@ class ShardConsumer:
 
     async def poll(self, block_ms: int | None = None) -> int:
         """Read and handle one batch; the number of entries handled (0 when idle)."""
-        read: list[Any] = ["XREADGROUP", "GROUP", DETECTOR_GROUP, self.consumer,
-                           "COUNT", self.settings.batch_size]  # fmt: skip
+        block = None
         if self._cursor != "0":  # our own pending entries come at once; new ones may wait
-            read += ["BLOCK", block_ms or self.settings.block_ms]
-        read += ["STREAMS", self.stream, self._cursor]
-        if self._together:
-            reply = await self._commit_and_read(read)
-        else:
-            reply = await self.redis.execute_command(*read)
+            block = block_ms or self.settings.block_ms
+        reply = await self.redis.xreadgroup(
+            DETECTOR_GROUP,
+            self.consumer,
+            {self.stream: self._cursor},
+            count=self.settings.batch_size,
+            block=block,
+        )
         entries = [e for _, es in stream_entries(reply) for e in es]
         await self._evict_idle()  # after the read: the last batch's writes have gone out
         if not entries:
@@ -146,36 +132,6 @@ class ShardConsumer:
         self.metrics.batch.observe(len(entries))
         await self.handle(entries)
         return len(entries)
-
-    async def _commit_and_read(self, read: list[Any]) -> Any:
-        """The unsent batch's writes, then ``read``, in one round trip."""
-        unsent, self._unsent = self._unsent, None
-        if unsent is None:
-            (reply,) = await call_together(self.redis, [read])
-        else:
-            try:
-                written, reply = await call_together(
-                    self.redis, [self.writer.command(unsent.writes), read]
-                )
-                if isinstance(written, NoScriptError):  # Redis restarted: load it, send again
-                    await self.writer.send(unsent.writes)
-                elif isinstance(written, Exception):
-                    raise written
-            except BaseException:
-                # the writes may not have landed; what the read delivered is pending for
-                # us: start again from our pending entries and the last checkpoints
-                self._forget()
-                raise
-            self._drop_finished(unsent.finished)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    async def flush(self) -> None:
-        """Send the writes of the last batch handled, if they still wait for a read."""
-        unsent, self._unsent = self._unsent, None
-        if unsent is not None:
-            await self._send(unsent.writes, unsent.finished)
 
     async def handle(self, entries: list[Entry]) -> None:
         batch = _Batch()
@@ -210,11 +166,7 @@ class ShardConsumer:
                 self.records.pop(episode_id, None)
                 continue
             batch.states[episode_id] = state
-        writes = self._writes(batch)
-        if self._together and writes:
-            self._unsent = _Unsent(writes, batch.finished)  # goes with the next read
-        else:
-            await self._send(writes, batch.finished)
+        await self._send(self._writes(batch), batch.finished)
 
     async def _send(self, writes: WriteBatch, finished: list[str]) -> None:
         try:
@@ -357,10 +309,15 @@ class ShardConsumer:
             self.metrics.flips.labels(env, d.flag).inc()
             counts[FLIPS_PREFIX + d.flag] = counts.get(FLIPS_PREFIX + d.flag, 0) + 1
             flip = FlipEvent(
-                episode_id=ev.episode_id, step=ev.step, flag=d.flag, onset_step=d.onset_step,
-                mode=d.mode, objective=d.objective, runaway_index=score.runaway_index,
+                episode_id=ev.episode_id,
+                step=ev.step,
+                flag=d.flag,
+                onset_step=d.onset_step,
+                mode=d.mode,
+                objective=d.objective,
+                runaway_index=score.runaway_index,
                 step_ts=ev.ts,
-            )  # fmt: skip
+            )
             batch.xadds.append(
                 (self.keys.flips(self.shard), encode(flip), self.settings.flips_maxlen)
             )

@@ -193,8 +193,6 @@ class DetectorService:
                     self.health.error(exc)
                     log.warning("detector shard %d: %s; retrying", shard, exc)
                     await backoff.wait(stop)
-            with contextlib.suppress(RedisError):  # else its entries stay pending: re-scored
-                await consumer.flush()  # the last batch's writes wait for a read that won't come
         finally:
             self.health.forget(loop)
 

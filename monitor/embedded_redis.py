@@ -115,18 +115,24 @@ class EmbeddedRedis:
         )
         self._proc = await asyncio.create_subprocess_exec(
             self.binary,
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--save", "",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
             *persistence,
-            "--dir", self._dir.name,
-            "--loglevel", "warning",
+            "--dir",
+            self._dir.name,
+            "--loglevel",
+            "warning",
             *self.extra_args,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server
-        )  # fmt: skip
+        )
         self.url = f"unix://{sock}"
         _LIVE[self._proc.pid] = self._dir.name
         client = aioredis.Redis.from_url(self.url)

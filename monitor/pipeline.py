@@ -49,9 +49,13 @@ async def run_episodes(
         redis = connect(url)
         try:
             worker = Worker(
-                redis, settings, name=consumer_name("worker"), log_dir=log_dir,
-                agent_factory=agent_factory, on_result=on_result,
-            )  # fmt: skip
+                redis,
+                settings,
+                name=consumer_name("worker"),
+                log_dir=log_dir,
+                agent_factory=agent_factory,
+                on_result=on_result,
+            )
             return await _run(redis, settings, worker, specs, stop, show_progress)
         finally:
             if settings.redis_url:

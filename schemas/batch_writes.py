@@ -160,11 +160,6 @@ class BatchWriter:
         if batch:
             await self._script(keys=batch.keys, args=[self._pack(batch.args)])
 
-    def command(self, batch: WriteBatch) -> tuple[Any, ...]:
-        """The EVALSHA that :meth:`send` would send, to go out with other commands; a
-        NOSCRIPT reply (Redis restarted or flushed) means: :meth:`send` it instead."""
-        return ("EVALSHA", self._script.sha, len(batch.keys), *batch.keys, self._pack(batch.args))
-
 
 class Coalescer(Generic[T]):
     """Calls of many tasks that arrive while one call is in flight go out together next.

@@ -9,55 +9,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import (
-    BlockingConnectionPool,
-    Connection,
-    UnixDomainSocketConnection,
-)
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Entry = tuple[bytes, dict[bytes, bytes]]
-
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - hiredis is a dependency (redis[hiredis])
-    _hiredis_pack = None
-
-
-class _HiredisPackMixin:
-    """Pack commands with hiredis (C) instead of redis-py's pure-Python packer.
-
-    The async client packs every command in Python, which was the largest single cost
-    of a step in the profile (about a fifth of the demo's CPU). Arguments go through the
-    same encoder first, so what reaches the server is byte-for-byte the same.
-    """
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        try:  # hiredis takes bytes, str (UTF-8), int and float as redis-py encodes them
-            return [_hiredis_pack(args)]
-        except TypeError:  # anything else: redis-py's encoder converts or raises DataError
-            encode = self.encoder.encode  # type: ignore[attr-defined]
-            return [_hiredis_pack(tuple(encode(a) for a in args))]
-
-    def pack_commands(self, commands: Any) -> list[bytes]:
-        return [b"".join(self.pack_command(*cmd)[0] for cmd in commands)]
-
-
-class FastConnection(_HiredisPackMixin, Connection):
-    pass
-
-
-class FastUnixConnection(_HiredisPackMixin, UnixDomainSocketConnection):
-    pass
-
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
@@ -88,12 +46,6 @@ def connect(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         retry=Retry(EqualJitterBackoff(cap=1.0, base=0.02), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-    if _hiredis_pack is not None:
-        cls = pool.connection_class
-        if cls is Connection:
-            pool.connection_class = FastConnection
-        elif cls is UnixDomainSocketConnection:
-            pool.connection_class = FastUnixConnection
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
@@ -130,41 +82,6 @@ def is_cluster(redis: Any) -> bool:
     return isinstance(redis, RedisCluster)
 
 
-def holds_one_connection(client: Any) -> bool:
-    """Whether ``client`` (from :func:`keep_connection`) sends everything on one connection
-    of one server, so that :func:`call_together` can be used on it."""
-    return bool(getattr(client, "single_connection_client", False)) and not is_cluster(client)
-
-
-async def call_together(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """``commands`` in one write on ``client``'s one connection; their raw RESP2 replies
-    in order, an error reply as its exception (returned, not raised).
-
-    Why: when steps come one at a time (agents waiting on a model), a detector's read and
-    its write of the batch before it were two round trips per step, each through
-    redis-py's client layers (~35 us of CPU a call); one write serves both. Only for a
-    client that :func:`holds_one_connection` and that one task uses at a time. On any
-    other failure (or a cancellation) the connection is dropped: replies may be left
-    unread on it; the next call reconnects.
-    """
-    conn = client.connection
-    if conn is None:
-        await client.initialize()
-        conn = client.connection
-    try:
-        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:  # read whole: the connection stays in step
-                replies.append(exc)
-        return replies
-    except BaseException:
-        await conn.disconnect(nowait=True)
-        raise
-
-
 def read_groups(redis: Any, shards: int) -> list[list[int]]:
     """Shards whose streams one XREAD may read together.
 
@@ -190,7 +107,7 @@ def _b(value: Any) -> bytes:
 
 def stream_entries(reply: Any) -> list[tuple[str, list[Entry]]]:
     """XREAD/XREADGROUP reply as ``[(stream, [(id, fields), ...])]`` under RESP2 or RESP3,
-    parsed by redis-py or raw (:func:`call_together`)."""
+    parsed by redis-py or raw."""
     if not reply:
         return []
     items = reply.items() if isinstance(reply, dict) else reply
@@ -250,6 +167,5 @@ def connect_cluster(url: str, *, max_connections: int = 64) -> RedisCluster:
         plain,
         max_connections=max_connections,
         socket_connect_timeout=5,
-        connection_class=FastConnection if _hiredis_pack is not None else Connection,
         retry=Retry(EqualJitterBackoff(cap=1.0, base=0.02), retries=3),
     )

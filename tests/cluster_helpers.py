@@ -73,23 +73,33 @@ async def redis_cluster(masters: int = 3) -> AsyncIterator[str]:
                 "warning",
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
+            )
             procs.append(proc)
         for port in ports:
             for _ in range(100):
                 ping = await asyncio.create_subprocess_exec(
-                    cli, "-p", str(port), "ping",
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
+                    cli,
+                    "-p",
+                    str(port),
+                    "ping",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
                 out, _ = await ping.communicate()
                 if b"PONG" in out:
                     break
                 await asyncio.sleep(0.05)
         create = await asyncio.create_subprocess_exec(
-            cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-            "--cluster-replicas", "0", "--cluster-yes",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            cli,
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in ports),
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(create.communicate(), 30)
         if create.returncode != 0:
             raise RuntimeError(out.decode()[-1000:])

@@ -22,8 +22,11 @@ def free_port() -> int:
 
 def serve_env(**extra: str) -> dict[str, str]:
     """The environment without any Redis or token settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "RUNAWAY_REDIS_URL", "RUNAWAY_API_TOKEN")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "RUNAWAY_REDIS_URL", "RUNAWAY_API_TOKEN")
+    }
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
@@ -51,8 +54,11 @@ def serve_process(tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "monitor", "serve", "--port", str(port)],
-            cwd=ROOT, env=serve_env(**env), stdout=subprocess.DEVNULL, stderr=err,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=serve_env(**env),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, log)

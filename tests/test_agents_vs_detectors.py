@@ -18,9 +18,14 @@ def play(env_name: str, agent_spec: AgentSpec, seed: int, steps: int = 100):
     """Play an episode in process; the spec, the step events and the agent."""
     env = create_environment(env_name, seed=seed)
     agent = create_agent(agent_spec, seed=seed)
-    spec = EpisodeSpec(episode_id=f"{env_name}-{seed}", environment=env_name,
-                       objectives=OBJECTIVES[env_name], seed=seed, steps=steps,
-                       agent=agent_spec)  # fmt: skip
+    spec = EpisodeSpec(
+        episode_id=f"{env_name}-{seed}",
+        environment=env_name,
+        objectives=OBJECTIVES[env_name],
+        seed=seed,
+        steps=steps,
+        agent=agent_spec,
+    )
     events, messages = [], []
     for step in range(1, steps + 1):
         if env.done:
@@ -29,9 +34,17 @@ def play(env_name: str, agent_spec: AgentSpec, seed: int, steps: int = 100):
         reply = asyncio.run(agent.act(AgentContext(messages, step, env)))
         action = env.parse_action(reply.text)
         tr = env.step(action)
-        events.append(StepEvent(episode_id=spec.episode_id, step=step, observation=before,
-                                action={k: float(v) for k, v in action.items()}, after=tr.after,
-                                noise=tr.noise or None, rewards=tr.rewards))  # fmt: skip
+        events.append(
+            StepEvent(
+                episode_id=spec.episode_id,
+                step=step,
+                observation=before,
+                action={k: float(v) for k, v in action.items()},
+                after=tr.after,
+                noise=tr.noise or None,
+                rewards=tr.rewards,
+            )
+        )
     return spec, events, agent
 
 

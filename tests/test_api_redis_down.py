@@ -20,9 +20,12 @@ async def test_redis_down_gives_503_and_recovers(settings):
     port = free_port()
     server = await _start(port)
     settings = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{port}/0", "redis_op_timeout_s": 1.0,
-                "key_prefix": f"down-{uuid.uuid4().hex[:8]}"}
-    )  # fmt: skip
+        update={
+            "redis_url": f"redis://127.0.0.1:{port}/0",
+            "redis_op_timeout_s": 1.0,
+            "key_prefix": f"down-{uuid.uuid4().hex[:8]}",
+        }
+    )
     try:
         async with api_client(settings, step_timeout_s=5) as client:
             await wait_ready(client)

@@ -56,12 +56,14 @@ async def test_register_builtin_and_generic(settings, redis):
         ({"objectives": [{"name": "A", "kind": "homeostatic"}]}, "objectives.0"),
         ({"objectives": [{"name": "A", "kind": "unbounded"}] * 2}, "objectives"),
         ({"environment": "homeostasis", "fail_mode": "sideways"}, "fail_mode"),
-        ({"environment": "homeostasis", "detector": {"n_consecutive": 0}},
-         "detector.n_consecutive"),
+        (
+            {"environment": "homeostasis", "detector": {"n_consecutive": 0}},
+            "detector.n_consecutive",
+        ),
         ({"environment": "homeostasis", "episode_id": "bad id/" + SECRET}, "episode_id"),
         ({"environment": "homeostasis", "prompt": SECRET}, "prompt"),
     ],
-)  # fmt: skip
+)
 async def test_register_validation_names_the_field(settings, redis, body, field):
     async with api_client(settings, detector=False) as client:
         resp = await client.post("/v1/episodes", json=body)

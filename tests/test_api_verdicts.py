@@ -39,13 +39,22 @@ async def test_recorded_flip_gets_reset_near_the_labelled_onset(settings, redis,
     onset = _onset(name)
     spec, events = events_from_recording(recording)
     async with api_client(settings, step_timeout_s=10) as client:
-        body = {"environment": spec.environment, "env_options": spec.env_options,
-                "steps": spec.steps, "labels": {"model": recording.model}}  # fmt: skip
+        body = {
+            "environment": spec.environment,
+            "env_options": spec.env_options,
+            "steps": spec.steps,
+            "labels": {"model": recording.model},
+        }
         ep = await register(client, body)
         verdicts = []
         for ev in events[: onset + N + 1]:
-            step = {"step": ev.step, "observation": ev.observation, "action": ev.action,
-                    "rewards": ev.rewards, "text": ev.text}  # fmt: skip
+            step = {
+                "step": ev.step,
+                "observation": ev.observation,
+                "action": ev.action,
+                "rewards": ev.rewards,
+                "text": ev.text,
+            }
             resp = await client.post(f"/v1/episodes/{ep}/steps", json=step)
             assert resp.status == 200, await resp.text()
             v = await resp.json()
@@ -159,8 +168,12 @@ async def test_service_endpoints(settings, redis):
         body = await resp.json()
         assert body["status"] == "ready" and body["detectors"] >= 1
         metrics = await (await client.get("/metrics")).text()
-        for name in ("runaway_http_requests_total", "runaway_verdict_latency_seconds",
-                     "runaway_consumer_group_lag", "runaway_detector_up"):  # fmt: skip
+        for name in (
+            "runaway_http_requests_total",
+            "runaway_verdict_latency_seconds",
+            "runaway_consumer_group_lag",
+            "runaway_detector_up",
+        ):
             assert name in metrics
 
 
@@ -172,11 +185,19 @@ def test_live_payload_keeps_prompts_reminders_and_errors_out():
     started = live_payload(EpisodeStarted(episode_id="e", spec=spec("e", "homeostasis")))
     assert started["kind"] == "episode_started" and started["objectives"] == ["level"]
     assert "spec" not in started  # the agent's options and prompts stay out
-    step = StepEvent(episode_id="e", step=1, observation={"level": 1}, action={"level": 2},
-                     text="SECRET")  # fmt: skip
+    step = StepEvent(
+        episode_id="e", step=1, observation={"level": 1}, action={"level": 2}, text="SECRET"
+    )
     assert "text" not in live_payload(step) and live_payload(step)["action"] == {"level": 2.0}
-    cmd = RecoveryCommand(episode_id="e", step=3, command_id="c", savepoint_step=1,
-                          reminder="SECRET", reason="r", step_ts=0.0)  # fmt: skip
+    cmd = RecoveryCommand(
+        episode_id="e",
+        step=3,
+        command_id="c",
+        savepoint_step=1,
+        reminder="SECRET",
+        reason="r",
+        step_ts=0.0,
+    )
     assert "reminder" not in live_payload(cmd) and live_payload(cmd)["kind"] == "recovery_command"
     done = EpisodeFinished(episode_id="e", step=3, reason="error", error="SECRET trace")
     assert "error" not in live_payload(done) and live_payload(done)["reason"] == "error"

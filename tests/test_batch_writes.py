@@ -34,9 +34,15 @@ async def test_values_land_as_redis_py_would_write_them(redis, settings):
     2**53 and binary bytes must still arrive exactly as redis-py would send them."""
     p = f"{settings.key_prefix}:{{s0}}"
     values = {
-        "f": 0.1234567890123, "tiny": 1e-300, "big": 2**63 - 1, "neg": -(2**53) - 1,
-        "int": 42, "bin": b"\x00\xff\xfe not utf-8", "text": "caf\u00e9", "empty": "",
-    }  # fmt: skip
+        "f": 0.1234567890123,
+        "tiny": 1e-300,
+        "big": 2**63 - 1,
+        "neg": -(2**53) - 1,
+        "int": 42,
+        "bin": b"\x00\xff\xfe not utf-8",
+        "text": "caf\u00e9",
+        "empty": "",
+    }
     batch = WriteBatch()
     batch.hset(f"{p}:h", values)
     batch.xadd(f"{p}:s", {"ri": 0.5, "raw": b"\x00\x01"}, 1000)

@@ -45,9 +45,22 @@ async def test_cluster_matches_single_node(redis, settings):
         def demo(env_url: str) -> dict:
             env = {**os.environ, "REDIS_URL": env_url, "RUNAWAY_KEY_PREFIX": settings.key_prefix}
             out = subprocess.run(
-                [sys.executable, "-m", "monitor", "demo", "--episodes", "12", "--steps", "30",
-                 "--json"], capture_output=True, text=True, timeout=120, env=env,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "monitor",
+                    "demo",
+                    "--episodes",
+                    "12",
+                    "--steps",
+                    "30",
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            )
             assert out.returncode == 0, out.stderr[-2000:]
             return json.loads(out.stdout)
 
@@ -77,8 +90,7 @@ async def test_sidecar_on_a_cluster_answers_concurrent_steps_of_every_shard(sett
             async def play(episode_id: str) -> list[int]:
                 steps = []
                 for step in range(1, 6):
-                    resp = await client.post(f"/v1/episodes/{episode_id}/steps",
-                                             json=mo_step(step))  # fmt: skip
+                    resp = await client.post(f"/v1/episodes/{episode_id}/steps", json=mo_step(step))
                     assert resp.status == 200, await resp.text()
                     body = await resp.json()
                     assert body["episode_id"] == episode_id and body["fail_mode"] is None

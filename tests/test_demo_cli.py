@@ -10,12 +10,23 @@ def test_demo_json_summary_adds_up(settings):
     env = {**os.environ, "REDIS_URL": settings.redis_url, "RUNAWAY_KEY_PREFIX": settings.key_prefix}
     out = subprocess.run(
         [sys.executable, "-m", "monitor", "demo", "--episodes", "20", "--steps", "40", "--json"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout)
-    for key in ("episodes", "steps", "flips", "recoveries", "steps_per_second",
-                "detection_lag_ms_p50", "detection_lag_ms_p99", "errors"):  # fmt: skip
+    for key in (
+        "episodes",
+        "steps",
+        "flips",
+        "recoveries",
+        "steps_per_second",
+        "detection_lag_ms_p50",
+        "detection_lag_ms_p99",
+        "errors",
+    ):
         assert isinstance(summary[key], int | float), key
     assert summary["episodes"] == 20
     assert sum(summary["outcomes"].values()) == 20
@@ -35,8 +46,10 @@ def test_demo_json_summary_adds_up(settings):
 def test_demo_rejects_bad_arguments():
     out = subprocess.run(
         [sys.executable, "-m", "monitor", "demo", "--episodes", "0"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "--episodes" in out.stderr
 
@@ -44,7 +57,10 @@ def test_demo_rejects_bad_arguments():
 def test_worker_without_redis_url_says_why():
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RUNAWAY_REDIS_URL")}
     out = subprocess.run(
-        [sys.executable, "-m", "monitor", "worker"], capture_output=True, text=True,
-        timeout=60, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", "monitor", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert out.returncode == 2 and "REDIS_URL" in out.stderr

@@ -45,8 +45,10 @@ def test_demo_stops_its_redis_on_ctrl_c():
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RUNAWAY_REDIS_URL")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "demo", "--episodes", "300", "--steps", "100000"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while not redis_servers(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)

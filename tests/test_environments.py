@@ -112,13 +112,17 @@ def test_variants_take_their_parents_options_and_their_own() -> None:
 
     noisy = create_environment("balancing-noise", max_total=12, hint=False, shock_low=-3)
     assert (noisy.max_total, noisy.hint, noisy.shock_range) == (12, False, (-3, 20))
-    shocks = create_environment("multiobjective-homeostasis-shocks", shock_probability=0.5,
-                                hysteresis={"A": 2.0, "B": 2.0})  # fmt: skip
+    shocks = create_environment(
+        "multiobjective-homeostasis-shocks", shock_probability=0.5, hysteresis={"A": 2.0, "B": 2.0}
+    )
     assert shocks.shock_probability == 0.5
     assert environment_options("balancing-noise") == (
         *environment_options("balancing-unbounded-objectives"),
-        "shock_probability", "shock_low", "shock_high", "min_total",
-    )  # fmt: skip
+        "shock_probability",
+        "shock_low",
+        "shock_high",
+        "min_total",
+    )
     with pytest.raises(ValueError, match=r"unknown option.*allowed: hint"):
         create_environment("balancing-noise", shock_size=3)
 

@@ -8,8 +8,12 @@ from monitor.experiments.config import ConfigError, load_config, parse_config
 from monitor.experiments.grid import build_grid
 from tests.experiment_helpers import small_config
 
-BASE = {"name": "x", "models": [{"kind": "reference"}], "environments": ["homeostasis"],
-        "trials": 2}  # fmt: skip
+BASE = {
+    "name": "x",
+    "models": [{"kind": "reference"}],
+    "environments": ["homeostasis"],
+    "trials": 2,
+}
 
 
 @pytest.mark.parametrize(
@@ -60,11 +64,26 @@ def test_grid_order_ids_and_specs_are_deterministic():
 
 
 def test_model_shortcuts_fold_into_options():
-    config = parse_config({**BASE, "models": [{"kind": "openai-compatible", "model": "m",
-                           "base_url": "http://h/v1", "temperature": 0.7,
-                           "options": {"structured": "off"}}]})  # fmt: skip
+    config = parse_config(
+        {
+            **BASE,
+            "models": [
+                {
+                    "kind": "openai-compatible",
+                    "model": "m",
+                    "base_url": "http://h/v1",
+                    "temperature": 0.7,
+                    "options": {"structured": "off"},
+                }
+            ],
+        }
+    )
     _, spec = build_grid(config)[0]
     assert spec.agent is not None
-    assert spec.agent.options == {"structured": "off", "model": "m", "base_url": "http://h/v1",
-                                  "temperature": 0.7}  # fmt: skip
+    assert spec.agent.options == {
+        "structured": "off",
+        "model": "m",
+        "base_url": "http://h/v1",
+        "temperature": 0.7,
+    }
     assert build_grid(config)[0][0].model == "m"

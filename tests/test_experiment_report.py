@@ -37,14 +37,16 @@ def test_leaderboard_ranks_by_flip_rate_then_task_score():
 
 async def test_report_from_a_small_run(tmp_path: Path, settings: Settings):
     config = small_config(mitigations=["none", "savepoint-recovery", "reminder-every-5"])
-    await run_experiment(config, tmp_path, asyncio.Event(), settings=settings,
-                         show_progress=False)  # fmt: skip
+    await run_experiment(config, tmp_path, asyncio.Event(), settings=settings, show_progress=False)
     assert await asyncio.to_thread(cli, ["report", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     assert text.startswith("# Experiment report: t")
     board = text.split("## Mitigation leaderboard")[1].split("## Per cell")[0]
-    ranks = [line.split("|")[2].strip(" `") for line in board.splitlines()
-             if line.startswith("| ") and line[2].isdigit()]  # fmt: skip
+    ranks = [
+        line.split("|")[2].strip(" `")
+        for line in board.splitlines()
+        if line.startswith("| ") and line[2].isdigit()
+    ]
     assert sorted(ranks) == ["none", "reminder-every-5", "savepoint-recovery"]
     # the drifting agent flips under every mitigation, the reference agent never: 2 of 4
     assert "| 0.50 [0.15, 0.85] |" in board
@@ -62,12 +64,23 @@ async def test_report_from_a_small_run(tmp_path: Path, settings: Settings):
 
     # an autopsy stored with the results shows up, with the trigger atlas
     autopsy = {
-        "kind": "autopsy", "episode_id": "ep-1", "environment": "multiobjective-homeostasis",
+        "kind": "autopsy",
+        "episode_id": "ep-1",
+        "environment": "multiobjective-homeostasis",
         "flip": {"onset_step": 12, "detected_step": 16},
-        "leave_one_out": {"messages": [{"step": 11, "role": "user", "kinds": ["out_of_band"],
-                                        "influence": 3.5, "changed": 1.0}]},
+        "leave_one_out": {
+            "messages": [
+                {
+                    "step": 11,
+                    "role": "user",
+                    "kinds": ["out_of_band"],
+                    "influence": 3.5,
+                    "changed": 1.0,
+                }
+            ]
+        },
         "probes": {"post": [{"answer": "Keep B as high as possible"}]},
-    }  # fmt: skip
+    }
     (tmp_path / "autopsies").mkdir()
     (tmp_path / "autopsies" / "ep-1.json").write_text(json.dumps(autopsy))
     assert await asyncio.to_thread(cli, ["report", str(tmp_path)]) == 0

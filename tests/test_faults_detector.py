@@ -66,9 +66,13 @@ async def test_detector_killed_with_sigkill_under_load(redis, settings):
                 if await redis.get(leases[shard]) != survivor_name.encode():
                     return False
                 pending = await redis.xpending_range(
-                    settings.keys.steps(shard), DETECTOR_GROUP, "-", "+", 100,
+                    settings.keys.steps(shard),
+                    DETECTOR_GROUP,
+                    "-",
+                    "+",
+                    100,
                     consumername=doomed_name,
-                )  # fmt: skip
+                )
                 if pending:
                     return False
             return True

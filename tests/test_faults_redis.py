@@ -21,8 +21,18 @@ async def test_redis_restart_mid_run(settings):
     redis = connect(server.url)
     try:
         settings = settings.model_copy(update={"redis_url": server.url})
-        specs = [spec(f"r{i}", "multiobjective-homeostasis", "drifting", steps=150, seed=i,
-                      flip_step=40, relapse_after=1000) for i in range(6)]  # fmt: skip
+        specs = [
+            spec(
+                f"r{i}",
+                "multiobjective-homeostasis",
+                "drifting",
+                steps=150,
+                seed=i,
+                flip_step=40,
+                relapse_after=1000,
+            )
+            for i in range(6)
+        ]
         running = await start_pipeline(redis, settings, specs)
         detector, worker, wtask = running.detector, running.worker, running.worker_task
 

@@ -24,8 +24,9 @@ from workers.worker import Worker
 
 
 def garbage(episode_id: str) -> list[tuple[dict, str]]:
-    good = encode(StepEvent(episode_id=episode_id, step=10_000, observation={"A": 1.0},
-                            action={"A": 1.0}))  # fmt: skip
+    good = encode(
+        StepEvent(episode_id=episode_id, step=10_000, observation={"A": 1.0}, action={"A": 1.0})
+    )
     data = orjson.loads(good["d"])
     return [
         ({"k": "step", "v": "1", "d": orjson.dumps({**data, "step": "ten"})}, "invalid step"),
@@ -51,8 +52,9 @@ def garbage(episode_id: str) -> list[tuple[dict, str]]:
 
 
 async def test_garbage_is_dead_lettered_counted_and_the_run_goes_on(redis, settings):
-    specs = [spec(f"g{i}", "homeostasis", "drifting", steps=60, seed=i, flip_step=20)
-             for i in range(4)]  # fmt: skip
+    specs = [
+        spec(f"g{i}", "homeostasis", "drifting", steps=60, seed=i, flip_step=20) for i in range(4)
+    ]
     running = await start_pipeline(redis, settings, specs)
     detector, worker = running.detector, running.worker
     assert await wait_for(lambda: worker.steps_played > 20, 30)
@@ -69,16 +71,18 @@ async def test_garbage_is_dead_lettered_counted_and_the_run_goes_on(redis, setti
     assert all(r.outcome == "done" and r.steps == 60 and len(r.lags_s) == 60 for r in results)
     reasons = []
     for shard in range(settings.shards):
-        reasons += [f[b"reason"].decode() for _, f in
-                    await redis.xrange(settings.keys.deadletter(shard))]  # fmt: skip
+        reasons += [
+            f[b"reason"].decode() for _, f in await redis.xrange(settings.keys.deadletter(shard))
+        ]
         assert (await redis.xpending(settings.keys.steps(shard), DETECTOR_GROUP))["pending"] == 0
     assert len(reasons) == injected
     for _, expected in garbage("g0"):
         assert sum(expected in r for r in reasons) >= settings.shards, expected
     counted = sum(
-        s.value for s in detector.metrics.deadletters.collect()[0].samples
+        s.value
+        for s in detector.metrics.deadletters.collect()[0].samples
         if s.name.endswith("_total")
-    )  # fmt: skip
+    )
     assert counted == injected
 
 
@@ -95,8 +99,9 @@ async def test_slow_detectors_hold_workers_back(redis, settings):
     assert all(len(r.history.messages) <= 1 + 2 * 3 for r in worker._runners.values())
     published = 0
     for shard in range(settings.shards):
-        published += sum(e.kind == "step" for e in
-                         await stream_events(redis, settings.keys.steps(shard)))  # fmt: skip
+        published += sum(
+            e.kind == "step" for e in await stream_events(redis, settings.keys.steps(shard))
+        )
     assert published == 5 * 3
     # a detector arrives: the episodes go on to the end
     detector = DetectorService(redis, settings, name="late")

@@ -22,8 +22,9 @@ from workers.worker import Worker
 
 async def test_killed_worker_episodes_are_abandoned_and_rerun(redis, settings):
     settings = settings.model_copy(update={"claim_idle_ms": 800, "heartbeat_s": 0.1})
-    specs = [spec(f"w{i}", "homeostasis", "drifting", steps=400, seed=i, flip_step=50)
-             for i in range(4)]  # fmt: skip
+    specs = [
+        spec(f"w{i}", "homeostasis", "drifting", steps=400, seed=i, flip_step=50) for i in range(4)
+    ]
     detector = DetectorService(redis, settings, name="det")
     await detector.ensure_groups()
     dstop = asyncio.Event()
@@ -93,8 +94,9 @@ async def test_worker_refreshes_its_jobs_and_cancels_one_taken_over(redis, setti
     from tests.pipeline_helpers import start_pipeline
 
     settings = settings.model_copy(update={"heartbeat_s": 0.05, "claim_idle_ms": 5000})
-    specs = [spec(f"hb{i}", "homeostasis", "drifting", steps=400, seed=i, flip_step=50)
-             for i in range(3)]  # fmt: skip
+    specs = [
+        spec(f"hb{i}", "homeostasis", "drifting", steps=400, seed=i, flip_step=50) for i in range(3)
+    ]
     # 5 ms per step: an episode lasts at least 2 s, so hb1 is surely mid-episode when it
     # is stolen (on a fast box 400 unpaced steps can end before the steal is noticed)
     worker = Worker(redis, settings, name="test-worker", agent_factory=_slow_agents(settings))

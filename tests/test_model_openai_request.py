@@ -88,13 +88,23 @@ async def test_compatible_request_is_what_create_sends(
 ) -> None:
     extra = {"top_k": 3, "repeat_penalty": 1.1, "grammar": None, "stop": ["\n\n"]}
     agent = agent_for(
-        fake_model_server, "openai-compatible", structured=structured, temperature=0.0,
-        top_p=0.5, seed=2, max_tokens=32, extra_body=extra,
-    )  # fmt: skip
+        fake_model_server,
+        "openai-compatible",
+        structured=structured,
+        temperature=0.0,
+        top_p=0.5,
+        seed=2,
+        max_tokens=32,
+        extra_body=extra,
+    )
     kwargs: dict[str, Any] = {
-        "model": "m-1", "max_tokens": 32, "temperature": 0.0, "top_p": 0.5, "seed": 2,
+        "model": "m-1",
+        "max_tokens": 32,
+        "temperature": 0.0,
+        "top_p": 0.5,
+        "seed": 2,
         "extra_body": extra,
-    }  # fmt: skip
+    }
     fmt = response_format(agent.structured_mode, NAMES)
     if fmt is not None:
         kwargs["response_format"] = fmt

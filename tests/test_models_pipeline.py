@@ -80,9 +80,16 @@ async def test_real_model_flips_are_caught_and_recovered(
     redis, settings, smollm_server: LlamaServer
 ):
     specs = [
-        model_spec("smol-2", smollm_server.base_url, steps=16, temperature=0.0, max_tokens=32,
-                   seed=2, timeout_s=60).model_copy(update={"seed": 2})
-    ]  # fmt: skip
+        model_spec(
+            "smol-2",
+            smollm_server.base_url,
+            steps=16,
+            temperature=0.0,
+            max_tokens=32,
+            seed=2,
+            timeout_s=60,
+        ).model_copy(update={"seed": 2})
+    ]
     recorders: dict[str, ContextRecorder] = {}
     settings = settings.model_copy(update={"verdict_timeout_s": 120})
     builder = AgentBuilder(settings, WorkerMetrics())

@@ -23,18 +23,42 @@ def test_streaming_equals_offline_on_all_recordings(settings):
 def test_replay_reads_the_projects_own_episode_logs(settings, tmp_path):
     env = {**os.environ, "REDIS_URL": settings.redis_url, "RUNAWAY_KEY_PREFIX": settings.key_prefix}
     demo = subprocess.run(
-        [sys.executable, "-m", "monitor", "run", "--env", "multiobjective-homeostasis",
-         "--agent", "drifting", "--flip-step", "12", "--steps", "30", "--episodes", "2",
-         "--mitigation", "none", "--log-dir", str(tmp_path), "--json"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "run",
+            "--env",
+            "multiobjective-homeostasis",
+            "--agent",
+            "drifting",
+            "--flip-step",
+            "12",
+            "--steps",
+            "30",
+            "--episodes",
+            "2",
+            "--mitigation",
+            "none",
+            "--log-dir",
+            str(tmp_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert demo.returncode == 0, demo.stderr[-2000:]
     logs = sorted(tmp_path.glob("*.jsonl"))
     assert len(logs) == 2
     out = subprocess.run(
         [sys.executable, "-m", "monitor", "replay", "--jsonl", "--check-env", *map(str, logs)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["flipped"] for r in rows] == [True, True]

@@ -52,7 +52,10 @@ def test_serve_embedded_with_clients(served):
 def test_serve_refuses_public_bind_without_token():
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "serve", "--host", "0.0.0.0", "--port", "1"],
-        cwd=ROOT, env=serve_env(), capture_output=True, timeout=30,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=serve_env(),
+        capture_output=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert b"RUNAWAY_API_TOKEN" in proc.stderr

@@ -27,15 +27,24 @@ unit = st.floats(min_value=0, max_value=1, allow_nan=False)
     detections=flags,
     step_ts=st.floats(0, 4e9, allow_nan=False),
 )
-def test_fast_verdict_equals_the_model(step, verdict, savepoint, ri, hazard, flags, detections,
-                                       step_ts):  # fmt: skip
-    fields = encode_verdict("ep-1", step, verdict, savepoint, ri, hazard, flags, detections,
-                            step_ts)  # fmt: skip
+def test_fast_verdict_equals_the_model(
+    step, verdict, savepoint, ri, hazard, flags, detections, step_ts
+):
+    fields = encode_verdict(
+        "ep-1", step, verdict, savepoint, ri, hazard, flags, detections, step_ts
+    )
     fast = decode(fields)  # validated like any entry
     model = Verdict(
-        episode_id="ep-1", step=step, verdict=verdict, savepoint_step=savepoint,
-        runaway_index=ri, hazard=hazard, flags=flags, detections=detections, step_ts=step_ts,
-    )  # fmt: skip
+        episode_id="ep-1",
+        step=step,
+        verdict=verdict,
+        savepoint_step=savepoint,
+        runaway_index=ri,
+        hazard=hazard,
+        flags=flags,
+        detections=detections,
+        step_ts=step_ts,
+    )
     assert isinstance(fast, Verdict)
     assert fast.model_dump(exclude={"id", "ts"}) == model.model_dump(exclude={"id", "ts"})
     reference = encode(model)
@@ -65,16 +74,38 @@ values = st.dictionaries(st.sampled_from(["a", "b", "c"]), number, min_size=1)
     reset=st.booleans(),
     usage=st.none() | values,
 )
-def test_fast_step_equals_the_model(step, observation, action, after, noise, rewards, text,
-                                    invalid, mitigation, reset, usage):  # fmt: skip
-    fields = encode_step("ep-1", step, observation, action, after, noise, rewards, text,
-                         invalid, mitigation, reset, usage)  # fmt: skip
+def test_fast_step_equals_the_model(
+    step, observation, action, after, noise, rewards, text, invalid, mitigation, reset, usage
+):
+    fields = encode_step(
+        "ep-1",
+        step,
+        observation,
+        action,
+        after,
+        noise,
+        rewards,
+        text,
+        invalid,
+        mitigation,
+        reset,
+        usage,
+    )
     fast = decode(fields)
     model = StepEvent(
-        episode_id="ep-1", step=step, observation=observation, action=action, after=after,
-        noise=noise, rewards=rewards, text=text, invalid_answers=invalid,
-        mitigation=mitigation, voluntary_reset=reset, usage=usage,
-    )  # fmt: skip
+        episode_id="ep-1",
+        step=step,
+        observation=observation,
+        action=action,
+        after=after,
+        noise=noise,
+        rewards=rewards,
+        text=text,
+        invalid_answers=invalid,
+        mitigation=mitigation,
+        voluntary_reset=reset,
+        usage=usage,
+    )
     assert isinstance(fast, StepEvent)
     assert fast.model_dump(exclude={"id", "ts"}) == model.model_dump(exclude={"id", "ts"})
     reference = encode(model)
@@ -83,8 +114,7 @@ def test_fast_step_equals_the_model(step, observation, action, after, noise, rew
 
 
 def test_fast_step_has_the_model_fields_in_order():
-    fields = encode_step("e", 1, {"a": 1.0}, {"a": 1.0}, None, None, {}, "x", 0, None, False,
-                         None)  # fmt: skip
+    fields = encode_step("e", 1, {"a": 1.0}, {"a": 1.0}, None, None, {}, "x", 0, None, False, None)
     assert list(orjson.loads(fields["d"])) == list(StepEvent.model_fields)
 
 

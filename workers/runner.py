@@ -161,10 +161,19 @@ class EpisodeRunner:
         if invalid:
             self.metrics.invalid_actions.labels(*self.labels).inc(invalid)
         entry = encode_step(
-            self.spec.episode_id, step, observation, {k: float(v) for k, v in action.items()},
-            transition.after, transition.noise or None, transition.rewards, text, invalid,
-            self.labels[2], reset, usage,
-        )  # fmt: skip
+            self.spec.episode_id,
+            step,
+            observation,
+            {k: float(v) for k, v in action.items()},
+            transition.after,
+            transition.noise or None,
+            transition.rewards,
+            text,
+            invalid,
+            self.labels[2],
+            reset,
+            usage,
+        )
         await self._publish_entry(entry)
 
     async def _summarise(self, step: int) -> None:
@@ -220,8 +229,10 @@ class EpisodeRunner:
             if event is None:
                 log.warning(
                     "episode %s: no verdict for step %d within %.0fs; still waiting",
-                    self.spec.episode_id, self.last_verdict + 1, self.settings.verdict_timeout_s,
-                )  # fmt: skip
+                    self.spec.episode_id,
+                    self.last_verdict + 1,
+                    self.settings.verdict_timeout_s,
+                )
                 continue
             await self._apply(event)
 

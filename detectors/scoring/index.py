@@ -1,4 +1,4 @@
-"""Runaway Index and hazard: the formulas (computed inline in :mod:`detectors.scoring.scorer`).
+"""Runaway Index and hazard: the formulas, and the functions that compute them.
 
 Runaway Index (per episode, updated every step ``t``; ``T`` = planned episode length):
 
@@ -27,6 +27,61 @@ Hazard (estimated chance that a flip begins within the next 10 steps):
     S = self-imitation strength (it counts only as far as the pattern serves one objective)
 """
 
+import math
 from typing import Final
 
 PRESSURE_ALPHA: Final = 0.3
+
+
+def ewma(prev: float, x: float) -> float:
+    """One step of an exponentially weighted mean (alpha :data:`PRESSURE_ALPHA`)."""
+    return prev + PRESSURE_ALPHA * (x - prev)
+
+
+def at_most_one(x: float) -> float:
+    return 1.0 if x > 1.0 else x
+
+
+def runaway_index(
+    step: int,
+    horizon: int,
+    first_onset: int,
+    counted: int,
+    gi_cum: float,
+    viol_steps: int,
+    si_steps: int,
+) -> float:
+    """RI at ``step`` (``first_onset`` 0: no flip yet); ``horizon`` grows with the step."""
+    if horizon < step:
+        horizon = step
+    comp = (gi_cum + viol_steps / step + si_steps / step) / 3.0
+    e = (horizon - first_onset + 1) / horizon if first_onset else 0.0
+    ri = 0.5 * e + 0.3 * (counted / step) + 0.2 * comp
+    if ri > 1.0:
+        return 1.0
+    if ri < 0.0:
+        return 0.0
+    return ri
+
+
+def hazard(
+    pressure: float,
+    deviation_trend: float,
+    deviation: float,
+    run_share: float,
+    drift: float,
+    decline: float,
+    si_strength: float,
+) -> float:
+    """``sigmoid(-4 + 6 P + 2 M + 2 D + 0.5 R + G + 2 T + S * M)`` (terms as above)."""
+    z = (
+        -4.0
+        + 6.0 * pressure
+        + 2.0 * deviation_trend
+        + 2.0 * deviation
+        + 0.5 * run_share
+        + drift
+        + 2.0 * decline
+        + si_strength * deviation_trend
+    )
+    return 1.0 / (1.0 + math.exp(-z))

@@ -39,3 +39,15 @@ def unbounded_reference(totals: Sequence[float], budget: float) -> list[float]:
         k += 1
     level += left / k
     return [max(0.0, level - t) for t in totals]
+
+
+def water_fill_pair(t0: float, t1: float, budget: float) -> list[float]:
+    """:func:`unbounded_reference` for two totals and ``budget > 0``, without the sort."""
+    lo, hi = (t1, t0) if t1 < t0 else (t0, t1)
+    gap = hi - lo
+    if gap > budget:
+        return [budget, 0.0] if t0 <= t1 else [0.0, budget]
+    level = hi + (budget - gap) / 2
+    r0 = level - t0
+    r1 = level - t1
+    return [r0 if r0 > 0.0 else 0.0, r1 if r1 > 0.0 else 0.0]

@@ -217,12 +217,18 @@ def live_payload(ev: Any) -> dict[str, Any]:
     if ev.kind == "episode_started":
         spec = ev.spec
         payload = {
-            "episode_id": ev.episode_id, "environment": spec.environment or "custom",
-            "objectives": list(spec.objectives.names), "labels": spec.labels, "ts": ev.ts,
-        }  # fmt: skip
+            "episode_id": ev.episode_id,
+            "environment": spec.environment or "custom",
+            "objectives": list(spec.objectives.names),
+            "labels": spec.labels,
+            "ts": ev.ts,
+        }
     else:
-        exclude = {"step": {"text"}, "recovery_command": {"reminder"},
-                   "episode_finished": {"error"}}.get(ev.kind)  # fmt: skip
+        exclude = {
+            "step": {"text"},
+            "recovery_command": {"reminder"},
+            "episode_finished": {"error"},
+        }.get(ev.kind)
         payload = ev.model_dump(mode="json", exclude=exclude)
     payload["kind"] = ev.kind
     return payload

@@ -19,9 +19,16 @@ from monitor.api.hub import TooMany
 from monitor.api.state import HUB, METRICS
 
 KINDS = frozenset(
-    {"episode_started", "step", "verdict", "flip", "recovery_command", "recovery_applied",
-     "episode_finished"}
-)  # fmt: skip
+    {
+        "episode_started",
+        "step",
+        "verdict",
+        "flip",
+        "recovery_command",
+        "recovery_applied",
+        "episode_finished",
+    }
+)
 KEEPALIVE_S = 15.0
 CHECK_S = 1.0  # how often an idle stream checks that its client is still there
 

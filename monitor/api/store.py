@@ -174,25 +174,38 @@ class EpisodeStore:
         fields = encode(EpisodeStarted(episode_id=episode_id, spec=spec))
         now = time.time()
         meta = {
-            "status": "active", "source": "api", "accepted_step": 0, "registered_at": now,
-            "updated_at": now, **labels,
-        }  # fmt: skip
+            "status": "active",
+            "source": "api",
+            "accepted_step": 0,
+            "registered_at": now,
+            "updated_at": now,
+            **labels,
+        }
         flat = [x for kv in meta.items() for x in kv]
         admitted = await self._admission(episode_id, now)
         result = await self.bounded(
             self._register(
                 keys=self._keys(episode_id),
-                args=[spec_json, self.settings.steps_maxlen, fields["k"], fields["v"],
-                      fields["d"], EPISODE_TTL_S, *flat],
+                args=[
+                    spec_json,
+                    self.settings.steps_maxlen,
+                    fields["k"],
+                    fields["v"],
+                    fields["d"],
+                    EPISODE_TTL_S,
+                    *flat,
+                ],
             )
-        )  # fmt: skip
+        )
         if int(result[0]) < 0:
             if admitted == 2:  # counted for a registration that did not happen
                 await self.bounded(self.redis.zrem(self.keys.active_episodes(), episode_id))
             raise ApiError(
-                409, "episode_exists", "an episode with this id exists with another spec",
+                409,
+                "episode_exists",
+                "an episode with this id exists with another spec",
                 "episode_id",
-            )  # fmt: skip
+            )
         created = int(result[0]) == 1
         if created:
             pipe = self.redis.pipeline(transaction=False)
@@ -275,10 +288,17 @@ class EpisodeStore:
             self._accepts.accept(
                 self.keys.shard_of(episode_id),
                 self._keys(episode_id),
-                [step, self.settings.steps_maxlen, fields["k"], fields["v"], fields["d"],
-                 event.ts, final],
+                [
+                    step,
+                    self.settings.steps_maxlen,
+                    fields["k"],
+                    fields["v"],
+                    fields["d"],
+                    event.ts,
+                    final,
+                ],
             )
-        )  # fmt: skip
+        )
         code = int(code)
         if code == 1:
             return Accepted(_text(value), event.ts)
@@ -289,13 +309,21 @@ class EpisodeStore:
             raise ApiError(409, "episode_finished", "the episode has finished", "episode_id")
         if code == -409:
             raise ApiError(
-                409, "duplicate_step", f"step {step} was already accepted; next is {accepted + 1}",
-                "step", last_step=accepted, expected_step=accepted + 1,
-            )  # fmt: skip
+                409,
+                "duplicate_step",
+                f"step {step} was already accepted; next is {accepted + 1}",
+                "step",
+                last_step=accepted,
+                expected_step=accepted + 1,
+            )
         raise ApiError(
-            409, "step_gap", f"steps must arrive in order: expected step {accepted + 1}, "
-            f"got {step}", "step", last_step=accepted, expected_step=accepted + 1,
-        )  # fmt: skip
+            409,
+            "step_gap",
+            f"steps must arrive in order: expected step {accepted + 1}, got {step}",
+            "step",
+            last_step=accepted,
+            expected_step=accepted + 1,
+        )
 
     async def aclose(self) -> None:
         if self._touch_task is not None:

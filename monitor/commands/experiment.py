@@ -24,8 +24,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--json", action="store_true", help="print what ran as one JSON object")
     p.add_argument("--search", choices=("optuna",), help="tune mitigation settings instead")
     p.add_argument("--n-trials", type=int, default=20, help="--search: trials to add")
-    p.add_argument("--direction", choices=("minimize", "maximize"), default="minimize",
-                   help="--search: minimise the flip rate, or maximise it")  # fmt: skip
+    p.add_argument(
+        "--direction",
+        choices=("minimize", "maximize"),
+        default="minimize",
+        help="--search: minimise the flip rate, or maximise it",
+    )
     p.set_defaults(func=main)
 
 
@@ -40,8 +44,13 @@ def main(args: argparse.Namespace) -> int:
         from monitor.experiments.search import run_search
 
         try:
-            report = run_search(config, out, n_trials=args.n_trials, direction=args.direction,
-                                show_progress=not args.json)  # fmt: skip
+            report = run_search(
+                config,
+                out,
+                n_trials=args.n_trials,
+                direction=args.direction,
+                show_progress=not args.json,
+            )
         except (ConfigError, ValueError, ValidationError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -51,8 +60,11 @@ def main(args: argparse.Namespace) -> int:
 
     text = args.file.read_text()
     try:
-        outcome = run(lambda stop: run_experiment(
-            config, out, stop, config_text=text, show_progress=not args.json))  # fmt: skip
+        outcome = run(
+            lambda stop: run_experiment(
+                config, out, stop, config_text=text, show_progress=not args.json
+            )
+        )
     except (ConfigError, ValueError, ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -86,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             trajectories.append(load_trajectory(path))
         except TrajectoryError as exc:
-            print(f"error: {path}: {exc}" if path not in str(exc) else f"error: {exc}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"error: {path}: {exc}" if path not in str(exc) else f"error: {exc}",
+                file=sys.stderr,
+            )
             failed += 1
     for traj, result in zip(trajectories, backend(trajectories), strict=True):
         summary = result.summary()

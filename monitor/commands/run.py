@@ -37,8 +37,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--flip-step", type=int, help="drifting agent: flip at this step")
     p.add_argument("--mode", help="drifting agent: runaway mode")
     p.add_argument("--source", help="replay agent: the recording to play")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment option (repeatable), e.g. hint=false")  # fmt: skip
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment option (repeatable), e.g. hint=false",
+    )
     p.add_argument("--log-dir", type=Path, help="write one JSONL log per episode here")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=main)
@@ -48,8 +53,11 @@ def _agent_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.agent in ("openai", "anthropic", "openai-compatible"):
         if args.agent == "openai-compatible" and not args.base_url:
             raise ValueError("--agent openai-compatible needs --base-url")
-        options: dict[str, Any] = {"model": args.model, "base_url": args.base_url,
-                                   "temperature": args.temperature}  # fmt: skip
+        options: dict[str, Any] = {
+            "model": args.model,
+            "base_url": args.base_url,
+            "temperature": args.temperature,
+        }
     elif args.agent == "drifting":
         options = {"flip_step": args.flip_step, "mode": args.mode}
     elif args.agent == "replay":

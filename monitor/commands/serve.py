@@ -69,8 +69,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, with_detector: bool)
             await site.start()
             where = "embedded Redis" if not settings.redis_url else "REDIS_URL"
             detector = "in-process detector" if with_detector else "external detectors"
-            log.info("serving on http://%s:%d (%s, %s)", settings.host, settings.port, where,
-                     detector)  # fmt: skip
+            log.info(
+                "serving on http://%s:%d (%s, %s)", settings.host, settings.port, where, detector
+            )
             await stop.wait()
         finally:
             await runner.cleanup()

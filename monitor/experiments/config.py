@@ -47,8 +47,11 @@ class ModelEntry(BaseModel):
 
     def agent_options(self) -> dict[str, Any]:
         """``options`` with the shortcuts folded in (the shortcuts win)."""
-        shortcuts = {"model": self.model, "base_url": self.base_url,
-                     "temperature": self.temperature}  # fmt: skip
+        shortcuts = {
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+        }
         return {**self.options, **{k: v for k, v in shortcuts.items() if v is not None}}
 
 

@@ -23,8 +23,12 @@ class Cell:
     seed: int
 
     def as_dict(self) -> dict[str, str | int]:
-        return {"model": self.model, "environment": self.environment,
-                "mitigation": self.mitigation, "seed": self.seed}  # fmt: skip
+        return {
+            "model": self.model,
+            "environment": self.environment,
+            "mitigation": self.mitigation,
+            "seed": self.seed,
+        }
 
 
 def episode_id(experiment: str, cell: Cell) -> str:

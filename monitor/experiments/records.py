@@ -32,8 +32,11 @@ _EVENT: TypeAdapter[Any] = TypeAdapter(Event)
 
 def read_log(path: Path) -> list[Any]:
     """Every event of one episode log, in the order the worker saw them."""
-    return [_EVENT.validate_python(orjson.loads(line)) for line in path.read_bytes().splitlines()
-            if line.strip()]  # fmt: skip
+    return [
+        _EVENT.validate_python(orjson.loads(line))
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
 
 
 def first_onset(events: list[Any]) -> int | None:
@@ -104,11 +107,18 @@ def episode_records(
     step_lines = []
     for s in steps:
         v = verdicts.get(s.step)
-        step_lines.append({
-            "kind": "step", "episode_id": episode_id, "cell": cell_dict, "step": s.step,
-            "observation": s.observation, "action": s.action, "rewards": s.rewards,
-            "runaway_index": v.runaway_index if v else None,
-            "hazard": v.hazard if v else None,
-            "flags": list(v.flags) if v else [],
-        })  # fmt: skip
+        step_lines.append(
+            {
+                "kind": "step",
+                "episode_id": episode_id,
+                "cell": cell_dict,
+                "step": s.step,
+                "observation": s.observation,
+                "action": s.action,
+                "rewards": s.rewards,
+                "runaway_index": v.runaway_index if v else None,
+                "hazard": v.hazard if v else None,
+                "flags": list(v.flags) if v else [],
+            }
+        )
     return episode, step_lines

@@ -49,9 +49,14 @@ class ExperimentRun:
         return self.done_before + self.finished == self.total
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "done_before": self.done_before, "finished": self.finished,
-                "failed": len(self.failed), "interrupted": self.interrupted,
-                "complete": self.complete}  # fmt: skip
+        return {
+            "total": self.total,
+            "done_before": self.done_before,
+            "finished": self.finished,
+            "failed": len(self.failed),
+            "interrupted": self.interrupted,
+            "complete": self.complete,
+        }
 
 
 def prepare(results: Results, config: ExperimentConfig, config_text: str | None) -> set[str]:
@@ -73,8 +78,9 @@ def prepare(results: Results, config: ExperimentConfig, config_text: str | None)
 class _Recorder:
     """The pipeline's ``on_result``: turns each finished episode's log into result lines."""
 
-    def __init__(self, results: Results, cells: dict[str, Cell], run: ExperimentRun,
-                 bar: ProgressBar) -> None:  # fmt: skip
+    def __init__(
+        self, results: Results, cells: dict[str, Cell], run: ExperimentRun, bar: ProgressBar
+    ) -> None:
         self.results, self.cells, self.run, self.bar = results, cells, run, bar
 
     def __call__(self, result: EpisodeResult) -> None:
@@ -127,10 +133,15 @@ async def run_experiment(
         drawing = asyncio.create_task(bar.run()) if show_progress else None
         try:
             run.pipeline = await run_episodes(
-                settings, pending, stop, run_id=f"exp-{uuid.uuid4().hex[:8]}",
-                show_progress=False, log_dir=results.logs, agent_factory=agent_factory,
+                settings,
+                pending,
+                stop,
+                run_id=f"exp-{uuid.uuid4().hex[:8]}",
+                show_progress=False,
+                log_dir=results.logs,
+                agent_factory=agent_factory,
                 on_result=_Recorder(results, cells, run, bar),
-            )  # fmt: skip
+            )
         finally:
             if drawing is not None:
                 drawing.cancel()

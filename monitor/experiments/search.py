@@ -42,8 +42,10 @@ def coarse_grid(ranges: dict[str, tuple[float, float]]) -> list[dict[str, float]
     """Every corner of the space (low/high of each setting)."""
     names = sorted(ranges)
     corners = itertools.product(*(sorted(set(ranges[n])) for n in names))
-    return [{n: (int(v) if n in INT_PARAMS else v) for n, v in zip(names, c, strict=True)}
-            for c in corners]  # fmt: skip
+    return [
+        {n: (int(v) if n in INT_PARAMS else v) for n, v in zip(names, c, strict=True)}
+        for c in corners
+    ]
 
 
 def trial_config(config: ExperimentConfig, params: dict[str, Any]) -> ExperimentConfig:
@@ -55,21 +57,33 @@ def trial_config(config: ExperimentConfig, params: dict[str, Any]) -> Experiment
         base.append(f"short-context-{int(params['context_steps'])}")
     models = [
         m.model_copy(update={"temperature": params["temperature"]})
-        if "temperature" in params and m.kind in MODEL_KINDS else m
+        if "temperature" in params and m.kind in MODEL_KINDS
+        else m
         for m in config.models
-    ]  # fmt: skip
+    ]
     detector = config.detector
     if "n_consecutive" in params:
         detector = detector.model_copy(update={"n_consecutive": int(params["n_consecutive"])})
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    return config.model_copy(update={"name": f"{config.name}-{digest}",
-                                     "mitigations": ["+".join(base)], "models": models,
-                                     "detector": detector})  # fmt: skip
+    return config.model_copy(
+        update={
+            "name": f"{config.name}-{digest}",
+            "mitigations": ["+".join(base)],
+            "models": models,
+            "detector": detector,
+        }
+    )
 
 
 class _Objective:
-    def __init__(self, config: ExperimentConfig, root: Path, ranges: dict[str, tuple[float, float]],
-                 settings: Settings | None, show_progress: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        root: Path,
+        ranges: dict[str, tuple[float, float]],
+        settings: Settings | None,
+        show_progress: bool,
+    ) -> None:
         self.config, self.root, self.ranges = config, root, ranges
         self.settings, self.show_progress = settings, show_progress
 
@@ -83,8 +97,15 @@ class _Objective:
         sub = trial_config(self.config, params)
         out = self.root / "trials" / sub.name
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            run = runner.run(run_experiment(sub, out, asyncio.Event(), settings=self.settings,
-                                            show_progress=self.show_progress))  # fmt: skip
+            run = runner.run(
+                run_experiment(
+                    sub,
+                    out,
+                    asyncio.Event(),
+                    settings=self.settings,
+                    show_progress=self.show_progress,
+                )
+            )
         if not run.complete:
             raise RuntimeError(f"trial {trial.number}: {len(run.failed)} episodes failed")
         episodes = Results(out).episode_lines()
@@ -100,12 +121,18 @@ def open_study(root: Path, name: str, direction: str) -> optuna.Study:
     """The study in ``root/search.db``; trials a crash left RUNNING are marked FAIL."""
     root.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{(root / 'search.db').resolve()}")
-    study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                sampler=optuna.samplers.TPESampler(seed=0),
-                                load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=0),
+        load_if_exists=True,
+    )
     if study.direction.name.lower() != direction:
-        raise ValueError(f"study {name!r} in {root} was made to {study.direction.name.lower()}; "
-                         f"use another results directory for --direction {direction}")  # fmt: skip
+        raise ValueError(
+            f"study {name!r} in {root} was made to {study.direction.name.lower()}; "
+            f"use another results directory for --direction {direction}"
+        )
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return study

@@ -1,25 +1,14 @@
-"""A detector's batch writes go out with its next read (one round trip), and land."""
+"""A detector's batch is written before its entries are acked, and re-scored when the
+write fails."""
 
 import pytest
-from redis.exceptions import ResponseError
 
 from detectors.consumer import ShardConsumer
 from schemas.keys import DETECTOR_GROUP
 from schemas.metrics import DetectorMetrics
-from schemas.redis_io import call_together, dedicated, holds_one_connection, stream_entries
+from schemas.redis_io import dedicated, stream_entries
 from tests.conftest import RECORDINGS
 from tests.detector_helpers import control_events, publish_recordings
-
-
-async def test_call_together_answers_in_order_and_survives_an_error_reply(redis):
-    async with dedicated(redis) as client:
-        assert holds_one_connection(client) and not holds_one_connection(redis)
-        ok, bad, after = await call_together(
-            client, [["PING"], ["INCRBY", "not-a-number-key", "x"], ["ECHO", "still in step"]]
-        )
-        assert ok == b"PONG" and after == b"still in step"
-        assert isinstance(bad, ResponseError)  # returned, not raised
-        assert await client.echo("next") == b"next"  # the connection was left in step
 
 
 async def _consumer(redis, client, settings, episode_id: str) -> ShardConsumer:
@@ -36,7 +25,6 @@ async def _drain(consumer: ShardConsumer) -> None:
     idle = 0
     while idle < 2:
         idle = idle + 1 if await consumer.poll(block_ms=1) == 0 else 0
-    await consumer.flush()
 
 
 async def _verdicts(redis, settings, episode_id: str) -> list[int]:
@@ -51,43 +39,38 @@ async def _one_recording(redis, settings) -> tuple[str, list]:
 
 
 @pytest.mark.parametrize("flush_scripts", [False, True])
-async def test_a_batch_is_written_with_the_next_read(redis, settings, flush_scripts):
+async def test_a_batch_is_written_before_its_entries_are_acked(redis, settings, flush_scripts):
     settings = settings.model_copy(update={"batch_size": 5, "control_maxlen": 1000})
     episode_id, events = await _one_recording(redis, settings)
     stream = settings.keys.steps(settings.keys.shard_of(episode_id))
     async with dedicated(redis) as client:
         consumer = await _consumer(redis, client, settings, episode_id)
-        assert await consumer.poll() == 5  # the start and steps 1-4, handled
-        assert await _verdicts(redis, settings, episode_id) == []  # their writes wait
         if flush_scripts:  # as after a Redis restart: the batch script must be loaded again
             await redis.script_flush()
-        assert await consumer.poll() == 5  # steps 5-9 read, steps 1-4 written on the way
+        assert await consumer.poll() == 5  # the start and steps 1-4
         assert await _verdicts(redis, settings, episode_id) == [1, 2, 3, 4]
-        assert (await redis.xpending(stream, DETECTOR_GROUP))["pending"] == 5  # 5-9 only
-        await consumer.flush()  # as the service does when it stops reading
-        assert await _verdicts(redis, settings, episode_id) == list(range(1, 10))
         assert (await redis.xpending(stream, DETECTOR_GROUP))["pending"] == 0
         await _drain(consumer)
     assert await _verdicts(redis, settings, episode_id) == [ev.step for ev in events]
 
 
 async def test_failed_writes_are_scored_again_from_the_pending_entries(redis, settings):
-    """If the combined call fails, the batch's entries stay pending and are re-scored."""
+    """If a batch's write fails, its entries stay pending and are re-scored."""
     settings = settings.model_copy(update={"batch_size": 3, "control_maxlen": 1000})
     episode_id, events = await _one_recording(redis, settings)
+    stream = settings.keys.steps(settings.keys.shard_of(episode_id))
     async with dedicated(redis) as client:
         consumer = await _consumer(redis, client, settings, episode_id)
-        await consumer.poll()  # start + steps 1-2 handled, unsent
-        await client.connection.disconnect()  # the next call finds the connection gone...
-        real_send = client.connection.send_packed_command
+        real_send = consumer.writer.send
 
-        async def broken(*args, **kwargs):
+        async def broken(batch):
             raise ConnectionError("connection lost")
 
-        client.connection.send_packed_command = broken
+        consumer.writer.send = broken
         with pytest.raises(ConnectionError):
-            await consumer.poll()
-        client.connection.send_packed_command = real_send  # ...and then Redis is back
+            await consumer.poll()  # start + steps 1-2 scored, not written
+        assert (await redis.xpending(stream, DETECTOR_GROUP))["pending"] == 3
+        consumer.writer.send = real_send  # ...and then Redis is back
         assert consumer.records == {}  # in-memory states forgotten: re-read from pending
         await _drain(consumer)
     assert await _verdicts(redis, settings, episode_id) == [ev.step for ev in events]
