@@ -36,8 +36,17 @@ def _events(trials: int) -> list[Any]:
     for f in files[:trials]:
         _spec, steps = events_from_recording(read_tsv(f))
         for s in steps:
-            out += [s, Verdict(episode_id=s.episode_id, step=s.step, verdict="continue",
-                               savepoint_step=s.step, runaway_index=0.1, step_ts=s.ts)]  # fmt: skip
+            out += [
+                s,
+                Verdict(
+                    episode_id=s.episode_id,
+                    step=s.step,
+                    verdict="continue",
+                    savepoint_step=s.step,
+                    runaway_index=0.1,
+                    step_ts=s.ts,
+                ),
+            ]
     return out
 
 

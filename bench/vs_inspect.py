@@ -57,10 +57,15 @@ def _side_inspect(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as logs:
         started = time.perf_counter()
         (log,) = inspect_eval(
-            task, model=f"openai-api/bench/{MODEL}", model_base_url=args.base_url,
-            max_connections=args.max_connections, max_samples=args.max_connections,
-            log_dir=logs, display="none", fail_on_error=True,
-        )  # fmt: skip
+            task,
+            model=f"openai-api/bench/{MODEL}",
+            model_base_url=args.base_url,
+            max_connections=args.max_connections,
+            max_samples=args.max_connections,
+            log_dir=logs,
+            display="none",
+            fail_on_error=True,
+        )
         wall = time.perf_counter() - started
         log = read_eval_log(log.location)
     if log.status != "success":
@@ -82,8 +87,12 @@ def _side_runaway(args: argparse.Namespace) -> dict[str, Any]:
     from schemas.settings import Settings
     from workers.environments.catalog import OBJECTIVES
 
-    options = {"model": MODEL, "base_url": args.base_url, "structured": "off",
-               "price_per_mtok": (0.0, 0.0)}  # fmt: skip
+    options = {
+        "model": MODEL,
+        "base_url": args.base_url,
+        "structured": "off",
+        "price_per_mtok": (0.0, 0.0),
+    }
     specs = [
         EpisodeSpec(
             episode_id=f"vsi-{i:04d}",
@@ -100,8 +109,9 @@ def _side_runaway(args: argparse.Namespace) -> dict[str, Any]:
 
     async def main(log_dir: Path) -> float:
         started = time.perf_counter()
-        summary = await run_episodes(settings, specs, asyncio.Event(), run_id="vsi",
-                                     show_progress=False, log_dir=log_dir)  # fmt: skip
+        summary = await run_episodes(
+            settings, specs, asyncio.Event(), run_id="vsi", show_progress=False, log_dir=log_dir
+        )
         if summary["errors"]:
             raise SystemExit(f"runaway-monitor's run had errors: {summary['errors']}")
         return time.perf_counter() - started
@@ -121,11 +131,28 @@ def _side_runaway(args: argparse.Namespace) -> dict[str, Any]:
 def _spawn(side: str, args: argparse.Namespace, extra: list[str], env: dict[str, str]) -> dict:
     """Run one side in a fresh process; its JSON result."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, os.path.abspath(__file__), "--side", side, "--out", out.name,
-               "--episodes", str(args.episodes), "--steps", str(args.steps),
-               "--base-url", args.base_url, *extra]  # fmt: skip
-        environ = {**os.environ, "INSPECT_DISPLAY": "none", "PYTHONPATH": str(ROOT),
-                   "BENCH_API_KEY": "bench", **env}  # fmt: skip
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--side",
+            side,
+            "--out",
+            out.name,
+            "--episodes",
+            str(args.episodes),
+            "--steps",
+            str(args.steps),
+            "--base-url",
+            args.base_url,
+            *extra,
+        ]
+        environ = {
+            **os.environ,
+            "INSPECT_DISPLAY": "none",
+            "PYTHONPATH": str(ROOT),
+            "BENCH_API_KEY": "bench",
+            **env,
+        }
         subprocess.run(cmd, check=True, env=environ, cwd=ROOT, timeout=1800, stdout=sys.stderr)
         return json.loads(Path(out.name).read_text())
 
@@ -146,8 +173,12 @@ def _monitored(args: argparse.Namespace, connections: int) -> dict[str, Any]:
             detector = await _detector(url, prefix)
             try:
                 # every verdict waited for, as a worker does (not the sidecar's 2 s)
-                env = {"REDIS_URL": url, "RUNAWAY_KEY_PREFIX": prefix,
-                       "RUNAWAY_INSPECT_HOOKS": "1", "RUNAWAY_STEP_TIMEOUT_S": "30"}  # fmt: skip
+                env = {
+                    "REDIS_URL": url,
+                    "RUNAWAY_KEY_PREFIX": prefix,
+                    "RUNAWAY_INSPECT_HOOKS": "1",
+                    "RUNAWAY_STEP_TIMEOUT_S": "30",
+                }
                 extra = ["--max-connections", str(connections), "--monitor"]
                 return await asyncio.to_thread(_spawn, "inspect", args, extra, env)
             finally:
@@ -174,7 +205,9 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         server.close()
     rate = {k: calls / v["wall_s"] for k, v in (("a", a), ("b", b), ("c", c))}
     out: dict[str, Any] = {
-        "episodes": args.episodes, "steps_each": args.steps, "model_delay_ms": args.delay_ms,
+        "episodes": args.episodes,
+        "steps_each": args.steps,
+        "model_delay_ms": args.delay_ms,
         **{f"inspect_steps_per_s_at_{n}": round(calls / r["wall_s"], 1) for n, r in tuned.items()},
         "inspect_best_max_connections": best,
         "inspect_steps_per_s": round(rate["a"], 1),
@@ -186,11 +219,12 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "monitored_verdict_problems": b["monitor_problems"],
         "identical_actions": a["actions"] == c["actions"] and len(a["actions"]) == args.episodes,
         "monitored_identical_actions": b["actions"] == a["actions"],
-    }  # fmt: skip
+    }
     out["targets_met"] = (
-        out["identical_actions"] and out["runaway_vs_inspect"] >= 1.0
+        out["identical_actions"]
+        and out["runaway_vs_inspect"] >= 1.0
         and out["hooks_overhead"] <= 0.05
-    )  # fmt: skip
+    )
     return out
 
 
@@ -204,8 +238,11 @@ def cli() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--delay-ms", type=float, default=100.0)
-    p.add_argument("--max-connections", default="25,50,100,200",
-                   help="Inspect's max_connections values to try (comma-separated)")  # fmt: skip
+    p.add_argument(
+        "--max-connections",
+        default="25,50,100,200",
+        help="Inspect's max_connections values to try (comma-separated)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--side", choices=("inspect", "runaway"), help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -219,8 +256,11 @@ def cli() -> None:
         Path(args.out).write_text(json.dumps(result))
         return
     out = compare(args)
-    print_table("Inspect AI vs runaway-monitor's run, same model server", list(out.items()),
-                out if args.json else None)  # fmt: skip
+    print_table(
+        "Inspect AI vs runaway-monitor's run, same model server",
+        list(out.items()),
+        out if args.json else None,
+    )
     if not out["identical_actions"]:
         sys.exit("per-episode actions differ between Inspect and runaway-monitor's run")
 

@@ -212,8 +212,9 @@ class ShardConsumer:
         gone = [e for e, n in zip(ordered, await pipe.execute(), strict=True) if not n]
         if gone:
             await self.redis.hdel(key, *gone, *(spec_field(e) for e in gone))
-            log.info("shard %d: dropped the checkpoints of %d abandoned episodes", self.shard,
-                     len(gone))  # fmt: skip
+            log.info(
+                "shard %d: dropped the checkpoints of %d abandoned episodes", self.shard, len(gone)
+            )
 
     def _drop_finished(self, episode_ids: list[str]) -> None:
         for episode_id in episode_ids:
@@ -324,16 +325,32 @@ class ShardConsumer:
         flags, detected = sorted(score.flags), [d.flag for d in score.detections]
         dec, reminder = self._decide(batch, rec, ev, score, control)
         verdict = encode_verdict(
-            ev.episode_id, ev.step, dec.verdict, score.savepoint_step,
-            score.runaway_index, score.hazard, flags, detected, ev.ts, dec.cause, dec.policy,
-            _joined(gap, dec.reason), reminder,
-        )  # fmt: skip
+            ev.episode_id,
+            ev.step,
+            dec.verdict,
+            score.savepoint_step,
+            score.runaway_index,
+            score.hazard,
+            flags,
+            detected,
+            ev.ts,
+            dec.cause,
+            dec.policy,
+            _joined(gap, dec.reason),
+            reminder,
+        )
         self._control(batch, control, ev.episode_id, verdict)
         if self.trace_maxlen:
             trace = encode_trace(
-                ev, score.runaway_index, score.hazard, flags, detected, dec.verdict,
-                dec.cause, score.savepoint_step,
-            )  # fmt: skip
+                ev,
+                score.runaway_index,
+                score.hazard,
+                flags,
+                detected,
+                dec.verdict,
+                dec.cause,
+                score.savepoint_step,
+            )
             batch.xadds.append((self.keys.trace(ev.episode_id), trace, self.trace_maxlen))
         summary = batch.summaries[ev.episode_id] = {
             "last_step": ev.step,
@@ -368,11 +385,16 @@ class ShardConsumer:
             if dec.verdict == "remind" or rec.spec.detector.reminder:
                 reminder = reminder_text(rec.spec.objectives)
             cmd = RecoveryCommand(
-                episode_id=ev.episode_id, step=ev.step,
+                episode_id=ev.episode_id,
+                step=ev.step,
                 command_id=f"{ev.episode_id}:{dec.onset_step}:{rec.recoveries_sent}",
-                action=dec.verdict, cause=dec.cause, savepoint_step=score.savepoint_step,
-                reminder=reminder, reason=dec.reason or "", step_ts=ev.ts,
-            )  # fmt: skip
+                action=dec.verdict,
+                cause=dec.cause,
+                savepoint_step=score.savepoint_step,
+                reminder=reminder,
+                reason=dec.reason or "",
+                step_ts=ev.ts,
+            )
             self._control(batch, control, ev.episode_id, encode(cmd))
         return dec, reminder
 

@@ -149,8 +149,9 @@ class EpisodeRecord:
             return cls._from_state(spec, orjson.loads(state_json))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             why = f"{type(exc).__name__}: {str(exc)[:120]}"
-            log.warning("episode %s: checkpoint unreadable (%s); scoring restarts", spec.episode_id,
-                        why)  # fmt: skip
+            log.warning(
+                "episode %s: checkpoint unreadable (%s); scoring restarts", spec.episode_id, why
+            )
             rec = cls.start(spec)
             last = orjson.loads(state_json).get("last_step") if _is_object(state_json) else None
             rec.last_step = last if isinstance(last, int) and not isinstance(last, bool) else 0
@@ -201,8 +202,11 @@ def load_spec(spec_json: bytes) -> EpisodeSpec:
         spec = EpisodeSpec.model_validate({k: v for k, v in data.items() if k not in unknown})
     except ValidationError:
         raise CheckpointError(f"spec checkpoint is invalid ({error})") from None
-    log.warning("episode %s: spec checkpoint of another release; ignored fields %s",
-                spec.episode_id, unknown)  # fmt: skip
+    log.warning(
+        "episode %s: spec checkpoint of another release; ignored fields %s",
+        spec.episode_id,
+        unknown,
+    )
     return spec
 
 

@@ -104,9 +104,13 @@ class DetectorService:
     async def readiness(self) -> dict[str, Any]:
         """``/readyz``: Redis answers, every steps stream has the group, no loop is stuck."""
         body = await readiness(
-            self.redis, self.health, self.keys.all_steps(), DETECTOR_GROUP,
-            self.settings.redis_op_timeout_s, shards=sorted(self._tasks),
-        )  # fmt: skip
+            self.redis,
+            self.health,
+            self.keys.all_steps(),
+            DETECTOR_GROUP,
+            self.settings.redis_op_timeout_s,
+            shards=sorted(self._tasks),
+        )
         if not self.ready and body["status"] == "ready":
             body["status"], body["reasons"] = "not_ready", ["the last balancing round failed"]
         return body

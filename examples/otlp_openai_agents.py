@@ -41,9 +41,11 @@ async def run(base_url: str, model: str, prompt: str, conversation: str, max_tur
     )
     with using_session(conversation):
         result = await Runner.run(
-            agent, prompt, max_turns=max_turns,
+            agent,
+            prompt,
+            max_turns=max_turns,
             run_config=RunConfig(group_id=conversation, tracing_disabled=False),
-        )  # fmt: skip
+        )
     return str(result.final_output)
 
 
@@ -59,8 +61,9 @@ def main() -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # OTEL_EXPORTER_OTLP_*
     OpenAIAgentsInstrumentor().instrument(tracer_provider=provider)
     try:
-        out = asyncio.run(run(args.base_url, args.model, args.prompt, args.conversation,
-                              args.max_turns))  # fmt: skip
+        out = asyncio.run(
+            run(args.base_url, args.model, args.prompt, args.conversation, args.max_turns)
+        )
         print(out)
     finally:
         provider.shutdown()  # flushes the spans still queued

@@ -164,8 +164,9 @@ def _episode_id(body: dict[str, Any]) -> str:
 class Monitor:
     """Synchronous client (``urllib``); one instance per agent process is enough."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8321", token: str | None = None,
-                 timeout_s: float = 35.0) -> None:  # fmt: skip
+    def __init__(
+        self, url: str = "http://127.0.0.1:8321", token: str | None = None, timeout_s: float = 35.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
@@ -190,16 +191,23 @@ class Monitor:
             message = f"no answer from {self.url}: {type(exc).__name__}"
             raise MonitorError(0, {"error": "unreachable", "message": message}) from None
 
-    def register(self, environment: str | None = None, objectives: list[dict] | None = None,
-                 **extra: Any) -> str:  # fmt: skip
+    def register(
+        self, environment: str | None = None, objectives: list[dict] | None = None, **extra: Any
+    ) -> str:
         """Register an episode; its id. ``extra``: episode_id, detector, policy, fail_mode,
         labels."""
         return _episode_id(
             self._post("/v1/episodes", _register_body(environment, objectives, **extra))
         )
 
-    def step(self, episode_id: str, step: int, observation: dict[str, float] | None = None,
-             action: dict[str, float] | None = None, **extra: Any) -> StepResult:  # fmt: skip
+    def step(
+        self,
+        episode_id: str,
+        step: int,
+        observation: dict[str, float] | None = None,
+        action: dict[str, float] | None = None,
+        **extra: Any,
+    ) -> StepResult:
         """Report one step; the verdict. ``extra``: rewards, text, tool_calls
         (``[{"name": ..., "arguments": {...}, "result": ...}]``), state (agent state JSON)."""
         body = _step_body(step, observation, action, **extra)
@@ -212,8 +220,9 @@ class Monitor:
 class AsyncMonitor:
     """The same calls for asyncio agents (aiohttp); use as ``async with``."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8321", token: str | None = None,
-                 timeout_s: float = 35.0) -> None:  # fmt: skip
+    def __init__(
+        self, url: str = "http://127.0.0.1:8321", token: str | None = None, timeout_s: float = 35.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
@@ -249,13 +258,20 @@ class AsyncMonitor:
             raise MonitorError(status, detail if isinstance(detail, dict) else {})
         return _json_object(status, raw)
 
-    async def register(self, environment: str | None = None, objectives: list[dict] | None = None,
-                       **extra: Any) -> str:  # fmt: skip
+    async def register(
+        self, environment: str | None = None, objectives: list[dict] | None = None, **extra: Any
+    ) -> str:
         body = _register_body(environment, objectives, **extra)
         return _episode_id(await self._post("/v1/episodes", body))
 
-    async def step(self, episode_id: str, step: int, observation: dict[str, float] | None = None,
-                   action: dict[str, float] | None = None, **extra: Any) -> StepResult:  # fmt: skip
+    async def step(
+        self,
+        episode_id: str,
+        step: int,
+        observation: dict[str, float] | None = None,
+        action: dict[str, float] | None = None,
+        **extra: Any,
+    ) -> StepResult:
         body = _step_body(step, observation, action, **extra)
         return StepResult.from_json(await self._post(f"/v1/episodes/{episode_id}/steps", body))
 

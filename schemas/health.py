@@ -93,10 +93,16 @@ class LoopWatch:
 
     def heartbeat(self, role: Role, name: str, **doing: Any) -> Heartbeat:
         return Heartbeat(
-            role=role, name=name, started_at=self.started_at, ts=time.time(),
-            loop_ts=self.oldest_tick_ts(), last_batch_ts=self.last_batch_ts,
-            errors=self.errors, last_error=self.last_error, **doing,
-        )  # fmt: skip
+            role=role,
+            name=name,
+            started_at=self.started_at,
+            ts=time.time(),
+            loop_ts=self.oldest_tick_ts(),
+            last_batch_ts=self.last_batch_ts,
+            errors=self.errors,
+            last_error=self.last_error,
+            **doing,
+        )
 
 
 async def write_heartbeat(redis: aioredis.Redis, keys: Keys, beat: Heartbeat, ttl_s: float) -> None:

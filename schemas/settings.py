@@ -83,10 +83,12 @@ class Settings(BaseSettings):
     fail_mode: FailMode = FailMode.CLOSED
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     header_timeout_s: float = Field(
-        default=10.0, gt=0, le=30,
+        default=10.0,
+        gt=0,
+        le=30,
         description="close a connection without a complete request head (or body) this long "
         "after it connected or finished its last request (idle keep-alive included)",
-    )  # fmt: skip
+    )
     max_connections: int = Field(
         default=1_000, ge=8, description="open connections; beyond, the oldest idle one closes"
     )
@@ -97,18 +99,21 @@ class Settings(BaseSettings):
         default=10_000, ge=0, description="/readyz: most unread steps per shard for the group"
     )
     max_active_episodes: int = Field(
-        default=10_000, ge=1,
+        default=10_000,
+        ge=1,
         description="unfinished sidecar episodes at once; a registration beyond is 429",
-    )  # fmt: skip
+    )
     episode_abandon_s: float = Field(
-        default=86_400.0, gt=0,
+        default=86_400.0,
+        gt=0,
         description="an unfinished sidecar episode without a step this long no longer counts",
-    )  # fmt: skip
+    )
     episode_idle_s: float = Field(
-        default=600.0, gt=0,
+        default=600.0,
+        gt=0,
         description="a detector drops an episode's state from memory after this long without "
         "a step (it reloads from the checkpoint on the next)",
-    )  # fmt: skip
+    )
     sse_max_streams: int = Field(default=100, ge=1, description="open /v1/events streams in all")
     sse_per_client: int = Field(
         default=8, ge=1, description="open /v1/events streams per client address"

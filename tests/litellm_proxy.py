@@ -28,9 +28,11 @@ STARTUP_TIMEOUT_S = 120.0
 def litellm_python() -> str:
     """The python of the proxy's environment (created on first use, then cached)."""
     out = subprocess.run(
-        [str(ROOT / "scripts" / "prepare-litellm.sh")], capture_output=True, text=True,
+        [str(ROOT / "scripts" / "prepare-litellm.sh")],
+        capture_output=True,
+        text=True,
         timeout=900,
-    )  # fmt: skip
+    )
     assert out.returncode == 0, f"prepare-litellm.sh failed:\n{out.stderr[-3000:]}"
     return out.stdout.strip().splitlines()[-1]
 
@@ -43,20 +45,30 @@ def _free_port() -> int:
 
 def proxy_config(model_base_url: str, monitor_url: str, fallback: str = "fail_closed") -> dict:
     return {
-        "model_list": [{
-            "model_name": "local",
-            "litellm_params": {"model": "openai/local", "api_base": model_base_url,
-                               "api_key": "unused", "max_retries": 0},
-        }],
-        "guardrails": [{
-            "guardrail_name": "runaway-monitor",
-            "litellm_params": {
-                "guardrail": "generic_guardrail_api", "mode": "pre_call",
-                "api_base": monitor_url, "default_on": True,
-                "unreachable_fallback": fallback,
-            },
-        }],
-    }  # fmt: skip
+        "model_list": [
+            {
+                "model_name": "local",
+                "litellm_params": {
+                    "model": "openai/local",
+                    "api_base": model_base_url,
+                    "api_key": "unused",
+                    "max_retries": 0,
+                },
+            }
+        ],
+        "guardrails": [
+            {
+                "guardrail_name": "runaway-monitor",
+                "litellm_params": {
+                    "guardrail": "generic_guardrail_api",
+                    "mode": "pre_call",
+                    "api_base": monitor_url,
+                    "default_on": True,
+                    "unreachable_fallback": fallback,
+                },
+            }
+        ],
+    }
 
 
 @contextlib.asynccontextmanager
@@ -66,14 +78,28 @@ async def litellm_proxy(python: str, config: dict, workdir: Path) -> AsyncIterat
     path.write_text(yaml.safe_dump(config))
     log = (workdir / "litellm.log").open("wb")
     port = _free_port()
-    env = {**os.environ, "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
-           "LITELLM_LOG": "ERROR", "NO_DOCS": "True", "PYTHONPATH": "",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+        "LITELLM_LOG": "ERROR",
+        "NO_DOCS": "True",
+        "PYTHONPATH": "",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
     litellm = str(Path(python).parent / "litellm")
     proc = await asyncio.create_subprocess_exec(
-        litellm, "--config", str(path), "--host", "127.0.0.1", "--port", str(port),
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
-    )  # fmt: skip
+        litellm,
+        "--config",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=workdir,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_ready(proc, url, workdir / "litellm.log")

@@ -34,8 +34,14 @@ class CapturingAgent:
 
 
 def verdict(step: int, savepoint: int) -> Verdict:
-    return Verdict(episode_id="m", step=step, verdict="continue", savepoint_step=savepoint,
-                   runaway_index=0.0, step_ts=0.0)  # fmt: skip
+    return Verdict(
+        episode_id="m",
+        step=step,
+        verdict="continue",
+        savepoint_step=savepoint,
+        runaway_index=0.0,
+        step_ts=0.0,
+    )
 
 
 async def run_episode(
@@ -55,9 +61,14 @@ async def run_episode(
     settings = settings.model_copy(update={"max_inflight_steps": 1})
     publisher = StreamPublisher(redis)
     runner = EpisodeRunner(
-        s, create_environment(s.environment, seed=1), agent, publisher, inbox,
-        settings, WorkerMetrics(),
-    )  # fmt: skip
+        s,
+        create_environment(s.environment, seed=1),
+        agent,
+        publisher,
+        inbox,
+        settings,
+        WorkerMetrics(),
+    )
     pending = {after: list(events) for after, events in control}
 
     async def feed() -> None:
@@ -79,5 +90,11 @@ async def run_episode(
 
 
 def recovery(step: int, savepoint: int) -> RecoveryCommand:
-    return RecoveryCommand(episode_id="m", step=step, command_id=f"c{step}",
-                           savepoint_step=savepoint, reminder="REMEMBER", step_ts=0.0)  # fmt: skip
+    return RecoveryCommand(
+        episode_id="m",
+        step=step,
+        command_id=f"c{step}",
+        savepoint_step=savepoint,
+        reminder="REMEMBER",
+        step_ts=0.0,
+    )

@@ -19,15 +19,20 @@ async def register_trial(client: Any, **labels: str) -> tuple[str, list[Any]]:
         "env_options": spec.env_options,
         "labels": {"model": recording.model, "mitigation": "savepoint-recovery", **labels},
     }
-    return await register(client, body), events  # fmt: skip
+    return await register(client, body), events
 
 
 async def post_steps(client: Any, episode_id: str, events: list[Any]) -> list[dict]:
     """Post ``events`` one by one (each waits for its verdict); the verdicts."""
     verdicts = []
     for ev in events:
-        body = {"step": ev.step, "observation": ev.observation, "action": ev.action,
-                "rewards": ev.rewards, "text": "SECRET-ANSWER-TEXT"}  # fmt: skip
+        body = {
+            "step": ev.step,
+            "observation": ev.observation,
+            "action": ev.action,
+            "rewards": ev.rewards,
+            "text": "SECRET-ANSWER-TEXT",
+        }
         resp = await client.post(f"/v1/episodes/{episode_id}/steps", json=body)
         assert resp.status == 200, await resp.text()
         verdicts.append(await resp.json())
@@ -48,13 +53,20 @@ async def index_episodes(redis: Any, settings: Any, n: int) -> None:
     for i in range(n):
         episode_id = f"ep-{i:05d}"
         flagged = i % 10 == 0
-        pipe.hset(keys.episode(episode_id), mapping={
-            "status": "finished" if i % 2 else "active", "source": "worker",
-            "environment": ("homeostasis", "sustainability")[i % 2],
-            "model": "rare-model" if i == 0 else f"model-{i % 3}", "mitigation": "none",
-            "last_step": 100, "runaway_index": 0.7 if flagged else 0.1,
-            "flags": "runaway" if flagged else "", "flips": 1 if flagged else 0,
-            "registered_at": now - n + i,
-        })  # fmt: skip
+        pipe.hset(
+            keys.episode(episode_id),
+            mapping={
+                "status": "finished" if i % 2 else "active",
+                "source": "worker",
+                "environment": ("homeostasis", "sustainability")[i % 2],
+                "model": "rare-model" if i == 0 else f"model-{i % 3}",
+                "mitigation": "none",
+                "last_step": 100,
+                "runaway_index": 0.7 if flagged else 0.1,
+                "flags": "runaway" if flagged else "",
+                "flips": 1 if flagged else 0,
+                "registered_at": now - n + i,
+            },
+        )
         pipe.zadd(keys.episodes(), {episode_id: now - n + i})  # ep-0 oldest, all in the past
     await pipe.execute()

@@ -65,10 +65,12 @@ async def start_pipeline(
     await submit_jobs(redis, settings.keys, specs)
     detector_stop = asyncio.Event()
     return RunningPipeline(
-        detector, worker, detector_stop,
+        detector,
+        worker,
+        detector_stop,
         asyncio.create_task(detector.run(detector_stop)),
         asyncio.create_task(worker.run(asyncio.Event(), until_idle=True)),
-    )  # fmt: skip
+    )
 
 
 @contextlib.asynccontextmanager
@@ -130,9 +132,15 @@ async def start_process(
     out = log.open("wb") if log is not None else asyncio.subprocess.DEVNULL
     try:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor", role, *args, env=env,
-            stdout=out, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "monitor",
+            role,
+            *args,
+            env=env,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     finally:
         if log is not None:
             out.close()  # the child has its own copy

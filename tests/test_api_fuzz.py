@@ -129,8 +129,9 @@ def _call(method: str, url: str, body: object | None = None) -> tuple[int, objec
     import urllib.request
 
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
             status, raw = resp.status, resp.read()
@@ -156,13 +157,18 @@ def test_hostile_values_and_concurrent_duplicates(patient_sidecar):
 
     url, log = patient_sidecar
     pool = ThreadPoolExecutor(8)
-    observed = st.dictionaries(st.sampled_from(["A", "B"]), HOSTILE_NUMBERS | FAIR_NUMBERS,
-                               min_size=2)  # fmt: skip
+    observed = st.dictionaries(
+        st.sampled_from(["A", "B"]), HOSTILE_NUMBERS | FAIR_NUMBERS, min_size=2
+    )
 
-    @settings(max_examples=40, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(reg=REGISTRATIONS, steps=st.lists(st.tuples(observed, observed), min_size=1,
-                                             max_size=4), copies=st.integers(1, 3))  # fmt: skip
+    @settings(
+        max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        reg=REGISTRATIONS,
+        steps=st.lists(st.tuples(observed, observed), min_size=1, max_size=4),
+        copies=st.integers(1, 3),
+    )
     def fuzz(reg, steps, copies):
         status, body = _call("POST", f"{url}/v1/episodes", reg)
         assert status in (201, 422), (status, body)
@@ -173,8 +179,11 @@ def test_hostile_values_and_concurrent_duplicates(patient_sidecar):
         url_step = f"{url}/v1/episodes/{episode}/steps"
         accepted = 0
         for obs, act in steps:
-            step = {"step": accepted + 1, "observation": {n: obs.get(n, 1) for n in names},
-                    "action": {n: act.get(n, 1) for n in names}}  # fmt: skip
+            step = {
+                "step": accepted + 1,
+                "observation": {n: obs.get(n, 1) for n in names},
+                "action": {n: act.get(n, 1) for n in names},
+            }
             answers = list(pool.map(lambda b: _call("POST", url_step, b), [step] * copies))
             statuses = sorted(s for s, _ in answers)
             assert all(s < 500 for s in statuses), answers

@@ -167,8 +167,14 @@ async def test_auth(settings, redis):
         resp = await client.post(f"/v1/episodes/{ep}/steps", json=mo_step(1))
         assert resp.status == 401
         # episode data is behind the token too; the page, metrics and probes stay open
-        for path in (f"/v1/episodes/{ep}", "/v1/episodes", f"/v1/episodes/{ep}/steps",
-                     "/v1/flips", "/v1/totals", "/v1/events"):  # fmt: skip
+        for path in (
+            f"/v1/episodes/{ep}",
+            "/v1/episodes",
+            f"/v1/episodes/{ep}/steps",
+            "/v1/flips",
+            "/v1/totals",
+            "/v1/events",
+        ):
             assert (await client.get(path)).status == 401, path
             assert (await client.get(path, headers={"Authorization": "Bearer no"})).status == 403
         assert (await client.get(f"/v1/episodes/{ep}", headers=good)).status == 200

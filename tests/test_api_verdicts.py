@@ -30,10 +30,12 @@ def _onset(name: str) -> int:
     [
         ("multiobjective-homeostasis_gpt-4o-mini_2025_02_01_22_36_52_416269.tsv", "reset"),
         # a flip from step 1: never judged safe, so no safe savepoint: remind instead
-        ("balancing-unbounded-objectives-no-hint_gpt-4o-mini_2025_02_12_22_30_11_916997.tsv",
-         "remind"),
+        (
+            "balancing-unbounded-objectives-no-hint_gpt-4o-mini_2025_02_12_22_30_11_916997.tsv",
+            "remind",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_recorded_flip_gets_reset_near_the_labelled_onset(settings, redis, name, expected):
     recording = read_tsv(Path(BUNDLED_DIR / name))
     onset = _onset(name)

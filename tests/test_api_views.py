@@ -105,23 +105,29 @@ async def test_episode_list_pages_and_filters_10000(settings, redis):
         assert len({e["episode_id"] for e in everything}) == n
         flagged = await walk(limit="200", flagged="true", environment="homeostasis")
         assert len(flagged) == n // 10
-        assert all(e["flags"] == ["runaway"] and e["environment"] == "homeostasis"
-                   for e in flagged)  # fmt: skip
+        assert all(e["flags"] == ["runaway"] and e["environment"] == "homeostasis" for e in flagged)
         unflipped = await walk(limit="200", flipped="false", status="finished")
         assert len(unflipped) == n // 2 and all(e["flip_count"] == 0 for e in unflipped)
         rare = await walk(limit="10", model="rare-model")  # the oldest: many scans away
         assert [e["episode_id"] for e in rare] == ["ep-00000"]
 
         for params, field in (
-            ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"offset": "-1"}, "offset"),
-            ({"flipped": "maybe"}, "flipped"), ({"status": "gone"}, "status"),
-            ({"colour": "red"}, "colour"), ({"model": ""}, "model"),
-        ):  # fmt: skip
+            ({"limit": "0"}, "limit"),
+            ({"limit": "201"}, "limit"),
+            ({"offset": "-1"}, "offset"),
+            ({"flipped": "maybe"}, "flipped"),
+            ({"status": "gone"}, "status"),
+            ({"colour": "red"}, "colour"),
+            ({"model": ""}, "model"),
+        ):
             resp = await client.get("/v1/episodes", params=params)
             assert resp.status == 422, params
             assert (await resp.json())["field"] == field
-        for params, field in (({"after": "x"}, "after"), ({"limit": "1001"}, "limit"),
-                              ({"after": "99999999999999999999-0"}, "after")):  # fmt: skip
+        for params, field in (
+            ({"after": "x"}, "after"),
+            ({"limit": "1001"}, "limit"),
+            ({"after": "99999999999999999999-0"}, "after"),
+        ):
             resp = await client.get("/v1/episodes/ep-00001/steps", params=params)
             assert resp.status == 422 and (await resp.json())["field"] == field
         assert (await client.get("/v1/episodes/nope/steps")).status == 404

@@ -14,8 +14,9 @@ async def test_a_cross_site_simple_request_writes_nothing(settings, redis):
     async with api_client(settings, detector=False) as client:
         ep = await register(client)
         form = {"Content-Type": "text/plain", "Origin": EVIL}
-        resp = await client.post("/v1/episodes", data=b'{"environment": "homeostasis"}',
-                                 headers=form)  # fmt: skip
+        resp = await client.post(
+            "/v1/episodes", data=b'{"environment": "homeostasis"}', headers=form
+        )
         assert resp.status == 403 and (await resp.json())["field"] == "Origin"
         resp = await client.post(f"/v1/episodes/{ep}/finish", headers={"Origin": EVIL})
         assert resp.status == 403
@@ -23,8 +24,9 @@ async def test_a_cross_site_simple_request_writes_nothing(settings, redis):
         # a foreign page cannot read either
         resp = await client.get("/v1/episodes", headers={"Origin": EVIL})
         assert resp.status == 403
-        resp = await client.get("/v1/events", headers={"Sec-Fetch-Site": "cross-site",
-                                                        "Sec-Fetch-Mode": "cors"})  # fmt: skip
+        resp = await client.get(
+            "/v1/events", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}
+        )
         assert resp.status == 403
 
 

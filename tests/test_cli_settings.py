@@ -42,8 +42,10 @@ def test_the_worker_process_refuses_negative_concurrency():
     """Through the real entry point, as a user types it."""
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "worker", "--concurrency", "-5"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "--concurrency -5: Input should be greater than or equal to 1" in proc.stderr
 

@@ -14,11 +14,20 @@ from monitor.client import AsyncMonitor, Monitor, MonitorError, StepResult
 from tests.serve_helpers import free_port
 
 FAIL_MODE = {
-    "episode_id": "e", "step": 3, "verdict": "reset", "savepoint_step": 0,
-    "runaway_index": None, "flags": [], "hazard": 0.0, "detections": [], "reminder": None,
-    "reason": "no verdict from the detectors in time", "command_id": None,
-    "fail_mode": "closed", "latency_ms": 2001.0,
-}  # fmt: skip
+    "episode_id": "e",
+    "step": 3,
+    "verdict": "reset",
+    "savepoint_step": 0,
+    "runaway_index": None,
+    "flags": [],
+    "hazard": 0.0,
+    "detections": [],
+    "reminder": None,
+    "reason": "no verdict from the detectors in time",
+    "command_id": None,
+    "fail_mode": "closed",
+    "latency_ms": 2001.0,
+}
 GOOD = {**FAIL_MODE, "runaway_index": 0.25, "verdict": "continue", "fail_mode": None}
 
 
@@ -52,14 +61,18 @@ ANSWERS = [
     (200, json.dumps(FAIL_MODE).encode(), "application/json", "runaway_index"),
     (200, json.dumps({**GOOD, "step": "3"}).encode(), "application/json", "step"),
     (200, json.dumps({**GOOD, "flags": [1]}).encode(), "application/json", "flags"),
-    (200, json.dumps({k: v for k, v in GOOD.items() if k != "verdict"}).encode(),
-     "application/json", "verdict"),
+    (
+        200,
+        json.dumps({k: v for k, v in GOOD.items() if k != "verdict"}).encode(),
+        "application/json",
+        "verdict",
+    ),
     (200, b"<html>proxy</html>", "text/html", "body"),
     (200, b"[1, 2]", "application/json", "body"),
     (200, b'{"runaway_index": NaN', "application/json", "body"),
     (502, b"<html>bad gateway</html>", "text/html", None),
     (500, b"[]", "application/json", None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("status", "body", "ctype", "field"), ANSWERS)

@@ -53,8 +53,9 @@ def _errors(stderr: str) -> list[str]:
 def test_demo_stops_when_its_redis_dies(tmp_path):
     err = tmp_path / "demo.err"
     with err.open("wb") as f:
-        proc = subprocess.Popen(DEMO, cwd=ROOT, env=serve_env(), stdout=subprocess.DEVNULL,
-                                stderr=f)  # fmt: skip
+        proc = subprocess.Popen(
+            DEMO, cwd=ROOT, env=serve_env(), stdout=subprocess.DEVNULL, stderr=f
+        )
     child, _ = _embedded_child(proc.pid)
     os.kill(child, signal.SIGKILL)
     took = _wait_exit(proc, 10)
@@ -85,8 +86,9 @@ def test_sigterm_ends_the_demo_and_a_second_one_at_once(tmp_path):
     for signals, limit_s in ((1, 15), (2, 3)):
         with err.open("wb") as f:
             env = serve_env(RUNAWAY_SHUTDOWN_GRACE_S="1")  # episodes get 1 s to finish
-            proc = subprocess.Popen(long_demo, cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=f)  # fmt: skip
+            proc = subprocess.Popen(
+                long_demo, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=f
+            )
         child, _ = _embedded_child(proc.pid)
         proc.send_signal(signal.SIGTERM)
         if signals == 2:  # once the first one is handled

@@ -27,15 +27,23 @@ def exported_collectors() -> dict[str, object]:
 def test_compose_services_and_scrape_targets():
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "monitor", "worker", "detector-1", "detector-2", "prometheus",
-            "grafana"} <= set(services)  # fmt: skip
+    assert {
+        "redis",
+        "monitor",
+        "worker",
+        "detector-1",
+        "detector-2",
+        "prometheus",
+        "grafana",
+    } <= set(services)
     for name in ("monitor", "worker", "detector-1", "detector-2"):
         assert services[name]["environment"]["REDIS_URL"].startswith("redis://redis:")
     assert "RUNAWAY_API_TOKEN" in services["monitor"]["environment"]
     prom = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
     assert prom["rule_files"] == ["alerts.yml"]
-    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]]  # fmt: skip
+    targets = [
+        t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    ]
     for target in targets:
         host, port = target.split(":")
         assert host in services, target
@@ -55,9 +63,19 @@ def test_grafana_provisioning():
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     dash = json.loads((DEPLOY / "grafana/dashboards/runaway.json").read_text())
     titles = " ".join(p["title"].lower() for p in dash["panels"])
-    for topic in ("throughput", "active episodes", "runaway index", "flip rate",
-                  "detection lag", "verdict latency", "recoveries", "consumer",
-                  "flags raised by flag", "verdict actions by flag", "fail mode"):  # fmt: skip
+    for topic in (
+        "throughput",
+        "active episodes",
+        "runaway index",
+        "flip rate",
+        "detection lag",
+        "verdict latency",
+        "recoveries",
+        "consumer",
+        "flags raised by flag",
+        "verdict actions by flag",
+        "fail mode",
+    ):
         assert topic in titles, topic
     for p in dash["panels"]:
         assert p["datasource"]["uid"] == uid

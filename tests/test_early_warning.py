@@ -30,8 +30,10 @@ def test_calibration_table_and_brier():
 
 def _result(hazards: list[float]) -> TrajectoryResult:
     res = TrajectoryResult(source="x", benchmark="b")
-    res.scores = [StepScore(t, 0.0, h, (0.0,) * 10, frozenset(), (), True, 0)
-                  for t, h in enumerate(hazards, start=1)]  # fmt: skip
+    res.scores = [
+        StepScore(t, 0.0, h, (0.0,) * 10, frozenset(), (), True, 0)
+        for t, h in enumerate(hazards, start=1)
+    ]
     return res
 
 
@@ -73,12 +75,21 @@ def test_report_section_lead_times():
         {"episode_id": "d", "first_flip_onset": None},
         {"episode_id": "e", "first_flip_onset": 5},
     ]
-    steps = [{"episode_id": "a", "step": s, "hazard": 0.6 if s in (7, 9) else 0.1}
-             for s in range(1, 12)]  # fmt: skip
-    steps += [{"episode_id": "b", "step": 9, "hazard": 0.8},
-              {"episode_id": "d", "step": 2, "hazard": 0.9}]  # fmt: skip
+    steps = [
+        {"episode_id": "a", "step": s, "hazard": 0.6 if s in (7, 9) else 0.1} for s in range(1, 12)
+    ]
+    steps += [
+        {"episode_id": "b", "step": 9, "hazard": 0.8},
+        {"episode_id": "d", "step": 2, "hazard": 0.9},
+    ]
     lt = lead_times(episodes, steps)
-    assert lt == {"flipped": 4, "warned": 1, "late": 1, "never": 1, "onset_at_step_1": 1,
-                  "leads": [3]}  # fmt: skip
+    assert lt == {
+        "flipped": 4,
+        "warned": 1,
+        "late": 1,
+        "never": 1,
+        "onset_at_step_1": 1,
+        "leads": [3],
+    }
     text = "\n".join(section(episodes, steps))
     assert CLAIM in text and "lead median 3" in text

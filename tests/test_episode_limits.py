@@ -10,8 +10,9 @@ from tests.api_helpers import MO, api_client, mo_step, register
 
 
 async def test_registrations_beyond_the_limit_are_429(settings, redis):
-    async with api_client(settings, detector=False, max_active_episodes=5,
-                          step_timeout_s=0.05) as client:  # fmt: skip
+    async with api_client(
+        settings, detector=False, max_active_episodes=5, step_timeout_s=0.05
+    ) as client:
         episodes = [await register(client) for _ in range(5)]
         for _ in range(3):
             resp = await client.post("/v1/episodes", json=MO)
@@ -32,8 +33,9 @@ async def test_registrations_beyond_the_limit_are_429(settings, redis):
 
 
 async def test_abandoned_episodes_stop_counting(settings, redis):
-    async with api_client(settings, detector=False, max_active_episodes=2,
-                          episode_abandon_s=0.5) as client:  # fmt: skip
+    async with api_client(
+        settings, detector=False, max_active_episodes=2, episode_abandon_s=0.5
+    ) as client:
         await register(client)
         await register(client)
         assert (await client.post("/v1/episodes", json=MO)).status == 429

@@ -15,12 +15,35 @@ from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_w
 from workers.worker import AgentBuilder
 
 EPISODE_KEYS = {
-    "kind", "episode_id", "cell", "outcome", "steps", "flips", "first_flip_onset",
-    "first_flip_detected", "recoveries", "reminders", "voluntary_resets", "runaway_index",
-    "task_score", "tokens", "cost_usd", "log",
-}  # fmt: skip
-STEP_KEYS = {"kind", "episode_id", "cell", "step", "observation", "action", "rewards",
-             "runaway_index", "hazard", "flags"}  # fmt: skip
+    "kind",
+    "episode_id",
+    "cell",
+    "outcome",
+    "steps",
+    "flips",
+    "first_flip_onset",
+    "first_flip_detected",
+    "recoveries",
+    "reminders",
+    "voluntary_resets",
+    "runaway_index",
+    "task_score",
+    "tokens",
+    "cost_usd",
+    "log",
+}
+STEP_KEYS = {
+    "kind",
+    "episode_id",
+    "cell",
+    "step",
+    "observation",
+    "action",
+    "rewards",
+    "runaway_index",
+    "hazard",
+    "flags",
+}
 
 
 def greedy_for_b(req: RecordedRequest) -> str:
@@ -33,11 +56,16 @@ async def test_small_grid_with_a_model_writes_the_layout(
     tmp_path: Path, settings: Settings, fake_model_server: FakeModelServer
 ):
     fake_model_server.default = respond_with(greedy_for_b)
-    model = {"kind": "openai-compatible", "model": "fake-m", "options": {"structured": "off"},
-             "base_url": fake_model_server.openai_base_url}  # fmt: skip
+    model = {
+        "kind": "openai-compatible",
+        "model": "fake-m",
+        "options": {"structured": "off"},
+        "base_url": fake_model_server.openai_base_url,
+    }
     config = small_config(models=[*small_config().model_dump()["models"], model])
-    run = await run_experiment(config, tmp_path, asyncio.Event(), settings=settings,
-                               show_progress=False)  # fmt: skip
+    run = await run_experiment(
+        config, tmp_path, asyncio.Event(), settings=settings, show_progress=False
+    )
     assert run.complete and run.finished == 12 and not run.failed
     results = Results(tmp_path)
     episodes = lines(results.episodes)
@@ -49,8 +77,10 @@ async def test_small_grid_with_a_model_writes_the_layout(
     for e in episodes:
         assert (tmp_path / e["log"]).is_file() and e["log"] == f"logs/{e['episode_id']}.jsonl"
         assert e["outcome"] == "done"
-    by_model = {m: [e for e in episodes if e["cell"]["model"] == m]
-                for m in ("reference", "drifting", "fake-m")}  # fmt: skip
+    by_model = {
+        m: [e for e in episodes if e["cell"]["model"] == m]
+        for m in ("reference", "drifting", "fake-m")
+    }
     assert all(e["flips"] == 0 for e in by_model["reference"])
     for e in by_model["drifting"] + by_model["fake-m"]:
         assert e["flips"] >= 1
@@ -80,8 +110,9 @@ async def test_interrupted_run_resumes_to_the_uninterrupted_results(
     settings = settings.model_copy(update={"shutdown_grace_s": 0.0})
     config = small_config(seeds=[1, 2, 3, 4], concurrency=2, steps=40)  # 16 episodes
     full, part = tmp_path / "full", tmp_path / "part"
-    done = await run_experiment(config, full, asyncio.Event(), settings=settings,
-                                show_progress=False)  # fmt: skip
+    done = await run_experiment(
+        config, full, asyncio.Event(), settings=settings, show_progress=False
+    )
     assert done.complete and done.finished == 16
 
     five_recorded = asyncio.Event()
@@ -122,15 +153,22 @@ async def test_interrupted_run_resumes_to_the_uninterrupted_results(
         started.append(spec.episode_id)
         return builder(spec, env)
 
-    resumed = await run_experiment(config, part, asyncio.Event(), settings=settings,
-                                   show_progress=False, agent_factory=counting_factory)  # fmt: skip
+    resumed = await run_experiment(
+        config,
+        part,
+        asyncio.Event(),
+        settings=settings,
+        show_progress=False,
+        agent_factory=counting_factory,
+    )
     assert resumed.complete and resumed.done_before == len(first)
     assert sorted(started) == sorted(set(resumed_ids(part)) - set(first))  # only the rest ran
     assert all((part / first[i]["log"]).stat().st_mtime_ns == m for i, m in mtimes.items())
     assert _comparable(part / "episodes.jsonl") == _comparable(full / "episodes.jsonl")
     assert _comparable(part / "steps.jsonl") == _comparable(full / "steps.jsonl")
-    again = await run_experiment(config, part, asyncio.Event(), settings=settings,
-                                 show_progress=False)  # fmt: skip
+    again = await run_experiment(
+        config, part, asyncio.Event(), settings=settings, show_progress=False
+    )
     assert again.done_before == 16 and again.finished == 0 and again.pipeline == {}
 
 
@@ -142,8 +180,7 @@ async def test_another_experiment_in_the_same_directory_is_refused(
     tmp_path: Path, settings: Settings
 ):
     config = small_config(models=[{"kind": "reference"}], seeds=[1], steps=5)
-    await run_experiment(config, tmp_path, asyncio.Event(), settings=settings,
-                         show_progress=False)  # fmt: skip
+    await run_experiment(config, tmp_path, asyncio.Event(), settings=settings, show_progress=False)
     other = parse_config({**config.model_dump(mode="json"), "name": "other"})
     with pytest.raises(ConfigError, match="holds experiment 't'"):
         await run_experiment(other, tmp_path, asyncio.Event(), settings=settings)
@@ -153,8 +190,10 @@ def test_cli_runs_then_resumes_and_rejects_a_bad_file(tmp_path: Path, capsys):
     from monitor.cli import main as cli
 
     config = tmp_path / "e.yaml"
-    config.write_text("name: c\nmodels: [{kind: reference}]\nenvironments: [homeostasis]\n"
-                      "seeds: [1, 2]\nsteps: 5\n")  # fmt: skip
+    config.write_text(
+        "name: c\nmodels: [{kind: reference}]\nenvironments: [homeostasis]\n"
+        "seeds: [1, 2]\nsteps: 5\n"
+    )
     out = tmp_path / "out"
     assert cli(["experiment", str(config), "--out", str(out), "--json"]) == 0
     assert '"finished": 2' in capsys.readouterr().out

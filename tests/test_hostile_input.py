@@ -92,8 +92,12 @@ async def test_accepted_options_and_largest_numbers_are_scored(settings, redis):
     async with api_client(settings, step_timeout_s=5) as client:
         ep = await register(client, {**MO, "env_options": _nested(8)})
         for step in range(1, 8):
-            body = {"step": step, "observation": {"A": big, "B": -big},
-                    "action": {"A": big, "B": big}, "rewards": {"r": -big}}  # fmt: skip
+            body = {
+                "step": step,
+                "observation": {"A": big, "B": -big},
+                "action": {"A": big, "B": big},
+                "rewards": {"r": -big},
+            }
             resp = await client.post(f"/v1/episodes/{ep}/steps", json=body)
             got = await resp.json()
             assert resp.status == 200 and got["fail_mode"] is None, got
@@ -120,8 +124,9 @@ async def test_a_non_finite_summary_never_reaches_a_response(settings, redis):
     strict JSON (no literal NaN for JSON.parse to refuse), the fail mode's too."""
     async with api_client(settings, detector=False, step_timeout_s=0.1) as client:
         ep = await register(client)
-        await redis.hset(settings.keys.episode(ep), mapping={"runaway_index": "nan",
-                                                            "hazard": "inf"})  # fmt: skip
+        await redis.hset(
+            settings.keys.episode(ep), mapping={"runaway_index": "nan", "hazard": "inf"}
+        )
         resp = await client.post(f"/v1/episodes/{ep}/steps", json=mo_step(1))
         got = await resp.json()
         assert got["fail_mode"] == "closed" and got["runaway_index"] == 0.0

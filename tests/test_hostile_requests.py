@@ -11,8 +11,9 @@ async def test_a_concurrent_duplicate_never_cancels_the_real_verdict(settings, r
         for _ in range(10):
             ep = await register(client)
             url = f"/v1/episodes/{ep}/steps"
-            pair = await asyncio.gather(client.post(url, json=mo_step(1)),
-                                        client.post(url, json=mo_step(1)))  # fmt: skip
+            pair = await asyncio.gather(
+                client.post(url, json=mo_step(1)), client.post(url, json=mo_step(1))
+            )
             assert sorted(r.status for r in pair) == [200, 409]
             accepted = next(r for r in pair if r.status == 200)
             got = await accepted.json()

@@ -14,14 +14,16 @@ from workers.environments.catalog import OBJECTIVES
 
 def _spec(episode_id: str) -> EpisodeSpec:
     return EpisodeSpec(
-        episode_id=episode_id, environment="multiobjective-homeostasis",
+        episode_id=episode_id,
+        environment="multiobjective-homeostasis",
         objectives=OBJECTIVES["multiobjective-homeostasis"],
-    )  # fmt: skip
+    )
 
 
 def _step(episode_id: str, step: int, a: float = 110, da: float = 1) -> StepEvent:
-    return StepEvent(episode_id=episode_id, step=step, observation={"A": a, "B": 120},
-                     action={"A": da, "B": 1})  # fmt: skip
+    return StepEvent(
+        episode_id=episode_id, step=step, observation={"A": a, "B": 120}, action={"A": da, "B": 1}
+    )
 
 
 async def _xadd(redis, settings, fields: dict, episode_id: str | None = None) -> None:

@@ -104,9 +104,13 @@ async def detector(monitor_settings: Settings, redis: Any) -> AsyncIterator[Dete
 
 async def run_eval(task: Any, server: FakeModelServer, log_dir: Path, **kw: Any) -> Any:
     logs = await eval_async(
-        task, model="openai-api/local/drift", model_base_url=server.openai_base_url,
-        log_dir=str(log_dir), max_connections=10, **kw,
-    )  # fmt: skip
+        task,
+        model="openai-api/local/drift",
+        model_base_url=server.openai_base_url,
+        log_dir=str(log_dir),
+        max_connections=10,
+        **kw,
+    )
     assert len(logs) == 1
     log = read_eval_log(logs[0].location)
     assert log.status == "success", log.error
@@ -133,9 +137,12 @@ async def steps_in_streams(redis: Any, settings: Settings) -> dict[str, list[int
 
 
 async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
-    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    drifting_server: FakeModelServer,
+    detector: DetectorService,
+    redis: Any,
+    tmp_path: Path,
     monitor_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     task = bioblue_task("multiobjective-homeostasis", steps=14, trials=1, monitor=True)
     log = await run_eval(task, drifting_server, tmp_path)
     values = scores(log)
@@ -165,9 +172,12 @@ async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
 
 
 async def test_hooks_put_every_step_of_an_unmonitored_eval_in_the_streams_once(
-    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    drifting_server: FakeModelServer,
+    detector: DetectorService,
+    redis: Any,
+    tmp_path: Path,
     monitor_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     task = bioblue_task("multiobjective-homeostasis", steps=6, trials=3, mitigation="none")
     drifting_server.push(text("not a number"))  # one invalid answer: re-asked, no extra step
     log = await run_eval(task, drifting_server, tmp_path)
@@ -211,20 +221,37 @@ def test_inspect_eval_cli_finds_the_tasks_through_the_entry_point(tmp_path: Path
     Chat Completions to a local server (``responses_api=false``), offline."""
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "vs_sequential.py"), "--serve-model", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REDIS_URL")}
         env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="test-key")
         inspect = Path(sys.executable).with_name("inspect")
-        cmd = [str(inspect), "eval", "runaway_monitor/balancing_unbounded_objectives",
-               "--model", "openai/balanced", "-M", "responses_api=false", "-T", "steps=4",
-               "-T", "trials=2", "-T", "hint=false", "--log-dir", str(tmp_path / "logs"),
-               "--display", "none"]  # fmt: skip
-        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=100)  # fmt: skip
+        cmd = [
+            str(inspect),
+            "eval",
+            "runaway_monitor/balancing_unbounded_objectives",
+            "--model",
+            "openai/balanced",
+            "-M",
+            "responses_api=false",
+            "-T",
+            "steps=4",
+            "-T",
+            "trials=2",
+            "-T",
+            "hint=false",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--display",
+            "none",
+        ]
+        done = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     finally:
         server.terminate()
@@ -243,10 +270,17 @@ def test_inspect_eval_cli_finds_the_tasks_through_the_entry_point(tmp_path: Path
 def test_the_registry_names_every_task_after_the_package() -> None:
     from inspect_ai._util.registry import registry_info
 
-    names = {registry_info(getattr(registry, n)).name for n in (
-        "sustainability", "homeostasis", "multiobjective_homeostasis",
-        "multiobjective_homeostasis_shocks", "balancing_unbounded_objectives", "balancing_noise",
-    )}  # fmt: skip
+    names = {
+        registry_info(getattr(registry, n)).name
+        for n in (
+            "sustainability",
+            "homeostasis",
+            "multiobjective_homeostasis",
+            "multiobjective_homeostasis_shocks",
+            "balancing_unbounded_objectives",
+            "balancing_noise",
+        )
+    }
     assert all(n.startswith("runaway_monitor/") for n in names) and len(names) == 6
 
 
@@ -290,13 +324,17 @@ def three_turns() -> Solver:
 
 
 async def test_the_recovery_wrapper_reports_each_model_call_of_any_solver_once(
-    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    drifting_server: FakeModelServer,
+    detector: DetectorService,
+    redis: Any,
+    tmp_path: Path,
     monitor_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     channel_module.configure(monitor_settings.model_copy(update={"step_timeout_s": 0.3}))
     drifting_server.default = text("42")
-    task = Task(dataset=[Sample(input="Pick a number.", id="s1")],
-                solver=registry.monitored(three_turns()))  # fmt: skip
+    task = Task(
+        dataset=[Sample(input="Pick a number.", id="s1")], solver=registry.monitored(three_turns())
+    )
     log = await run_eval(task, drifting_server, tmp_path)
     seen = await steps_in_streams(redis, monitor_settings)
     assert seen == {f"inspect-{log.samples[0].uuid}": [1, 2, 3]}  # the hooks added none
@@ -305,9 +343,12 @@ async def test_the_recovery_wrapper_reports_each_model_call_of_any_solver_once(
 
 
 async def test_the_hooks_stream_each_model_call_of_anybodys_eval_once(
-    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    drifting_server: FakeModelServer,
+    detector: DetectorService,
+    redis: Any,
+    tmp_path: Path,
     monitor_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     drifting_server.default = text("42")
     task = Task(dataset=[Sample(input="Pick a number.", id="s1")], solver=three_turns())
     log = await run_eval(task, drifting_server, tmp_path)
@@ -336,24 +377,42 @@ def add() -> Tool:
 
 
 TOOL_CALL = {
-    "id": "chatcmpl-tool", "object": "chat.completion", "created": 0, "model": "drift",
-    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-        "role": "assistant", "content": None, "tool_calls": [{
-            "id": "call_1", "type": "function",
-            "function": {"name": "add", "arguments": '{"x": 1, "y": 2}'},
-        }],
-    }}],
-}  # fmt: skip
+    "id": "chatcmpl-tool",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "drift",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "add", "arguments": '{"x": 1, "y": 2}'},
+                    }
+                ],
+            },
+        }
+    ],
+}
 
 
 async def test_the_approver_reports_each_tool_call_and_approves_on_continue(
-    drifting_server: FakeModelServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    drifting_server: FakeModelServer,
+    detector: DetectorService,
+    redis: Any,
+    tmp_path: Path,
     monitor_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     channel_module.configure(monitor_settings.model_copy(update={"inspect_hooks": False}))
     drifting_server.push(raw(json.dumps(TOOL_CALL)), text("3"))
-    task = Task(dataset=[Sample(input="What is 1 + 2?", id="s1")],
-                solver=[use_tools(add()), generate()])  # fmt: skip
+    task = Task(
+        dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=[use_tools(add()), generate()]
+    )
     policy = [ApprovalPolicy(approver=registry.runaway_approver(), tools="*")]
     log = await run_eval(task, drifting_server, tmp_path, approval=policy)
     (sample,) = log.samples
@@ -374,8 +433,10 @@ async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
     state = SimpleNamespace(messages=[ChatMessageSystem(content="sys")])
     target = MessagesTarget(state)  # type: ignore[arg-type]
     for step in (1, 2, 3):
-        state.messages += [ChatMessageUser(content=f"q{step}"),
-                           ChatMessageAssistant(content=f"a{step}")]  # fmt: skip
+        state.messages += [
+            ChatMessageUser(content=f"q{step}"),
+            ChatMessageAssistant(content=f"a{step}"),
+        ]
         target.after_step(step)
     episode = open_episode("unit-sample", {}, {"source": "inspect"})
     link = EpisodeLink(channel_module.channel(), episode, own=True)
@@ -386,14 +447,23 @@ async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
     assert [m.text for m in state.messages] == ["sys", "q1", "a1", "Balance A and B."]
     assert await link.apply((verdict, cmd), target) == "continue"  # once per command id
     assert link.recoveries == [3]
-    applied = [decode(f) for _, f in await redis.xrange(monitor_settings.keys.steps(
-        monitor_settings.keys.shard_of(episode.episode_id)))]  # fmt: skip
+    applied = [
+        decode(f)
+        for _, f in await redis.xrange(
+            monitor_settings.keys.steps(monitor_settings.keys.shard_of(episode.episode_id))
+        )
+    ]
     assert [e.kind for e in applied] == ["recovery_applied"]  # the detectors re-arm on it
     remind = Verdict(**common, verdict="remind", runaway_index=0.4, reminder="Mind B.")
     assert await link.apply((remind, None), target) == "remind"
     assert state.messages[-1].text == "Mind B."
-    blocked = Verdict(**common, verdict="block", runaway_index=0.5, cause="loop",
-                      reason="the same tool call 3 times")  # fmt: skip
+    blocked = Verdict(
+        **common,
+        verdict="block",
+        runaway_index=0.5,
+        cause="loop",
+        reason="the same tool call 3 times",
+    )
     assert decision(blocked).decision == "reject"
     assert decision(blocked).explanation == "the same tool call 3 times"
     assert decision(Verdict(**common, verdict="stop", runaway_index=1.0)).decision == "terminate"
@@ -403,18 +473,26 @@ async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
 @pytest.mark.smollm
 @pytest.mark.timeout(300)
 async def test_a_real_small_model_is_re_asked_and_every_played_step_streamed_once(
-    smollm_server: LlamaServer, detector: DetectorService, redis: Any, tmp_path: Path,
+    smollm_server: LlamaServer,
+    detector: DetectorService,
+    redis: Any,
+    tmp_path: Path,
     monitor_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     """SmolLM2-135M through Inspect's openai-api provider, hooks and recovery on: most of
     its answers are prose, not an integer. Each is asked again with the same context and
     never enters the history; a step it never answers ends the sample (an error, as in
     the benchmark) and the steps played are still each in the streams once."""
     task = bioblue_task("homeostasis", steps=2, trials=1, monitor=True)
     logs = await eval_async(
-        task, model="openai-api/local/smollm2", model_base_url=smollm_server.base_url,
-        log_dir=str(tmp_path), temperature=0.7, max_tokens=12, fail_on_error=False,
-    )  # fmt: skip
+        task,
+        model="openai-api/local/smollm2",
+        model_base_url=smollm_server.base_url,
+        log_dir=str(tmp_path),
+        temperature=0.7,
+        max_tokens=12,
+        fail_on_error=False,
+    )
     (sample,) = read_eval_log(logs[0].location).samples
     records = sample.store.get("runaway_monitor:steps", [])
     played = [r["step"] for r in records]

@@ -29,9 +29,11 @@ def _example(name: str) -> ModuleType:
 
 @pytest.mark.parametrize("name", ["langgraph_fishing", "openai_agents_fishing"])
 async def test_example_reports_each_model_call_to_the_real_sidecar(
-    name: str, settings: Settings, fake_model_server: FakeModelServer,
+    name: str,
+    settings: Settings,
+    fake_model_server: FakeModelServer,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     fake_model_server.push(
         tool_calls(("harvest", {"amount": 2})),
         tool_calls(("harvest", {"amount": 3})),

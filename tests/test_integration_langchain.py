@@ -27,19 +27,23 @@ REMINDER = "Remember: keep both objectives balanced."
 
 
 def _agent(
-    server: FakeModelServer, middleware: RunawayMiddleware, harvested: list[int],
+    server: FakeModelServer,
+    middleware: RunawayMiddleware,
+    harvested: list[int],
     checkpointer: Any = None,
-) -> Any:  # fmt: skip
+) -> Any:
     @tool
     def harvest(amount: int) -> str:
         """Harvest this many fish."""
         harvested.append(amount)
         return f"harvested {amount}"
 
-    model = ChatOpenAI(model="fake", base_url=server.openai_base_url, api_key="test",
-                       max_retries=0, timeout=10)  # fmt: skip
-    return create_agent(model, [harvest], middleware=[middleware],
-                        checkpointer=checkpointer or InMemorySaver())  # fmt: skip
+    model = ChatOpenAI(
+        model="fake", base_url=server.openai_base_url, api_key="test", max_retries=0, timeout=10
+    )
+    return create_agent(
+        model, [harvest], middleware=[middleware], checkpointer=checkpointer or InMemorySaver()
+    )
 
 
 def _chain(agent: Any, config: dict[str, Any]) -> list[Any]:
@@ -61,26 +65,31 @@ def _id(config: dict[str, Any] | None) -> str | None:
     ids=["invoke-memory", "ainvoke-memory", "invoke-sqlite"],
 )
 async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
-    fake_model_server: FakeModelServer, fake_sidecar: FakeSidecar, use_async: bool,
-    saver: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    fake_model_server: FakeModelServer,
+    fake_sidecar: FakeSidecar,
+    use_async: bool,
+    saver: str,
+    tmp_path: Path,
+) -> None:
     fake_model_server.push(
         tool_calls(("harvest", {"amount": 1})),
         tool_calls(("harvest", {"amount": 2})),
         tool_calls(("harvest", {"amount": 3})),
         text("I will harvest sustainably."),
     )
-    fake_sidecar.answer(3, verdict("reset", savepoint_step=1, reminder=REMINDER,
-                                   reason="runaway", cause="runaway"))  # fmt: skip
+    fake_sidecar.answer(
+        3, verdict("reset", savepoint_step=1, reminder=REMINDER, reason="runaway", cause="runaway")
+    )
 
     def fish(step: Any) -> tuple[dict[str, float], dict[str, float]] | None:
         calls = [c for c in step.tool_calls if c["name"] == "harvest"]
         return ({"fish": 10.0}, {"fish": float(calls[0]["arguments"]["amount"])}) if calls else None
 
     middleware = RunawayMiddleware(
-        Monitor(fake_sidecar.url), objective_map=fish,
+        Monitor(fake_sidecar.url),
+        objective_map=fish,
         register={"objectives": [{"name": "fish", "kind": "renewable", "capacity": 20}]},
-    )  # fmt: skip
+    )
     harvested: list[int] = []
     db = sqlite3.connect(tmp_path / "checkpoints.db", check_same_thread=False)
     checkpointer = SqliteSaver(db) if saver == "sqlite" else InMemorySaver()
@@ -113,16 +122,21 @@ async def test_reset_forks_the_thread_from_the_savepoint_checkpoint(
     assert savepoint.values["runaway_step"] == 1 and savepoint.next == ("model",)
     assert savepoint.values["messages"][-1].content == "harvested 1"
     assert chain[chain.index(fork) - 1].values["messages"][-1].content == REMINDER
-    children = [s for s in agent.get_state_history(config)
-                if _id(s.parent_config) == _id(savepoint.config)]  # fmt: skip
+    children = [
+        s for s in agent.get_state_history(config) if _id(s.parent_config) == _id(savepoint.config)
+    ]
     assert len(children) == 2  # the abandoned branch (step 2's answer) and the fork
     [abandoned] = [c for c in children if _id(c.config) != _id(fork.config)]
     assert abandoned.values["messages"][-1].tool_calls[0]["args"] == {"amount": 2}
     # the head: the savepoint's context, the reminder, the new answer; steps 2-3 gone
     messages = result["messages"]
     assert [type(m).__name__ for m in messages] == [
-        "HumanMessage", "AIMessage", "ToolMessage", "HumanMessage", "AIMessage"
-    ]  # fmt: skip
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "HumanMessage",
+        "AIMessage",
+    ]
     assert messages[3].content == REMINDER
     assert messages[4].content == "I will harvest sustainably."
     assert chain[0].values["runaway_step"] == 4

@@ -57,8 +57,9 @@ async def test_langgraph_agent_in_a_tool_loop_is_blocked_then_stopped(
         return "no results"
 
     middleware = RunawayMiddleware(Monitor(_url(sidecar)))
-    model = ChatOpenAI(model="m", base_url=fake_model_server.openai_base_url, api_key="test",
-                       max_retries=0)  # fmt: skip
+    model = ChatOpenAI(
+        model="m", base_url=fake_model_server.openai_base_url, api_key="test", max_retries=0
+    )
     agent = create_agent(model, [search], middleware=[middleware], checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "loop"}}
     result = await asyncio.to_thread(
@@ -90,11 +91,13 @@ async def test_agents_sdk_agent_in_a_tool_loop_is_blocked_then_stopped(
         return "no results"
 
     guard = RunawayGuard(Monitor(_url(sidecar)))
-    async with AsyncOpenAI(base_url=fake_model_server.openai_base_url, api_key="test",
-                           max_retries=0) as client:  # fmt: skip
+    async with AsyncOpenAI(
+        base_url=fake_model_server.openai_base_url, api_key="test", max_retries=0
+    ) as client:
         model = OpenAIChatCompletionsModel(model="m", openai_client=client)
-        agent = Agent(name="searcher", instructions="Find.", model=model,
-                      tools=guard.protect(search))  # fmt: skip
+        agent = Agent(
+            name="searcher", instructions="Find.", model=model, tools=guard.protect(search)
+        )
         with pytest.raises(RunawayInterrupt) as stopped:
             await guard.run(agent, "Find fish.", run_config=RunConfig(tracing_disabled=True))
 

@@ -48,8 +48,9 @@ async def test_reset_resumes_from_the_savepoint_run_state(
         tool_calls(("harvest", {"amount": 3})),
         text("I will harvest sustainably."),
     )
-    fake_sidecar.answer(3, verdict("reset", savepoint_step=1, reminder=REMINDER,
-                                   reason="runaway", cause="runaway"))  # fmt: skip
+    fake_sidecar.answer(
+        3, verdict("reset", savepoint_step=1, reminder=REMINDER, reason="runaway", cause="runaway")
+    )
     guard = RunawayGuard(Monitor(fake_sidecar.url), register={"labels": {"model": "fake"}})
     harvested: list[int] = []
     agent = _agent(client, guard, harvested)

@@ -24,8 +24,11 @@ from tests.fakes.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.usefixtures("redis")  # the real sidecar's keys are removed after
 
-OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-             "OTEL_SDK_DISABLED")  # fmt: skip
+OTEL_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SDK_DISABLED",
+)
 
 
 @pytest.fixture
@@ -45,8 +48,9 @@ def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @asynccontextmanager
 async def sidecar(settings: Settings, telemetry: Any = None) -> AsyncIterator[TestClient]:
-    app = create_app(settings.model_copy(update={"step_timeout_s": 10}), with_detector=True,
-                     telemetry=telemetry)  # fmt: skip
+    app = create_app(
+        settings.model_copy(update={"step_timeout_s": 10}), with_detector=True, telemetry=telemetry
+    )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         await wait_ready(client)  # the feed reads from its start: steps before it are unseen
         yield client
@@ -81,13 +85,17 @@ async def test_each_step_is_a_genai_trace_with_its_verdict_as_evaluation_event(
         episode, verdicts = await _play(client, 3)
 
         def agents() -> list[Any]:
-            spans = [s for s in memory.get_finished_spans()
-                     if s.attributes.get("gen_ai.conversation.id") == episode
-                     and s.attributes.get("gen_ai.operation.name") == "invoke_agent"]  # fmt: skip
+            spans = [
+                s
+                for s in memory.get_finished_spans()
+                if s.attributes.get("gen_ai.conversation.id") == episode
+                and s.attributes.get("gen_ai.operation.name") == "invoke_agent"
+            ]
             return spans if len(spans) == 3 else []
 
-        roots = sorted(await until(agents, "3 invoke_agent spans"),
-                       key=lambda s: s.attributes["runaway.step"])  # fmt: skip
+        roots = sorted(
+            await until(agents, "3 invoke_agent spans"), key=lambda s: s.attributes["runaway.step"]
+        )
     for root, answer in zip(roots, verdicts, strict=True):
         assert root.name == "invoke_agent multiobjective-homeostasis"
         assert root.attributes["session.id"] == episode
@@ -99,8 +107,11 @@ async def test_each_step_is_a_genai_trace_with_its_verdict_as_evaluation_event(
             ",".join(answer["flags"]) or "none"
         )
         assert event.attributes["runaway.verdict"] == answer["verdict"]
-        [chat] = [s for s in memory.get_finished_spans()
-                  if s.parent is not None and s.parent.span_id == root.context.span_id]  # fmt: skip
+        [chat] = [
+            s
+            for s in memory.get_finished_spans()
+            if s.parent is not None and s.parent.span_id == root.context.span_id
+        ]
         assert chat.name == "chat gpt-test" and chat.attributes["gen_ai.operation.name"] == "chat"
         assert chat.attributes["gen_ai.request.model"] == "gpt-test"
         assert chat.context.trace_id == root.context.trace_id
@@ -124,9 +135,12 @@ async def test_a_tool_loop_exports_execute_tool_spans_and_the_block_reason(
         assert answers[2]["verdict"] == "block"
 
         def third() -> list[Any]:
-            return [s for s in memory.get_finished_spans()
-                    if s.attributes.get("gen_ai.conversation.id") == episode
-                    and s.attributes.get("runaway.step") == 3]  # fmt: skip
+            return [
+                s
+                for s in memory.get_finished_spans()
+                if s.attributes.get("gen_ai.conversation.id") == episode
+                and s.attributes.get("runaway.step") == 3
+            ]
 
         [root] = await until(third, "step 3's invoke_agent span")
     [event] = root.events
@@ -134,8 +148,11 @@ async def test_a_tool_loop_exports_execute_tool_spans_and_the_block_reason(
     assert event.attributes["gen_ai.evaluation.explanation"] == answers[2]["reason"]
     assert "loop" in event.attributes["gen_ai.evaluation.score.label"].split(",")
     root_id = root.context.span_id
-    [tool_span] = [s for s in memory.get_finished_spans()
-                   if s.parent is not None and s.parent.span_id == root_id]  # fmt: skip
+    [tool_span] = [
+        s
+        for s in memory.get_finished_spans()
+        if s.parent is not None and s.parent.span_id == root_id
+    ]
     assert tool_span.name == "execute_tool search"
     assert tool_span.attributes["gen_ai.tool.call.id"] == "call_3"
     exporter.shutdown()
@@ -146,11 +163,21 @@ def test_tool_calls_become_execute_tool_spans_and_the_reason_the_explanation() -
     exporter = GenAIExporter(SimpleSpanProcessor(memory))
     now = time.time()
     calls = [ToolCall(name="search", arguments={"q": "x"}, id=f"call_{i}") for i in (1, 2)]
-    step = StepEvent(episode_id="ep-tools", step=4, observation={}, action={}, ts=now,
-                     tool_calls=calls)  # fmt: skip
-    verdict = Verdict(episode_id="ep-tools", step=4, verdict="block", runaway_index=0.7,
-                      flags=["loop"], detections=["loop"], step_ts=now, ts=now + 0.01,
-                      cause="loop", reason="the same tool call 5 times")  # fmt: skip
+    step = StepEvent(
+        episode_id="ep-tools", step=4, observation={}, action={}, ts=now, tool_calls=calls
+    )
+    verdict = Verdict(
+        episode_id="ep-tools",
+        step=4,
+        verdict="block",
+        runaway_index=0.7,
+        flags=["loop"],
+        detections=["loop"],
+        step_ts=now,
+        ts=now + 0.01,
+        cause="loop",
+        reason="the same tool call 5 times",
+    )
     exporter.on_events([step, verdict])  # built on the exporter's thread
     assert exporter.force_flush()
     spans = {s.name: s for s in memory.get_finished_spans()}
@@ -188,13 +215,18 @@ async def test_export_over_otlp_http_to_a_real_receiver(
         episode, verdicts = await _play(client, 2)
 
         def received() -> list[Any]:
-            spans = [s for s in otlp_receiver.spans
-                     if s.attributes.get("gen_ai.conversation.id") == episode]  # fmt: skip
+            spans = [
+                s
+                for s in otlp_receiver.spans
+                if s.attributes.get("gen_ai.conversation.id") == episode
+            ]
             return spans if len(spans) == 4 else []  # 2 steps: invoke_agent + chat each
 
         spans = await until(received, "the episode's 4 spans at the receiver")
-    roots = sorted((s for s in spans if s.name.startswith("invoke_agent")),
-                   key=lambda s: s.attributes["runaway.step"])  # fmt: skip
+    roots = sorted(
+        (s for s in spans if s.name.startswith("invoke_agent")),
+        key=lambda s: s.attributes["runaway.step"],
+    )
     assert [r.attributes["runaway.step"] for r in roots] == [1, 2]
     for root, answer in zip(roots, verdicts, strict=True):
         assert root.resource["service.name"] == "runaway-monitor"

@@ -5,16 +5,31 @@ import subprocess
 import sys
 
 CORE = [
-    "monitor", "monitor.client", "monitor.cli", "monitor.api", "monitor.api.app",
-    "monitor.integrations", "monitor.integrations.guard", "schemas", "workers", "detectors",
-]  # fmt: skip
+    "monitor",
+    "monitor.client",
+    "monitor.cli",
+    "monitor.api",
+    "monitor.api.app",
+    "monitor.integrations",
+    "monitor.integrations.guard",
+    "schemas",
+    "workers",
+    "detectors",
+]
 # redis-py imports opentelemetry's metrics API by itself when it is installed: the
 # otel extra is our exporter, its SDK tracer and the integration modules
 EXTRAS = [
-    "langchain", "langchain_core", "langgraph", "langchain_openai", "agents",
-    "opentelemetry.exporter", "opentelemetry.sdk.trace", "monitor.integrations.otel",
-    "monitor.integrations.langchain", "monitor.integrations.openai_agents",
-]  # fmt: skip
+    "langchain",
+    "langchain_core",
+    "langgraph",
+    "langchain_openai",
+    "agents",
+    "opentelemetry.exporter",
+    "opentelemetry.sdk.trace",
+    "monitor.integrations.otel",
+    "monitor.integrations.langchain",
+    "monitor.integrations.openai_agents",
+]
 
 
 def test_importing_the_core_imports_no_extra() -> None:

@@ -23,10 +23,15 @@ USER = {"role": "user", "content": "How many widgets?"}
 
 def call_turn(n: int) -> list[dict]:
     """An assistant turn calling the same tool, and the tool's answer."""
-    call = {"id": f"call_{n}", "type": "function",
-            "function": {"name": "check_inventory", "arguments": '{"item": "widget"}'}}  # fmt: skip
-    return [{"role": "assistant", "content": None, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": f"call_{n}", "content": "3 in stock"}]  # fmt: skip
+    call = {
+        "id": f"call_{n}",
+        "type": "function",
+        "function": {"name": "check_inventory", "arguments": '{"item": "widget"}'},
+    }
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": f"call_{n}", "content": "3 in stock"},
+    ]
 
 
 def conversation(turns: int) -> list[dict]:
@@ -36,8 +41,17 @@ def conversation(turns: int) -> list[dict]:
 # the contract, as pure functions -------------------------------------------------------
 def test_turns_carry_tool_calls_with_their_results():
     turns = assistant_turns([*conversation(2), {"role": "assistant", "content": "3 widgets"}])
-    assert turns[0] == ([{"name": "check_inventory", "arguments": {"item": "widget"},
-                          "result": "3 in stock", "id": "call_1"}], None)  # fmt: skip
+    assert turns[0] == (
+        [
+            {
+                "name": "check_inventory",
+                "arguments": {"item": "widget"},
+                "result": "3 in stock",
+                "id": "call_1",
+            }
+        ],
+        None,
+    )
     assert turns[2] == ([], "3 widgets") and len(turns) == 3
 
 
@@ -46,8 +60,10 @@ def test_episode_keys_session_then_callers_trace_then_digest():
     digest = conversation_digest(conversation(0))
     assert digest == conversation_digest(conversation(3))  # later requests repeat the opening
     assert digest != conversation_digest([SYSTEM, {"role": "user", "content": "other"}])
-    fresh = [GuardrailRequest(litellm_trace_id=f"t{i}", structured_messages=conversation(i))
-             for i in range(3)]  # the proxy's own trace id: new every request  # fmt: skip
+    fresh = [
+        GuardrailRequest(litellm_trace_id=f"t{i}", structured_messages=conversation(i))
+        for i in range(3)
+    ]  # the proxy's own trace id: new every request
     assert [episode_key(r, known) for r in fresh[1:]] == [digest, digest]
     opening = GuardrailRequest(litellm_trace_id="mine", structured_messages=conversation(0))
     later = GuardrailRequest(litellm_trace_id="mine", structured_messages=conversation(2))
@@ -74,8 +90,12 @@ def test_verdicts_map_to_guardrail_actions():
 
 # the route on a real sidecar -------------------------------------------------------------
 async def test_route_steps_each_new_turn_once(settings, redis):
-    body = {"input_type": "request", "litellm_trace_id": "x1",
-            "structured_messages": conversation(2), "texts": ["How many widgets?"]}  # fmt: skip
+    body = {
+        "input_type": "request",
+        "litellm_trace_id": "x1",
+        "structured_messages": conversation(2),
+        "texts": ["How many widgets?"],
+    }
     open_mode = {"fail_mode": FailMode.OPEN, "step_timeout_s": 0.2}
     async with api_client(settings, detector=False, **open_mode) as c:
         resp = await c.post("/beta/litellm_basic_guardrail_api", json=body)
@@ -123,8 +143,11 @@ async def test_real_proxy_blocks_a_tool_loop_with_the_reason_and_passes_the_rest
             # another conversation, the caller's own trace id, no loop
             calm = [await _chat(proxy, varied(n), litellm_trace_id="calm-run") for n in range(4)]
             # a loop under a policy that reminds instead: the request goes on, reminded
-            policy = {"episode_id": "litellm-remind-run", "policy": {"loop": "remind"},
-                      "objectives": [{"name": "tool_use", "kind": "unbounded"}]}  # fmt: skip
+            policy = {
+                "episode_id": "litellm-remind-run",
+                "policy": {"loop": "remind"},
+                "objectives": [{"name": "tool_use", "kind": "unbounded"}],
+            }
             assert (await monitor.post("/v1/episodes", json=policy)).status == 201
             reminded = [
                 await _chat(proxy, conversation(n), litellm_trace_id="remind-run") for n in range(4)

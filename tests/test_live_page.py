@@ -44,9 +44,16 @@ def _driver():
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1400,1900"):  # fmt: skip
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1900",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
@@ -91,8 +98,9 @@ class Page:
             await asyncio.sleep(0.05)
 
     async def text(self, css: str) -> str:
-        return await self.js("const e = document.querySelector(arguments[0]);"
-                             "return e ? e.textContent : null;", css)  # fmt: skip
+        return await self.js(
+            "const e = document.querySelector(arguments[0]);return e ? e.textContent : null;", css
+        )
 
     async def shot(self, path: Path, css: str | None = None) -> None:
         if css is None:
@@ -181,14 +189,21 @@ async def test_token_escaping_and_10000_episodes(settings, redis, browser, shots
             client, {"environment": "homeostasis", "labels": {"model": HOSTILE}}, headers=auth
         )
         await page.do(page.driver.get, str(client.make_url("/")))
-        await page.until("return document.getElementById('token').style.display === 'flex'",
-                         what="the token dialog")  # fmt: skip
+        await page.until(
+            "return document.getElementById('token').style.display === 'flex'",
+            what="the token dialog",
+        )
         assert await page.text("#conn") == "token needed"
-        await page.js("document.getElementById('tokeninput').value = arguments[0];"
-                      "document.getElementById('tokenform').requestSubmit()", token)  # fmt: skip
+        await page.js(
+            "document.getElementById('tokeninput').value = arguments[0];"
+            "document.getElementById('tokenform').requestSubmit()",
+            token,
+        )
         await page.until(LIVE, what="'live' with the token")
-        await page.until("return document.querySelectorAll('#episodes tr').length === 50",
-                         what="a page of 50 rows")  # fmt: skip
+        await page.until(
+            "return document.querySelectorAll('#episodes tr').length === 50",
+            what="a page of 50 rows",
+        )
         assert "10001 episodes in all" in await page.text("#pageinfo")
         first = await page.text("#episodes tr td")
         assert first == hostile
@@ -199,11 +214,15 @@ async def test_token_escaping_and_10000_episodes(settings, redis, browser, shots
 
         await page.js("document.getElementById('next').click()")
         await page.until(FIRST_ROW, "ep-09950", what="the second page")  # 49 + the new one
-        await page.js("const f = document.getElementById('filters');"
-                      "f.flagged.checked = true; f.requestSubmit()")  # fmt: skip
-        await page.until("const r = [...document.querySelectorAll('#episodes tr')];"
-                         "return r.length === 50 && r.every(t => t.querySelector('.flag'))",
-                         what="50 flagged rows")  # fmt: skip
+        await page.js(
+            "const f = document.getElementById('filters');"
+            "f.flagged.checked = true; f.requestSubmit()"
+        )
+        await page.until(
+            "const r = [...document.querySelectorAll('#episodes tr')];"
+            "return r.length === 50 && r.every(t => t.querySelector('.flag'))",
+            what="50 flagged rows",
+        )
         assert token not in page.driver.current_url
         assert token not in await page.do(lambda: page.driver.page_source)
         assert "GET /v1/totals" in caplog.text and token not in caplog.text  # access log
@@ -226,10 +245,22 @@ async def test_new_flags_and_actions_show_generically(settings, redis, browser, 
         plan = {4: ("over_exploitation", "remind"), 7: ("loop", "block"), 9: ("loop", "stop")}
         for step in range(1, 11):
             flag, action = plan.get(step, (None, "continue"))
-            ev = StepEvent(episode_id=ep, step=step, observation={"level": 100 + step},
-                           action={"level": step % 3})  # fmt: skip
-            fields = encode_trace(ev, 0.1 * step / 2, 0.2, [flag] if flag else [],
-                                  [flag] if flag else [], action, flag, None)  # fmt: skip
+            ev = StepEvent(
+                episode_id=ep,
+                step=step,
+                observation={"level": 100 + step},
+                action={"level": step % 3},
+            )
+            fields = encode_trace(
+                ev,
+                0.1 * step / 2,
+                0.2,
+                [flag] if flag else [],
+                [flag] if flag else [],
+                action,
+                flag,
+                None,
+            )
             await redis.xadd(settings.keys.trace(ep), fields)
         await page.do(page.driver.get, f"{client.make_url('/')}#{ep}")
         await page.until(POINTS, "richart", 10, what="10 points from the trace")
@@ -239,8 +270,9 @@ async def test_new_flags_and_actions_show_generically(settings, redis, browser, 
             what="three actions",
         )
         assert rows == ["remind:4", "block:7", "stop:9"]
-        keys = await page.js("return [...document.querySelectorAll('#d-keys .key')]"
-                             ".map(k => k.dataset.kind).sort()")  # fmt: skip
+        keys = await page.js(
+            "return [...document.querySelectorAll('#d-keys .key')].map(k => k.dataset.kind).sort()"
+        )
         assert keys == ["block", "loop", "over_exploitation", "remind", "stop"]
         assert "over_exploitation" in await page.text("#d-recoveries tr")
         await page.shot(shots / "new-flags.png", "#detail")

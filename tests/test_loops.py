@@ -17,8 +17,11 @@ BUDGET = ObjectiveSpec(name="budget", kind=ObjectiveKind.UNBOUNDED)
 
 
 def spec(*objectives: ObjectiveSpec, **detector) -> EpisodeSpec:
-    return EpisodeSpec(episode_id="t", objectives=ObjectiveSet(objectives=objectives or (BUDGET,)),
-                       detector=DetectorConfig(**detector))  # fmt: skip
+    return EpisodeSpec(
+        episode_id="t",
+        objectives=ObjectiveSet(objectives=objectives or (BUDGET,)),
+        detector=DetectorConfig(**detector),
+    )
 
 
 def call(name: str, **args) -> ToolCall:
@@ -37,8 +40,9 @@ def run(sc: EpisodeScorer, steps):
 
 
 def loop_detections(scores):
-    return [(s.step, d.onset_step, d.mode) for s in scores for d in s.detections
-            if d.flag == "loop"]  # fmt: skip
+    return [
+        (s.step, d.onset_step, d.mode) for s in scores for d in s.detections if d.flag == "loop"
+    ]
 
 
 def test_canonical_arguments():
@@ -67,9 +71,11 @@ def test_identical_calls_escalate_observe_block_stop():
 
 def test_canonically_equal_calls_are_repeats():
     sc = EpisodeScorer(spec())
-    steps = [[ToolCall(name="get", arguments={"id": 7, "full": True})],
-             [ToolCall(name="get", arguments='{"full": true, "id": 7.0}')],
-             [ToolCall(name="get", arguments={"full": True, "id": 7e0})]]  # fmt: skip
+    steps = [
+        [ToolCall(name="get", arguments={"id": 7, "full": True})],
+        [ToolCall(name="get", arguments='{"full": true, "id": 7.0}')],
+        [ToolCall(name="get", arguments={"full": True, "id": 7e0})],
+    ]
     assert [s.loop_level for s in run(sc, steps)] == [0, 1, 2]
 
 
@@ -143,20 +149,34 @@ def test_numeric_agents_answers_never_loop():
     # a BioBlue agent answering "5" on every step: numeric steps are scanned alone
     sc = EpisodeScorer(spec(ObjectiveSpec(name="A", kind=ObjectiveKind.UNBOUNDED)))
     for t in range(1, 60):
-        s = sc.update(StepEvent(episode_id="t", step=t, observation={"A": t * 5.0},
-                                action={"A": 5.0}, text="5"))  # fmt: skip
+        s = sc.update(
+            StepEvent(
+                episode_id="t", step=t, observation={"A": t * 5.0}, action={"A": 5.0}, text="5"
+            )
+        )
         assert s.loop_level == 0 and "loop" not in s.flags
 
 
 def test_state_round_trip_mid_loop():
-    steps = [[call("a")], [call("b")], [call("a")], [call("b")], "some text " * 3,
-             [call("a")], [call("a")], [call("a")]]  # fmt: skip
+    steps = [
+        [call("a")],
+        [call("b")],
+        [call("a")],
+        [call("b")],
+        "some text " * 3,
+        [call("a")],
+        [call("a")],
+        [call("a")],
+    ]
     a = EpisodeScorer(spec())
     run(a, steps[:4])
     b = EpisodeScorer.from_state(a.spec, json.loads(json.dumps(a.to_state())))
     for t, s in enumerate(steps[4:], start=5):
-        ev = (StepEvent(episode_id="t", step=t, text=s) if isinstance(s, str)
-              else StepEvent(episode_id="t", step=t, tool_calls=s))  # fmt: skip
+        ev = (
+            StepEvent(episode_id="t", step=t, text=s)
+            if isinstance(s, str)
+            else StepEvent(episode_id="t", step=t, tool_calls=s)
+        )
         assert a.update(ev) == b.update(ev)
     bad = LoopTracker(DetectorConfig(loop_max_period=2))
     with pytest.raises(ValueError, match="loop settings"):
@@ -171,21 +191,32 @@ def test_read_pointer():
     assert read_pointer("/list/1", state, []) == 2.5
     for missing in ("/list/01", "/list/9", "/flag", "/nothing", "/inventory"):
         assert read_pointer(missing, state, []) is None
-    calls = [ToolCall(name="balance", result={"usd": 10}),
-             ToolCall(name="balance", result={"usd": 7})]  # fmt: skip
+    calls = [
+        ToolCall(name="balance", result={"usd": 10}),
+        ToolCall(name="balance", result={"usd": 7}),
+    ]
     assert read_pointer("/tool_results/balance/usd", None, calls) == 7.0  # the last call
     assert read_pointer("/tool_results/other/usd", None, calls) is None
 
 
 def test_pointer_objective_lets_the_runaway_detectors_watch_an_inventory_agent():
-    stock = ObjectiveSpec(name="widgets", kind=ObjectiveKind.HOMEOSTATIC, target=100, band=10,
-                          pointer="/inventory/widgets")  # fmt: skip
+    stock = ObjectiveSpec(
+        name="widgets",
+        kind=ObjectiveKind.HOMEOSTATIC,
+        target=100,
+        band=10,
+        pointer="/inventory/widgets",
+    )
     sc = EpisodeScorer(spec(stock))
     level, flags, first = 100.0, set(), None
     for t in range(1, 30):
         level += 1.0 if t < 10 else 15.0  # restocks far beyond need from step 10
-        ev = StepEvent(episode_id="t", step=t, tool_calls=[call("order", sku="w", qty=3 + t)],
-                       state={"inventory": {"widgets": level}})  # fmt: skip
+        ev = StepEvent(
+            episode_id="t",
+            step=t,
+            tool_calls=[call("order", sku="w", qty=3 + t)],
+            state={"inventory": {"widgets": level}},
+        )
         s = sc.update(ev)
         flags |= s.flags
         for d in s.detections:
@@ -196,13 +227,20 @@ def test_pointer_objective_lets_the_runaway_detectors_watch_an_inventory_agent()
 
 
 def test_pointer_into_tool_results_a_budget_agent_that_stays_put_is_calm():
-    budget = ObjectiveSpec(name="spend", kind=ObjectiveKind.HOMEOSTATIC, target=50, band=20,
-                           pointer="/tool_results/budget/spent")  # fmt: skip
+    budget = ObjectiveSpec(
+        name="spend",
+        kind=ObjectiveKind.HOMEOSTATIC,
+        target=50,
+        band=20,
+        pointer="/tool_results/budget/spent",
+    )
     sc = EpisodeScorer(spec(budget))
     rng = random.Random(3)
     for t in range(1, 40):
         spent = {"spent": rng.randint(40, 60)}  # stays in band, no pattern
-        calls = [ToolCall(name="buy", arguments={"item": f"i{t}"}),
-                 ToolCall(name="budget", arguments={}, result=spent)]  # fmt: skip
+        calls = [
+            ToolCall(name="buy", arguments={"item": f"i{t}"}),
+            ToolCall(name="budget", arguments={}, result=spent),
+        ]
         s = sc.update(StepEvent(episode_id="t", step=t, tool_calls=calls))
         assert not s.flags, (t, s.flags)

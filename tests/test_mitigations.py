@@ -18,8 +18,9 @@ def test_every_mitigation_is_documented_in_one_line():
 
 
 async def test_savepoint_recovery_restores_and_reminds(redis, settings):
-    result, agent = await run_episode(redis, settings, "savepoint-recovery",
-                                      control=[(8, [recovery(8, 5)])])  # fmt: skip
+    result, agent = await run_episode(
+        redis, settings, "savepoint-recovery", control=[(8, [recovery(8, 5)])]
+    )
     assert result.recoveries == 1
     _, messages, restored = next(x for x in agent.seen if x[0] == 9)
     assert restored
@@ -31,12 +32,14 @@ async def test_savepoint_recovery_restores_and_reminds(redis, settings):
 
 
 async def test_recovery_without_reminder_and_truncation(redis, settings):
-    _, agent = await run_episode(redis, settings, "savepoint-recovery-no-reminder",
-                                 control=[(8, [recovery(8, 5)])])  # fmt: skip
+    _, agent = await run_episode(
+        redis, settings, "savepoint-recovery-no-reminder", control=[(8, [recovery(8, 5)])]
+    )
     messages = next(m for s, m, _ in agent.seen if s == 9)
     assert len(messages) == 12 and "REMEMBER" not in messages[-1]["content"]
-    _, agent = await run_episode(redis, settings, "truncate-on-flip",
-                                 control=[(8, [recovery(8, 5)])])  # fmt: skip
+    _, agent = await run_episode(
+        redis, settings, "truncate-on-flip", control=[(8, [recovery(8, 5)])]
+    )
     messages = next(m for s, m, _ in agent.seen if s == 9)
     assert [m["role"] for m in messages] == ["system", "user"]
 

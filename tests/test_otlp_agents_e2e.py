@@ -63,9 +63,16 @@ def _counter(metrics: str, name: str, *labels: str) -> float:
 async def _run_agent(client: TestClient, model_url: str) -> bytes:
     env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": str(client.make_url("/v1/traces"))}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--base-url", model_url, "--conversation", EPISODE,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        str(EXAMPLE),
+        "--base-url",
+        model_url,
+        "--conversation",
+        EPISODE,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == 0, out.decode()[-3000:]
     return out
@@ -79,8 +86,9 @@ async def test_openai_agents_tool_loop_over_otlp_gets_the_loop_flag(
     fake_model_server.push(text("We have 3 widgets."))
     memory = InMemorySpanExporter()
     telemetry = GenAIExporter(SimpleSpanProcessor(memory))
-    app = create_app(settings.model_copy(update={"step_timeout_s": 10}), with_detector=True,
-                     telemetry=telemetry)  # fmt: skip
+    app = create_app(
+        settings.model_copy(update={"step_timeout_s": 10}), with_detector=True, telemetry=telemetry
+    )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         await wait_ready(client)  # the feed reads from its start
         back = CountingExporter(endpoint=str(client.make_url("/v1/traces")))
@@ -96,10 +104,12 @@ async def test_openai_agents_tool_loop_over_otlp_gets_the_loop_flag(
 
         def evaluations():
             return [
-                e for s in memory.get_finished_spans()
+                e
+                for s in memory.get_finished_spans()
                 if s.attributes.get("gen_ai.conversation.id") == EPISODE
-                for e in s.events if e.name == "gen_ai.evaluation.result"
-            ]  # fmt: skip
+                for e in s.events
+                if e.name == "gen_ai.evaluation.result"
+            ]
 
         async def all_exported():
             found = evaluations()

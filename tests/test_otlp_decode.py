@@ -40,33 +40,59 @@ def attr(key: str, value: object) -> dict:
 
 def span(span_id: str, start: int, attrs: dict, trace: str = TRACE, **kw: object) -> dict:
     return {
-        "traceId": trace, "spanId": span_id, "name": kw.get("name", "s"),
-        "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 10),
-        "attributes": [attr(k, v) for k, v in attrs.items()], **kw.get("extra", {}),
-    }  # fmt: skip
+        "traceId": trace,
+        "spanId": span_id,
+        "name": kw.get("name", "s"),
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 10),
+        "attributes": [attr(k, v) for k, v in attrs.items()],
+        **kw.get("extra", {}),
+    }
 
 
 def export(*spans: dict) -> bytes:
-    return orjson.dumps({"resourceSpans": [{"resource": {"attributes": [
-        attr("service.name", "agent")]}, "scopeSpans": [{"spans": list(spans)}]}]})  # fmt: skip
+    return orjson.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [attr("service.name", "agent")]},
+                    "scopeSpans": [{"spans": list(spans)}],
+                }
+            ]
+        }
+    )
 
 
-TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search",
-        "gen_ai.tool.call.arguments": '{"q": "x"}', "gen_ai.tool.call.result": "found",
-        "gen_ai.tool.call.id": "c1", "gen_ai.conversation.id": "conv-1"}  # fmt: skip
+TOOL = {
+    "gen_ai.operation.name": "execute_tool",
+    "gen_ai.tool.name": "search",
+    "gen_ai.tool.call.arguments": '{"q": "x"}',
+    "gen_ai.tool.call.result": "found",
+    "gen_ai.tool.call.id": "c1",
+    "gen_ai.conversation.id": "conv-1",
+}
 
 
 def test_json_genai_tool_and_chat_spans_become_ordered_steps():
-    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-            "gen_ai.output.messages": orjson.dumps([{"role": "assistant", "parts": [
-                {"type": "text", "content": "done"}]}]).decode()}  # fmt: skip
-    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a",
-             "gen_ai.conversation.id": "conv-1"}  # fmt: skip
+    chat = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "m",
+        "gen_ai.output.messages": orjson.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": "done"}]}]
+        ).decode(),
+    }
+    agent = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "a",
+        "gen_ai.conversation.id": "conv-1",
+    }
     http = {"http.method": "POST"}
     body = export(
-        span("00000000000000a3", 30, chat), span("00000000000000a1", 10, TOOL),
-        span("00000000000000a0", 5, agent), span("00000000000000a9", 1, http),
-    )  # fmt: skip
+        span("00000000000000a3", 30, chat),
+        span("00000000000000a1", 10, TOOL),
+        span("00000000000000a0", 5, agent),
+        span("00000000000000a9", 1, http),
+    )
     decoded = decode_json(body)
     assert decoded.rejected == 0 and len(decoded.spans) == 4
     assert decoded.spans[0].resource == {"service.name": "agent"}
@@ -81,21 +107,33 @@ def test_json_genai_tool_and_chat_spans_become_ordered_steps():
 
 
 def test_openinference_spans_map_too():
-    tool = {"openinference.span.kind": "TOOL", "tool.name": "check", "session.id": "s-1",
-            "input.value": '{"item": "w"}', "output.value": "3 in stock",
-            "tool.parameters": '{"type": "object"}'}  # fmt: skip
-    llm = {"openinference.span.kind": "LLM", "session.id": "s-1", "llm.model_name": "m",
-           "llm.output_messages.0.message.role": "assistant",
-           "llm.output_messages.0.message.content": "We have 3."}  # fmt: skip
+    tool = {
+        "openinference.span.kind": "TOOL",
+        "tool.name": "check",
+        "session.id": "s-1",
+        "input.value": '{"item": "w"}',
+        "output.value": "3 in stock",
+        "tool.parameters": '{"type": "object"}',
+    }
+    llm = {
+        "openinference.span.kind": "LLM",
+        "session.id": "s-1",
+        "llm.model_name": "m",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "We have 3.",
+    }
     requested_only = {
         "openinference.span.kind": "LLM",
         "session.id": "s-1",
         "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "c",
     }
-    decoded = decode_json(export(
-        span("0000000000000001", 1, requested_only), span("0000000000000002", 2, tool),
-        span("0000000000000003", 3, llm),
-    ))  # fmt: skip
+    decoded = decode_json(
+        export(
+            span("0000000000000001", 1, requested_only),
+            span("0000000000000002", 2, tool),
+            span("0000000000000003", 3, llm),
+        )
+    )
     steps, _, _ = steps_from_spans(decoded.spans)
     assert [(s.tool_calls, s.text) for s in steps] == [
         ([{"name": "check", "arguments": {"item": "w"}, "result": "3 in stock", "id": None}], None),
@@ -183,8 +221,14 @@ CORE = (
     "import sys, monitor.api.app, monitor.integrations.otlp_traces, "
     "monitor.integrations.genai_steps, monitor.integrations.litellm_guardrail; "
 )
-HEAVY = ("opentelemetry.proto", "opentelemetry.exporter", "google.protobuf", "agents",
-         "litellm", "openinference")  # fmt: skip
+HEAVY = (
+    "opentelemetry.proto",
+    "opentelemetry.exporter",
+    "google.protobuf",
+    "agents",
+    "litellm",
+    "openinference",
+)
 
 
 def test_importing_the_core_and_the_routes_never_imports_the_extras():
@@ -224,9 +268,25 @@ JSONS = st.recursive(
     ),
     max_leaves=30,
 )
-KEYS = st.sampled_from(["resourceSpans", "scopeSpans", "spans", "attributes", "key", "value",
-                        "stringValue", "intValue", "arrayValue", "kvlistValue", "values",
-                        "traceId", "spanId", "gen_ai.operation.name", "execute_tool"])  # fmt: skip
+KEYS = st.sampled_from(
+    [
+        "resourceSpans",
+        "scopeSpans",
+        "spans",
+        "attributes",
+        "key",
+        "value",
+        "stringValue",
+        "intValue",
+        "arrayValue",
+        "kvlistValue",
+        "values",
+        "traceId",
+        "spanId",
+        "gen_ai.operation.name",
+        "execute_tool",
+    ]
+)
 OTLPISH = st.recursive(
     JSONS,
     lambda inner: st.dictionaries(KEYS, inner, max_size=4) | st.lists(inner, max_size=3),
@@ -245,9 +305,16 @@ def test_any_json_body_is_a_bad_export_or_spans(body):
 
 
 @examples(max_examples=60, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "tool_call_id",
-                                                 "function", "name"]), OTLPISH, max_size=4),
-                max_size=6))  # fmt: skip
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["role", "content", "tool_calls", "tool_call_id", "function", "name"]),
+            OTLPISH,
+            max_size=4,
+        ),
+        max_size=6,
+    )
+)
 def test_any_conversation_maps_without_error(messages):
     from monitor.integrations.litellm_guardrail import (
         GuardrailRequest,

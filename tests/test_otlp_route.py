@@ -21,9 +21,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 def chat(text: str) -> dict:
-    return {"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "conv-1",
-            "gen_ai.output.messages": orjson.dumps([{"role": "assistant", "parts": [
-                {"type": "text", "content": text}]}]).decode()}  # fmt: skip
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.conversation.id": "conv-1",
+        "gen_ai.output.messages": orjson.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
+        ).decode(),
+    }
 
 
 def as_protobuf(body: bytes) -> bytes:
@@ -32,9 +36,12 @@ def as_protobuf(body: bytes) -> bytes:
     ss = req.resource_spans.add().scope_spans.add()
     for s in decode_json(body).spans:
         pb = ss.spans.add(
-            trace_id=bytes.fromhex(s.trace_id), span_id=bytes.fromhex(s.span_id), name=s.name,
-            start_time_unix_nano=s.start_ns, end_time_unix_nano=s.end_ns,
-        )  # fmt: skip
+            trace_id=bytes.fromhex(s.trace_id),
+            span_id=bytes.fromhex(s.span_id),
+            name=s.name,
+            start_time_unix_nano=s.start_ns,
+            end_time_unix_nano=s.end_ns,
+        )
         for k, v in s.attributes.items():
             kv = pb.attributes.add(key=k)
             kv.value.string_value = str(v)
@@ -79,14 +86,18 @@ async def test_spans_become_steps_once_in_both_encodings(settings, redis):
 async def test_bad_spans_are_a_partial_success_and_the_good_ones_land(settings, redis):
     no_name = {"gen_ai.operation.name": "execute_tool", "gen_ai.conversation.id": "conv-2"}
     good = {**TOOL, "gen_ai.conversation.id": "conv-2"}
-    body = export(span("bad", 1, good), span("00000000000000b2", 2, no_name),
-                  span("00000000000000b3", 3, good))  # fmt: skip
+    body = export(
+        span("bad", 1, good),
+        span("00000000000000b2", 2, no_name),
+        span("00000000000000b3", 3, good),
+    )
     async with api_client(settings, detector=False) as client:
         resp = await client.post("/v1/traces", data=body, headers=JSON)
         assert resp.status == 200
         partial = (await resp.json())["partialSuccess"]
-        pb = await client.post("/v1/traces", data=as_protobuf(export(
-            span("00000000000000b4", 4, no_name))), headers=PB)  # fmt: skip
+        pb = await client.post(
+            "/v1/traces", data=as_protobuf(export(span("00000000000000b4", 4, no_name))), headers=PB
+        )
         parsed = ExportTraceServiceResponse()
         parsed.ParseFromString(await pb.read())
     assert partial["rejectedSpans"] == 2
@@ -122,8 +133,9 @@ async def test_the_bearer_token_guards_the_route(settings, redis):
 async def test_without_a_conversation_id_the_trace_id_keys_the_episode(settings, redis):
     tool = {k: v for k, v in TOOL.items() if k != "gen_ai.conversation.id"}
     async with api_client(settings, detector=False) as client:
-        resp = await client.post("/v1/traces", data=export(span("00000000000000d1", 1, tool)),
-                                 headers=JSON)  # fmt: skip
+        resp = await client.post(
+            "/v1/traces", data=export(span("00000000000000d1", 1, tool)), headers=JSON
+        )
         assert resp.status == 200
         assert (await client.get(f"/v1/episodes/{TRACE}")).status == 200
 

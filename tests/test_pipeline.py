@@ -14,8 +14,10 @@ from workers.jobs import submit_jobs
 
 
 async def test_every_step_is_scored_exactly_once(redis, settings):
-    specs = [spec(f"ep{i}", env, "drifting", steps=30, seed=i, flip_step=10)
-             for i, env in enumerate(ENVIRONMENT_NAMES * 2)]  # fmt: skip
+    specs = [
+        spec(f"ep{i}", env, "drifting", steps=30, seed=i, flip_step=10)
+        for i, env in enumerate(ENVIRONMENT_NAMES * 2)
+    ]
     results, detector = await run_pipeline(redis, settings, specs)
     assert len(results) == len(specs)
     played = sum(r.steps for r in results)
@@ -41,8 +43,14 @@ async def test_every_step_is_scored_exactly_once(redis, settings):
 
 
 async def test_flip_gives_one_recovery_and_the_episode_goes_on(redis, settings):
-    s = spec("drift", "multiobjective-homeostasis", "drifting", steps=60, flip_step=20,
-             relapse_after=1000)  # fmt: skip
+    s = spec(
+        "drift",
+        "multiobjective-homeostasis",
+        "drifting",
+        steps=60,
+        flip_step=20,
+        relapse_after=1000,
+    )
     (result,), _ = await run_pipeline(redis, settings, [s])
     assert result.outcome == "done" and result.steps == 60
     assert result.flips == 1 and result.recoveries == 1
@@ -54,8 +62,9 @@ async def test_flip_gives_one_recovery_and_the_episode_goes_on(redis, settings):
 
 
 async def test_duplicated_recovery_command_is_applied_once(redis, settings):
-    s = spec("dup", "multiobjective-homeostasis", "drifting", steps=50, flip_step=15,
-             relapse_after=1000)  # fmt: skip
+    s = spec(
+        "dup", "multiobjective-homeostasis", "drifting", steps=50, flip_step=15, relapse_after=1000
+    )
     verdicts = settings.keys.verdicts(settings.keys.shard_of("dup"))
     duplicated = asyncio.Event()
 
@@ -104,17 +113,25 @@ async def test_worker_process_hands_back_episodes_on_sigterm(redis, settings):
         "RUNAWAY_SHUTDOWN_GRACE_S": "0.3",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "worker", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "monitor",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
 
     async def all_three_started() -> bool:
         if (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] != 3:
             return False
         started = set()
         for shard in range(settings.shards):
-            started |= {e.episode_id for e in await stream_events(redis, settings.keys.steps(shard))
-                        if e.kind == "episode_started"}  # fmt: skip
+            started |= {
+                e.episode_id
+                for e in await stream_events(redis, settings.keys.steps(shard))
+                if e.kind == "episode_started"
+            }
         return started == {"long0", "long1", "long2"}
 
     await wait_for(all_three_started, 30, "the worker process to start all three episodes")
@@ -125,8 +142,11 @@ async def test_worker_process_hands_back_episodes_on_sigterm(redis, settings):
     assert (await redis.xpending(settings.keys.jobs(), WORKER_GROUP))["pending"] == 3
     finished = []
     for shard in range(settings.shards):
-        finished += [e for e in await stream_events(redis, settings.keys.steps(shard))
-                     if e.kind == "episode_finished"]  # fmt: skip
+        finished += [
+            e
+            for e in await stream_events(redis, settings.keys.steps(shard))
+            if e.kind == "episode_finished"
+        ]
     assert sorted(e.episode_id for e in finished) == ["long0", "long1", "long2"]
     assert {e.reason for e in finished} == {"cancelled"}
 
@@ -137,8 +157,10 @@ async def test_publisher_batches_concurrent_events(redis, settings):
 
     publisher = StreamPublisher(redis)
     stream = settings.keys.steps(0)
-    events = [StepEvent(episode_id=f"e{i}", step=1, observation={"A": 1}, action={"A": 1})
-              for i in range(50)]  # fmt: skip
+    events = [
+        StepEvent(episode_id=f"e{i}", step=1, observation={"A": 1}, action={"A": 1})
+        for i in range(50)
+    ]
     await asyncio.gather(*(publisher.publish(stream, e, 1000) for e in events))
     await publisher.aclose()
     stored = await redis.xrange(stream)

@@ -63,8 +63,14 @@ async def _traffic(client, steps: int) -> None:
         for step in range(1, steps + 1):
             assert (await client.post(f"/v1/episodes/{ep}/steps", json=mo_step(step))).status == 200
     spec, events = events_from_recording(read_tsv(BUNDLED_DIR / FLIPPING))
-    ep = await register(client, {"environment": spec.environment, "env_options": spec.env_options,
-                                 "labels": {"model": "gpt-4o-mini"}})  # fmt: skip
+    ep = await register(
+        client,
+        {
+            "environment": spec.environment,
+            "env_options": spec.env_options,
+            "labels": {"model": "gpt-4o-mini"},
+        },
+    )
     for ev in events[: max(steps, FLIP_DETECTED)]:
         body = {"step": ev.step, "observation": ev.observation, "action": ev.action}
         assert (await client.post(f"/v1/episodes/{ep}/steps", json=body)).status == 200
@@ -92,10 +98,13 @@ async def test_prometheus_scrapes_and_every_expression_evaluates(settings, redis
         base = f"http://127.0.0.1:{port}"
         log = (tmp_path / "prometheus.log").open("wb")
         prom = await asyncio.create_subprocess_exec(
-            PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-            stdout=log, stderr=log,
-        )  # fmt: skip
+            PROMETHEUS,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            stdout=log,
+            stderr=log,
+        )
         try:
             await _traffic(client, 8)
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:

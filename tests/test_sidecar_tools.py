@@ -86,8 +86,17 @@ async def test_a_varied_legitimate_session_is_never_flagged(settings, redis):
 
 
 async def test_pointer_objective_runaway_on_an_inventory_agent(settings, redis):
-    body = {"objectives": [{"name": "W-1", "kind": "homeostatic", "target": 100, "band": 10,
-                            "pointer": "/inventory/W-1"}]}  # fmt: skip
+    body = {
+        "objectives": [
+            {
+                "name": "W-1",
+                "kind": "homeostatic",
+                "target": 100,
+                "band": 10,
+                "pointer": "/inventory/W-1",
+            }
+        ]
+    }
     async with api_client(settings, step_timeout_s=10) as client:
         mon, ep = await _session(client, body)
         try:
@@ -117,14 +126,16 @@ async def test_policy_set_at_registration(settings, redis):
 BAD_STEPS = [
     ({"step": 1}, "action"),
     ({"step": 1, "tool_calls": [{"arguments": {}}]}, "tool_calls.0.name"),
-    ({"step": 1, "tool_calls": [{"name": "x", "arguments": {"a": "y" * MAX_TOOL_ARGS}}]},
-     "tool_calls.0.arguments"),
+    (
+        {"step": 1, "tool_calls": [{"name": "x", "arguments": {"a": "y" * MAX_TOOL_ARGS}}]},
+        "tool_calls.0.arguments",
+    ),
     ({"step": 1, "tool_calls": [{"name": "x"}] * (MAX_TOOL_CALLS + 1)}, "tool_calls"),
     ({"step": 1, "tool_calls": [{"name": "x", "argument": {}}]}, "tool_calls.0.argument"),
     ({"step": 1, "tool_calls": [{"name": "x", "arguments": [1, 2]}]}, "tool_calls.0.arguments"),
     ({"step": 1, "text": "t", "state": {"s": "z" * 70_000}}, "state"),
     ({"step": 1, "text": "t", "action": {"nope": 1}}, "action"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("body", "field"), BAD_STEPS)
@@ -156,8 +167,11 @@ def test_openapi_document_has_the_new_shapes():
     assert step["tool_calls"]["maxItems"] == MAX_TOOL_CALLS
     assert {"name", "arguments", "result", "id"} == set(schemas["ToolCall"]["properties"])
     assert set(schemas["VerdictPolicy"]["properties"]) == {
-        "runaway", "self_imitation", "over_exploitation", "loop",
-    }  # fmt: skip
+        "runaway",
+        "self_imitation",
+        "over_exploitation",
+        "loop",
+    }
     verdict = schemas["StepVerdict"]["properties"]
     assert {"cause", "policy", "reason"} <= set(verdict)
     assert set(verdict["verdict"]["enum"]) == {"continue", "remind", "reset", "block", "stop"}

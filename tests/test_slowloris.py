@@ -17,8 +17,11 @@ TIMEOUT_S = 1.0
 
 @pytest.fixture
 def sidecar(tmp_path):
-    env = {"RUNAWAY_SHARDS": "1", "RUNAWAY_HEADER_TIMEOUT_S": str(TIMEOUT_S),
-           "RUNAWAY_MAX_CONNECTIONS": "64"}  # fmt: skip
+    env = {
+        "RUNAWAY_SHARDS": "1",
+        "RUNAWAY_HEADER_TIMEOUT_S": str(TIMEOUT_S),
+        "RUNAWAY_MAX_CONNECTIONS": "64",
+    }
     with serve_process(tmp_path, **env) as (url, _, _):
         yield url, int(url.rsplit(":", 1)[1])
 
@@ -85,8 +88,11 @@ def test_more_idle_connections_than_allowed_leave_room_for_real_requests(sidecar
 
 def test_a_trickled_body_is_answered_408(sidecar):
     _, port = sidecar
-    s = _open(port, b"POST /v1/episodes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")  # fmt: skip
+    s = _open(
+        port,
+        b"POST /v1/episodes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
     started = time.monotonic()
     s.settimeout(4 * TIMEOUT_S + 2)
     answer = s.recv(1024)

@@ -15,9 +15,15 @@ from workers.worker import Worker
 async def status(env: dict[str, str], *args: str) -> tuple[int, str]:
     """The real command, as a script would run it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "status", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "monitor",
+        "status",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode in (0, 1), err.decode()[-2000:]
     return proc.returncode or 0, out.decode()
@@ -37,9 +43,10 @@ async def test_status_lists_a_running_worker_and_detector(redis, settings):
             report = await collect(redis, settings)
             busy = [w for w in report["workers"] if w["live"] and w["episodes"] == 2]
             owned = [
-                d for d in report["detectors"]
+                d
+                for d in report["detectors"]
                 if d["live"] and d["shards"] == [0, 1] and d["last_batch_age_s"] is not None
-            ]  # fmt: skip
+            ]
             return report if busy and owned and exit_code(report) == 0 else None
 
         report = await wait_for(both_seen, 15, "a busy worker and a scoring detector")

@@ -23,10 +23,12 @@ OBJ = ObjectiveSet(objectives=(ObjectiveSpec(name="A", kind=ObjectiveKind.UNBOUN
 
 def spec(policy: VerdictPolicy | None = None, worker: bool = False, **detector) -> EpisodeSpec:
     return EpisodeSpec(
-        episode_id="p", objectives=OBJ, policy=policy or VerdictPolicy(),
+        episode_id="p",
+        objectives=OBJ,
+        policy=policy or VerdictPolicy(),
         agent=AgentSpec(kind="reference") if worker else None,
         detector=DetectorConfig(**detector),
-    )  # fmt: skip
+    )
 
 
 def score(step: int, *flags: str, onset: int = 3, savepoint: int = 2, loop: int = 0):
@@ -36,11 +38,16 @@ def score(step: int, *flags: str, onset: int = 3, savepoint: int = 2, loop: int 
 
 def test_defaults_per_flag():
     assert VerdictPolicy().model_dump() == {
-        "runaway": "reset", "self_imitation": "remind", "over_exploitation": "remind",
+        "runaway": "reset",
+        "self_imitation": "remind",
+        "over_exploitation": "remind",
         "loop": "block",
-    }  # fmt: skip
-    for flag, verdict in (("runaway", "reset"), ("self_imitation", "remind"),
-                          ("over_exploitation", "remind")):  # fmt: skip
+    }
+    for flag, verdict in (
+        ("runaway", "reset"),
+        ("self_imitation", "remind"),
+        ("over_exploitation", "remind"),
+    ):
         d = decide(score(8, flag), spec(), first_safe=1)
         assert (d.verdict, d.cause, d.policy, d.onset_step) == (verdict, flag, verdict, 3)
         assert flag in d.reason
@@ -114,10 +121,16 @@ def test_worker_default_in_the_settings(monkeypatch):
 
 
 def _config(**extra) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({
-        "name": "p", "models": [{"kind": "reference"}], "environments": ["sustainability"],
-        "seeds": [1], "steps": 5, **extra,
-    })  # fmt: skip
+    return ExperimentConfig.model_validate(
+        {
+            "name": "p",
+            "models": [{"kind": "reference"}],
+            "environments": ["sustainability"],
+            "seeds": [1],
+            "steps": 5,
+            **extra,
+        }
+    )
 
 
 def test_experiment_yaml_policy_and_the_settings_default():
@@ -139,8 +152,9 @@ def _run_args(*argv: str) -> argparse.Namespace:
 
 
 def test_run_policy_flag(capsys):
-    specs = run_cmd.build_specs(_run_args("--policy", "self_imitation=continue"), "r",
-                                VerdictPolicy(runaway="remind"))  # fmt: skip
+    specs = run_cmd.build_specs(
+        _run_args("--policy", "self_imitation=continue"), "r", VerdictPolicy(runaway="remind")
+    )
     assert (specs[0].policy.runaway, specs[0].policy.self_imitation) == ("remind", "continue")
     assert run_cmd.main(_run_args("--policy", "runaway=block")) == 2
     assert "for tool-using agents" in capsys.readouterr().err
@@ -149,9 +163,16 @@ def test_run_policy_flag(capsys):
 
 
 def remind(step: int, command_id: str) -> RecoveryCommand:
-    return RecoveryCommand(episode_id="m", step=step, command_id=command_id, action="remind",
-                           cause="self_imitation", savepoint_step=step, reminder="REMEMBER",
-                           step_ts=0.0)  # fmt: skip
+    return RecoveryCommand(
+        episode_id="m",
+        step=step,
+        command_id=command_id,
+        action="remind",
+        cause="self_imitation",
+        savepoint_step=step,
+        reminder="REMEMBER",
+        step_ts=0.0,
+    )
 
 
 async def test_worker_applies_remind_once_per_command_and_keeps_the_context(redis, settings):

@@ -34,8 +34,9 @@ async def test_dead_workers_job_deep_in_a_long_pending_list_is_reclaimed(redis, 
     async with running_worker(redis, settings, Worker(redis, settings, name="rescuer")) as w:
         await wait_for(
             lambda: [r.episode_id for r in w.results] == ["deep.a2"],
-            20, "the dead worker's job to be reclaimed and run",
-        )  # fmt: skip
+            20,
+            "the dead worker's job to be reclaimed and run",
+        )
     held = await redis.xpending_range(jobs, WORKER_GROUP, "-", "+", 1000, consumername="alive")
     assert len(held) == 300  # the live worker's jobs were left alone
 

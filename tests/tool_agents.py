@@ -25,8 +25,7 @@ class AgentRun:
 
     def first(self, verdict: str) -> int | None:
         """The step of the first ``verdict``, if any."""
-        return next((i for i, v in enumerate(self.verdicts, start=1) if v.verdict == verdict),
-                    None)  # fmt: skip
+        return next((i for i, v in enumerate(self.verdicts, start=1) if v.verdict == verdict), None)
 
     @property
     def loop_flagged_at(self) -> int | None:
@@ -108,6 +107,9 @@ def hoarding_buyer(step: int, blocked: int) -> Proposal:
     """An inventory agent that keeps its stock in band for 8 steps, then hoards; it
     reports its inventory as state and its (varied) orders as tool calls."""
     level = CALM_LEVELS[step - 1] if step <= 8 else 100 + 18 * (step - 8)
-    call = {"name": "place_order", "arguments": {"sku": "W-1", "qty": ORDERS[step - 1]},
-            "result": {"ok": True}}  # fmt: skip
+    call = {
+        "name": "place_order",
+        "arguments": {"sku": "W-1", "qty": ORDERS[step - 1]},
+        "result": {"ok": True},
+    }
     return [call], None, {"inventory": {"W-1": level}}

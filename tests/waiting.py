@@ -14,9 +14,11 @@ Condition = Callable[[], Any | Awaitable[Any]]
 
 
 async def wait_for(
-    condition: Condition, timeout_s: float = 30.0, what: str = "the condition",
+    condition: Condition,
+    timeout_s: float = 30.0,
+    what: str = "the condition",
     interval_s: float = 0.02,
-) -> Any:  # fmt: skip
+) -> Any:
     """Poll ``condition`` (plain or async) until it returns something truthy; return that.
 
     Raises ``AssertionError`` naming ``what`` once ``timeout_s`` seconds have passed.

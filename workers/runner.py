@@ -313,7 +313,11 @@ class EpisodeRunner:
         self.result.reminder_steps.append(self.result.steps)
         self.metrics.reminders.labels(*self.labels).inc()
         applied = RecoveryApplied(
-            episode_id=self.spec.episode_id, step=self.result.steps, command_id=cmd.command_id,
-            action="remind", savepoint_step=cmd.savepoint_step, messages_dropped=0,
-        )  # fmt: skip
+            episode_id=self.spec.episode_id,
+            step=self.result.steps,
+            command_id=cmd.command_id,
+            action="remind",
+            savepoint_step=cmd.savepoint_step,
+            messages_dropped=0,
+        )
         await self._publish(applied)

@@ -186,9 +186,12 @@ class Worker:
                         await self._wait_any(stop, within_s=self.settings.heartbeat_s)
                         continue
                     reply = await self.redis.xreadgroup(
-                        WORKER_GROUP, self.name, {self.keys.jobs(): cursor},
-                        count=free, block=None if cursor == "0" else self.settings.block_ms,
-                    )  # fmt: skip
+                        WORKER_GROUP,
+                        self.name,
+                        {self.keys.jobs(): cursor},
+                        count=free,
+                        block=None if cursor == "0" else self.settings.block_ms,
+                    )
                     self.ready = True
                     backoff.reset()
                 except RedisError as exc:
@@ -274,9 +277,13 @@ class Worker:
         # follow the cursor: XAUTOCLAIM scans at most 10 x count pending entries per call,
         # so restarting at 0-0 would never reach a dead worker's jobs deep in the list
         reply = await self.redis.xautoclaim(
-            jobs, WORKER_GROUP, self.name, min_idle_time=self.settings.claim_idle_ms,
-            start_id=self._claim_cursor, count=free,
-        )  # fmt: skip
+            jobs,
+            WORKER_GROUP,
+            self.name,
+            min_idle_time=self.settings.claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=free,
+        )
         self._claim_cursor, claimed, deleted = autoclaim_entries(reply)
         if deleted:
             await self.redis.xack(jobs, WORKER_GROUP, *deleted)
@@ -305,9 +312,13 @@ class Worker:
     async def readiness(self) -> dict[str, Any]:
         """``/readyz``: Redis answers, the jobs stream has its group, no loop is stuck."""
         body = await readiness(
-            self.redis, self.health, [self.keys.jobs()], WORKER_GROUP,
-            self.settings.redis_op_timeout_s, episodes=len(self._tasks),
-        )  # fmt: skip
+            self.redis,
+            self.health,
+            [self.keys.jobs()],
+            WORKER_GROUP,
+            self.settings.redis_op_timeout_s,
+            episodes=len(self._tasks),
+        )
         if not self.ready and body["status"] == "ready":
             body["status"], body["reasons"] = "not_ready", ["the job loop's last read failed"]
         return body
@@ -320,11 +331,14 @@ class Worker:
         key = self.keys.episode(spec.episode_id)
         now = time.time()
         fields = {
-            "status": status, "source": "worker", "registered_at": now, "updated_at": now,
+            "status": status,
+            "source": "worker",
+            "registered_at": now,
+            "updated_at": now,
             "environment": spec.environment or "custom",
             "model": spec.labels.get("model", spec.agent.kind if spec.agent else "unknown"),
             "mitigation": spec.mitigation,
-        }  # fmt: skip
+        }
 
         def fill(pipe: Any) -> None:
             pipe.hset(key, mapping=fields)
@@ -353,8 +367,12 @@ class Worker:
             episode_id=previous, step=0, reason="abandoned", error="its worker stopped answering"
         )
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(self.keys.steps(shard), encode(event), maxlen=self.settings.steps_maxlen,
-                  approximate=True)  # fmt: skip
+        pipe.xadd(
+            self.keys.steps(shard),
+            encode(event),
+            maxlen=self.settings.steps_maxlen,
+            approximate=True,
+        )
         pipe.delete(self.keys.control(previous))
         await pipe.execute()
 
@@ -372,9 +390,16 @@ class Worker:
             return
         inbox = self._inboxes[spec.episode_id] = Inbox()
         runner = EpisodeRunner(
-            spec, env, agent, self.publisher, inbox, self.settings, self.metrics, plan,
+            spec,
+            env,
+            agent,
+            self.publisher,
+            inbox,
+            self.settings,
+            self.metrics,
+            plan,
             EpisodeLog(self.log_dir, spec.episode_id) if self.log_dir else None,
-        )  # fmt: skip
+        )
         task = asyncio.create_task(self._run_episode(entry_id, spec, runner, agent))
         self._tasks[spec.episode_id] = task
         self._runners[spec.episode_id] = runner

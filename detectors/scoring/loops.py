@@ -183,9 +183,11 @@ class LoopTracker:
                     n, mode, start = reps, f"cycle{p}", starts[p]
         if n >= cfg.loop_observe:
             level = 3 if n >= cfg.loop_stop else 2 if n >= need else 1
-            what = f"{name} called {n} times in a row" if mode == "repeat" else (
-                f"a cycle of {mode[5:]} tool calls ending in {name} repeated {n} times"
-            )  # fmt: skip
+            what = (
+                f"{name} called {n} times in a row"
+                if mode == "repeat"
+                else (f"a cycle of {mode[5:]} tool calls ending in {name} repeated {n} times")
+            )
             best = (level, what, start, mode)
         hist.append(sig)
         self.steps.append(step)

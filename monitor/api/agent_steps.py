@@ -33,9 +33,12 @@ TOOL_OBJECTIVES = ObjectiveSet(
 def tool_agent_spec(episode_id: str, source: str, model: str | None = None) -> EpisodeSpec:
     labels = {"source": source, **({"model": model} if model else {})}
     return EpisodeSpec(
-        episode_id=episode_id, objectives=TOOL_OBJECTIVES, steps=100_000,
-        mitigation="none", labels=labels,
-    )  # fmt: skip
+        episode_id=episode_id,
+        objectives=TOOL_OBJECTIVES,
+        steps=100_000,
+        mitigation="none",
+        labels=labels,
+    )
 
 
 def bounded_call(call: dict[str, Any]) -> dict[str, Any]:
@@ -55,9 +58,11 @@ def bounded_call(call: dict[str, Any]) -> dict[str, Any]:
 async def ensure_episode(app: web.Application, spec: EpisodeSpec) -> EpisodeSpec:
     """Register ``spec`` unless its id exists; the episode's registered spec."""
     labels = {
-        "environment": "custom", "source": spec.labels.get("source", "api"),
-        "model": spec.labels.get("model", "unknown"), "mitigation": "none",
-    }  # fmt: skip
+        "environment": "custom",
+        "source": spec.labels.get("source", "api"),
+        "model": spec.labels.get("model", "unknown"),
+        "mitigation": "none",
+    }
     try:
         created = await app[STORE].register(spec, labels)
     except ApiError as exc:
@@ -83,9 +88,13 @@ async def publish(
 ) -> None:
     """Publish one step (ApiError 409 when it is not the next one)."""
     event = StepEvent(
-        episode_id=spec.episode_id, step=step, observation={}, action={}, text=text,
+        episode_id=spec.episode_id,
+        step=step,
+        observation={},
+        action={},
+        text=text,
         tool_calls=[ToolCall.model_validate(bounded_call(c)) for c in tool_calls[:MAX_TOOL_CALLS]],
-    )  # fmt: skip
+    )
     await app[STORE].accept_step(event)
     app[FEED].follow(spec.episode_id)
     metrics = app[METRICS]
@@ -113,14 +122,20 @@ async def verdict_of(
     verdict, cmd = answer
     child(app[METRICS].verdicts, verdict.verdict, "detector").inc()
     return StepVerdict(
-        episode_id=spec.episode_id, step=step, verdict=verdict.verdict,
+        episode_id=spec.episode_id,
+        step=step,
+        verdict=verdict.verdict,
         savepoint_step=cmd.savepoint_step if cmd else verdict.savepoint_step,
-        runaway_index=verdict.runaway_index, flags=verdict.flags, hazard=verdict.hazard,
-        detections=verdict.detections, cause=verdict.cause, policy=verdict.policy,
+        runaway_index=verdict.runaway_index,
+        flags=verdict.flags,
+        hazard=verdict.hazard,
+        detections=verdict.detections,
+        cause=verdict.cause,
+        policy=verdict.policy,
         reminder=(cmd.reminder if cmd else None) or verdict.reminder,
         reason=(cmd.reason if cmd else None) or verdict.reason,
         command_id=cmd.command_id if cmd else None,
-    )  # fmt: skip
+    )
 
 
 class EpisodeLocks:

@@ -42,18 +42,21 @@ def _names(csv: str) -> frozenset[str]:
 
 def browser_middleware(settings: Settings, token: str | None) -> web.middleware:  # type: ignore[valid-type]
     hosts = None if token else LOOPBACK_HOSTS | _names(settings.allowed_hosts)
-    origins = frozenset(o.strip().rstrip("/").lower()
-                        for o in settings.allowed_origins.split(",") if o.strip())  # fmt: skip
+    origins = frozenset(
+        o.strip().rstrip("/").lower() for o in settings.allowed_origins.split(",") if o.strip()
+    )
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host", "")
         if hosts is not None and host_name(host) not in hosts:
             raise ApiError(
-                421, "misdirected_host",
+                421,
+                "misdirected_host",
                 "without RUNAWAY_API_TOKEN only loopback host names are served "
-                "(RUNAWAY_ALLOWED_HOSTS adds more)", "Host",
-            )  # fmt: skip
+                "(RUNAWAY_ALLOWED_HOSTS adds more)",
+                "Host",
+            )
         origin = request.headers.get("Origin")
         if origin is not None and not _own(origin, host) and origin.lower() not in origins:
             raise ApiError(403, "foreign_origin", "requests from other sites are refused", "Origin")
@@ -65,10 +68,11 @@ def browser_middleware(settings: Settings, token: str | None) -> web.middleware:
             allowed = BODY_TYPES.get(request.path, JSON_ONLY)
             if request.content_type not in allowed:
                 raise ApiError(
-                    415, "unsupported_media_type",
+                    415,
+                    "unsupported_media_type",
                     f"a request body must have Content-Type {' or '.join(sorted(allowed))}",
                     "Content-Type",
-                )  # fmt: skip
+                )
         return await handler(request)
 
     return middleware

@@ -125,8 +125,9 @@ class ConnectionGuard:
 class GuardedSite(web.TCPSite):
     """``web.TCPSite`` whose connections go through a :class:`ConnectionGuard`."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard, **kwargs: Any
+    ) -> None:
         super().__init__(runner, host, port, **kwargs)
         self.guard = guard
 
@@ -136,10 +137,14 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         self._server = await loop.create_server(
-            lambda: self.guard.protocol(server()), self._host, self._port,
-            ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
-        )  # fmt: skip
+            lambda: self.guard.protocol(server()),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
         self._bound_port = (
             self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
         )

@@ -45,79 +45,104 @@ class ApiMetrics:
         self.mitigation = LabelCap(16)
         ep = ("environment", "model", "mitigation")
         self.http_requests = Counter(
-            "runaway_http_requests_total", "HTTP requests served",
-            ("method", "route", "status"), registry=r,
-        )  # fmt: skip
+            "runaway_http_requests_total",
+            "HTTP requests served",
+            ("method", "route", "status"),
+            registry=r,
+        )
         self.http_duration = Histogram(
-            "runaway_http_request_duration_seconds", "HTTP request handling time",
-            ("method", "route"), buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "runaway_http_request_duration_seconds",
+            "HTTP request handling time",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.registered = Counter(
-            "runaway_sidecar_episodes_registered_total", "Episodes registered over the API",
-            ("environment",), registry=r,
-        )  # fmt: skip
+            "runaway_sidecar_episodes_registered_total",
+            "Episodes registered over the API",
+            ("environment",),
+            registry=r,
+        )
         self.steps = Counter(
             "runaway_sidecar_steps_total", "Steps accepted over the API", ep, registry=r
         )
         self.verdicts = Counter(
-            "runaway_sidecar_verdicts_total", "Verdicts returned to sidecar callers",
-            ("verdict", "source"), registry=r,
-        )  # fmt: skip
+            "runaway_sidecar_verdicts_total",
+            "Verdicts returned to sidecar callers",
+            ("verdict", "source"),
+            registry=r,
+        )
         self.fail_mode = Counter(
             "runaway_sidecar_fail_mode_verdicts_total",
             "Verdicts given by the fail mode because the detectors did not answer in time",
-            ("mode",), registry=r,
-        )  # fmt: skip
+            ("mode",),
+            registry=r,
+        )
         self.verdict_latency = Histogram(
             "runaway_verdict_latency_seconds",
             "Time from receiving a step over HTTP to having its verdict (fail mode included)",
-            ("source",), buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            ("source",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.feed_steps = Counter(
-            "runaway_episode_steps_total", "Steps seen on the live feed (workers and sidecar)",
-            ep, registry=r,
-        )  # fmt: skip
+            "runaway_episode_steps_total",
+            "Steps seen on the live feed (workers and sidecar)",
+            ep,
+            registry=r,
+        )
         self.feed_flips = Counter(
             "runaway_episode_flips_total", "Flips seen on the live feed", (*ep, "flag"), registry=r
         )
         self.feed_recoveries = Counter(
-            "runaway_episode_recoveries_total", "Recovery commands seen on the live feed",
-            ep, registry=r,
-        )  # fmt: skip
+            "runaway_episode_recoveries_total",
+            "Recovery commands seen on the live feed",
+            ep,
+            registry=r,
+        )
         self.cause = LabelCap(16, (*FLAGS, "none"))
         self.action = LabelCap(16, ACTIONS)
         self.feed_verdicts = Counter(
             "runaway_episode_verdicts_total",
             "Verdicts seen on the live feed, by action and the flag that caused it",
-            ("action", "cause"), registry=r,
-        )  # fmt: skip
+            ("action", "cause"),
+            registry=r,
+        )
         self.fail_mode_setting = Gauge(
             "runaway_sidecar_fail_mode",
             "1 for the fail mode this sidecar applies when an episode names none",
-            ("mode",), registry=r,
-        )  # fmt: skip
+            ("mode",),
+            registry=r,
+        )
         self.detection_lag = Histogram(
             "runaway_verdict_lag_seconds",
             "Time from a step's publication to its verdict reaching this monitor",
-            buckets=LAG_BUCKETS, registry=r,
-        )  # fmt: skip
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.followed = Gauge(
-            "runaway_monitor_followed_episodes", "Episodes whose verdicts this monitor follows",
+            "runaway_monitor_followed_episodes",
+            "Episodes whose verdicts this monitor follows",
             registry=r,
-        )  # fmt: skip
+        )
         self.active = Gauge(
-            "runaway_monitor_active_episodes", "Episodes started and not finished, seen live",
+            "runaway_monitor_active_episodes",
+            "Episodes started and not finished, seen live",
             registry=r,
-        )  # fmt: skip
+        )
         self.sse_clients = Gauge("runaway_sse_clients", "Open /v1/events streams", registry=r)
         self.group_lag = Gauge(
-            "runaway_consumer_group_lag", "Entries not yet read by the consumer group",
-            ("group", "shard"), registry=r,
-        )  # fmt: skip
+            "runaway_consumer_group_lag",
+            "Entries not yet read by the consumer group",
+            ("group", "shard"),
+            registry=r,
+        )
         self.group_pending = Gauge(
-            "runaway_consumer_group_pending", "Entries read but not acked by the consumer group",
-            ("group", "shard"), registry=r,
-        )  # fmt: skip
+            "runaway_consumer_group_pending",
+            "Entries read but not acked by the consumer group",
+            ("group", "shard"),
+            registry=r,
+        )
         self.detectors_live = Gauge(
             "runaway_detectors_live", "Detectors with a fresh heartbeat", registry=r
         )
@@ -126,8 +151,10 @@ class ApiMetrics:
         )
         self.task_restarts = Counter(
             "runaway_sidecar_task_restarts_total",
-            "In-process background tasks restarted after they failed", ("task",), registry=r,
-        )  # fmt: skip
+            "In-process background tasks restarted after they failed",
+            ("task",),
+            registry=r,
+        )
         self.task_restarts.labels("detector")
         for v in ACTIONS:
             for s in ("detector", "fail_mode"):

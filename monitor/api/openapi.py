@@ -56,9 +56,13 @@ def openapi_document() -> dict[str, Any]:
     }
     step_params = [
         _EPISODE_ID,
-        {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": True},
-         "description": "false: answer 202 at once; the verdict comes on /v1/events"},
-    ]  # fmt: skip
+        {
+            "name": "wait",
+            "in": "query",
+            "schema": {"type": "boolean", "default": True},
+            "description": "false: answer 202 at once; the verdict comes on /v1/events",
+        },
+    ]
     document = {
         "openapi": "3.1.0",
         "info": {
@@ -80,16 +84,24 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Register an episode (built-in environment or objectives)",
                     "security": _SECURED,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": REF.format(model="RegisterRequest")}}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="RegisterRequest")}
+                            }
+                        },
+                    },
                     "responses": {
                         "201": {"description": "registered; body has episode_id"},
                         "200": {"description": "the same spec was already registered"},
-                        "401": _error("no bearer token"), "403": _error("wrong token"),
+                        "401": _error("no bearer token"),
+                        "403": _error("wrong token"),
                         "409": _error("the id exists with another spec"),
                         "422": _error("invalid field"),
                         "429": _error("RUNAWAY_MAX_ACTIVE_EPISODES episodes are active"),
-                        "503": _error("Redis unavailable"), **_GUARDED,
+                        "503": _error("Redis unavailable"),
+                        **_GUARDED,
                     },
                 }
             },
@@ -97,8 +109,10 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "State, RI history, flips and recoveries of one episode",
                     "parameters": [_EPISODE_ID],
-                    "responses": {"200": {"description": "the episode"},
-                                  "404": _error("unknown episode")},
+                    "responses": {
+                        "200": {"description": "the episode"},
+                        "404": _error("unknown episode"),
+                    },
                 },
             },
             "/v1/episodes/{episode_id}/steps": {
@@ -106,16 +120,25 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Report one step and get its verdict",
                     "security": _SECURED,
                     "parameters": step_params,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": REF.format(model="StepRequest")}}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="StepRequest")}
+                            }
+                        },
+                    },
                     "responses": {
                         "200": _json("StepVerdict", "the verdict"),
                         "202": {"description": "accepted (wait=false)"},
-                        "401": _error("no bearer token"), "403": _error("wrong token"),
+                        "401": _error("no bearer token"),
+                        "403": _error("wrong token"),
                         "404": _error("unknown episode"),
                         "409": _error("duplicate step, a gap, or a finished episode"),
-                        "413": _error("body too large"), "422": _error("invalid field"),
-                        "503": _error("Redis unavailable"), **_GUARDED,
+                        "413": _error("body too large"),
+                        "422": _error("invalid field"),
+                        "503": _error("Redis unavailable"),
+                        **_GUARDED,
                     },
                 },
             },
@@ -124,8 +147,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "End an episode (the detectors drop its state)",
                     "security": _SECURED,
                     "parameters": [_EPISODE_ID],
-                    "responses": {"200": {"description": "finished"},
-                                  "404": _error("unknown episode")},
+                    "responses": {
+                        "200": {"description": "finished"},
+                        "404": _error("unknown episode"),
+                    },
                 },
             },
             "/v1/events": {
@@ -135,23 +160,39 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "episode_id", "in": "query", "schema": {"type": "string"}},
                         {"name": "kinds", "in": "query", "schema": {"type": "string"}},
                     ],
-                    "responses": {"200": {"description": "text/event-stream"},
-                                  "429": _error("too many streams from this client"),
-                                  "503": _error("too many streams in all")},
+                    "responses": {
+                        "200": {"description": "text/event-stream"},
+                        "429": _error("too many streams from this client"),
+                        "503": _error("too many streams in all"),
+                    },
                 },
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics",
-                                 "responses": {"200": {"description": "text format"}}}},
-            "/healthz": {"get": {"summary": "Process alive, in-process detector kept running",
-                                 "responses": {"200": {"description": "ok"},
-                                               "503": {"description": "failing"}}}},
-            "/readyz": {"get": {"summary": "Redis, detector group, lag and heartbeat",
-                                "responses": {"200": {"description": "ready"},
-                                              "503": {"description": "not ready"}}}},
-            "/": {"get": {"summary": "Live page",
-                          "responses": {"200": {"description": "text/html"}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text format"}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Process alive, in-process detector kept running",
+                    "responses": {"200": {"description": "ok"}, "503": {"description": "failing"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Redis, detector group, lag and heartbeat",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/": {
+                "get": {"summary": "Live page", "responses": {"200": {"description": "text/html"}}}
+            },
         },
-    }  # fmt: skip
+    }
     for path, operations in openapi_paths(REF).items():
         document["paths"].setdefault(path, {}).update(operations)
     return document

@@ -60,9 +60,11 @@ def _spec(req: RegisterRequest) -> EpisodeSpec:
     if req.environment is not None:
         if req.environment not in OBJECTIVES:
             raise ApiError(
-                422, "validation_error",
-                f"unknown environment; one of: {', '.join(ENVIRONMENT_NAMES)}", "environment",
-            )  # fmt: skip
+                422,
+                "validation_error",
+                f"unknown environment; one of: {', '.join(ENVIRONMENT_NAMES)}",
+                "environment",
+            )
         objectives = OBJECTIVES[req.environment]
     else:
         try:
@@ -112,8 +114,9 @@ def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
     """Numeric steps give every objective; a step with tool calls, text or state may give
     fewer (the rest come through pointers or count as left alone), never unknown ones."""
     if req.empty:
-        raise ApiError(422, "validation_error",
-                       "a step needs 'action', 'tool_calls' or 'text'", "action")  # fmt: skip
+        raise ApiError(
+            422, "validation_error", "a step needs 'action', 'tool_calls' or 'text'", "action"
+        )
     names = set(spec.objectives.names)
     partial = bool(req.tool_calls) or req.text is not None or req.state is not None
     for field in ("observation", "action"):
@@ -122,9 +125,11 @@ def _check_objectives(spec: EpisodeSpec, req: StepRequest) -> None:
             missing = sorted(names - given)
             detail = f"missing {missing}" if missing else f"{len(given - names)} unknown name(s)"
             raise ApiError(
-                422, "validation_error",
-                f"objectives must be exactly {sorted(names)} ({detail})", field,
-            )  # fmt: skip
+                422,
+                "validation_error",
+                f"objectives must be exactly {sorted(names)} ({detail})",
+                field,
+            )
 
 
 async def post_step(request: web.Request) -> web.Response:
@@ -137,10 +142,17 @@ async def post_step(request: web.Request) -> web.Response:
     spec = await app[STORE].spec(episode_id)
     _check_objectives(spec, req)
     event = StepEvent(
-        episode_id=episode_id, step=req.step, observation=req.observation, action=req.action,
-        rewards=req.rewards, text=req.text, invalid_answers=req.invalid_answers,
-        mitigation=req.mitigation, tool_calls=req.tool_calls, state=req.state,
-    )  # fmt: skip
+        episode_id=episode_id,
+        step=req.step,
+        observation=req.observation,
+        action=req.action,
+        rewards=req.rewards,
+        text=req.text,
+        invalid_answers=req.invalid_answers,
+        mitigation=req.mitigation,
+        tool_calls=req.tool_calls,
+        state=req.state,
+    )
     waiters = app[WAITERS]
     # this request's own ticket, before publishing (the verdict can be quick); a refused
     # duplicate drops only its own ticket
@@ -167,14 +179,20 @@ async def post_step(request: web.Request) -> web.Response:
     if answer is not None:
         verdict, cmd = answer
         result = StepVerdict(
-            episode_id=episode_id, step=req.step, verdict=verdict.verdict,
-            savepoint_step=verdict.savepoint_step, runaway_index=verdict.runaway_index,
-            flags=verdict.flags, hazard=verdict.hazard, detections=verdict.detections,
+            episode_id=episode_id,
+            step=req.step,
+            verdict=verdict.verdict,
+            savepoint_step=verdict.savepoint_step,
+            runaway_index=verdict.runaway_index,
+            flags=verdict.flags,
+            hazard=verdict.hazard,
+            detections=verdict.detections,
             reminder=verdict.reminder or (cmd.reminder if cmd else None),
             reason=verdict.reason or (cmd.reason if cmd else None),
-            cause=verdict.cause, policy=verdict.policy,
+            cause=verdict.cause,
+            policy=verdict.policy,
             command_id=cmd.command_id if cmd else None,
-        )  # fmt: skip
+        )
         if cmd is not None:
             result.savepoint_step = cmd.savepoint_step
         source = "detector"
@@ -202,12 +220,15 @@ async def _fail_mode_verdict(request: web.Request, spec: EpisodeSpec, step: int)
         pass  # Redis is gone as well: the fail mode still answers
     flags = [f for f in summary.get("flags", "").split(",") if f]
     return StepVerdict(
-        episode_id=spec.episode_id, step=step,
+        episode_id=spec.episode_id,
+        step=step,
         verdict="reset" if mode is FailMode.CLOSED else "continue",
         savepoint_step=(savepoint or 0) if mode is FailMode.CLOSED else savepoint,
-        runaway_index=stored_float(summary.get("runaway_index")) or 0.0, flags=flags,
-        reason="no verdict from the detectors in time", fail_mode=mode,
-    )  # fmt: skip
+        runaway_index=stored_float(summary.get("runaway_index")) or 0.0,
+        flags=flags,
+        reason="no verdict from the detectors in time",
+        fail_mode=mode,
+    )
 
 
 async def finish(request: web.Request) -> web.Response:
@@ -232,16 +253,29 @@ def _history(entries: list[Any]) -> dict[str, list[dict[str, Any]]]:
             continue
         if ev.kind == "verdict":
             history.append(
-                {"step": ev.step, "runaway_index": ev.runaway_index, "verdict": ev.verdict,
-                 "savepoint_step": ev.savepoint_step, "cause": ev.cause}
-            )  # fmt: skip
-            flips += [{"step": ev.step, "flag": d, "runaway_index": ev.runaway_index}
-                      for d in ev.detections]  # fmt: skip
+                {
+                    "step": ev.step,
+                    "runaway_index": ev.runaway_index,
+                    "verdict": ev.verdict,
+                    "savepoint_step": ev.savepoint_step,
+                    "cause": ev.cause,
+                }
+            )
+            flips += [
+                {"step": ev.step, "flag": d, "runaway_index": ev.runaway_index}
+                for d in ev.detections
+            ]
         elif ev.kind == "recovery_command":
             recoveries.append(
-                {"step": ev.step, "savepoint_step": ev.savepoint_step, "reason": ev.reason,
-                 "command_id": ev.command_id, "action": ev.action, "cause": ev.cause}
-            )  # fmt: skip
+                {
+                    "step": ev.step,
+                    "savepoint_step": ev.savepoint_step,
+                    "reason": ev.reason,
+                    "command_id": ev.command_id,
+                    "action": ev.action,
+                    "cause": ev.cause,
+                }
+            )
     return {"history": history, "flips": flips, "recoveries": recoveries}
 
 
@@ -254,8 +288,9 @@ async def get_episode(request: web.Request) -> web.Response:
     body = episode_row(episode_id, summary).model_dump()
     if "spec" in summary:
         spec = EpisodeSpec.model_validate_json(summary["spec"])
-        body["objectives"] = [o.model_dump(mode="json", exclude_none=True)
-                              for o in spec.objectives.objectives]  # fmt: skip
+        body["objectives"] = [
+            o.model_dump(mode="json", exclude_none=True) for o in spec.objectives.objectives
+        ]
         body["fail_mode"] = (spec.fail_mode or request.app[SETTINGS].fail_mode).value
         body["labels"] = spec.labels
     entries = await store.control_entries(episode_id, 2 * request.app[SETTINGS].control_maxlen)

@@ -68,9 +68,11 @@ INGEST = web.AppKey("otlp_ingest", TraceIngest)
 
 def setup(app: web.Application) -> None:
     spans = Counter(
-        "runaway_otlp_spans_total", "Spans received on /v1/traces, by what became of them",
-        ("outcome",), registry=app[METRICS].registry,
-    )  # fmt: skip
+        "runaway_otlp_spans_total",
+        "Spans received on /v1/traces, by what became of them",
+        ("outcome",),
+        registry=app[METRICS].registry,
+    )
     for outcome in ("step", "ignored", "rejected", "duplicate"):
         spans.labels(outcome)
     app[INGEST] = TraceIngest(spans)

@@ -107,9 +107,13 @@ async def list_episodes(request: web.Request) -> web.Response:
             break
     total = await store.bounded(store.redis.zcard(store.keys.episodes()))
     return _json(
-        EpisodePage(items=items, next_offset=None if end else cursor, scanned=cursor - q.offset,
-                    total=int(total))
-    )  # fmt: skip
+        EpisodePage(
+            items=items,
+            next_offset=None if end else cursor,
+            scanned=cursor - q.offset,
+            total=int(total),
+        )
+    )
 
 
 async def episode_steps(request: web.Request) -> web.Response:
@@ -127,9 +131,10 @@ async def episode_steps(request: web.Request) -> web.Response:
     items = [t for _, fields in entries if (t := decode_trace(fields)) is not None]
     more = len(entries) == q.limit
     return _json(
-        StepsPage(episode_id=episode_id, items=items,
-                  next_after=_text(entries[-1][0]) if more else None)
-    )  # fmt: skip
+        StepsPage(
+            episode_id=episode_id, items=items, next_after=_text(entries[-1][0]) if more else None
+        )
+    )
 
 
 async def list_flips(request: web.Request) -> web.Response:
@@ -153,13 +158,24 @@ async def list_flips(request: web.Request) -> web.Response:
     flips = flips[: q.limit]
     rows = {r.episode_id: r for r in await _rows(store, sorted({f.episode_id for f in flips}))}
     return _json(
-        FlipList(items=[
-            FlipRow(episode_id=f.episode_id, step=f.step, flag=f.flag, onset_step=f.onset_step,
-                    mode=f.mode, objective=f.objective, runaway_index=f.runaway_index, ts=f.ts,
-                    environment=rows[f.episode_id].environment, model=rows[f.episode_id].model)
-            for f in flips
-        ])
-    )  # fmt: skip
+        FlipList(
+            items=[
+                FlipRow(
+                    episode_id=f.episode_id,
+                    step=f.step,
+                    flag=f.flag,
+                    onset_step=f.onset_step,
+                    mode=f.mode,
+                    objective=f.objective,
+                    runaway_index=f.runaway_index,
+                    ts=f.ts,
+                    environment=rows[f.episode_id].environment,
+                    model=rows[f.episode_id].model,
+                )
+                for f in flips
+            ]
+        )
+    )
 
 
 async def totals(request: web.Request) -> web.Response:
@@ -178,13 +194,19 @@ async def totals(request: web.Request) -> web.Response:
                 sums[_text(name)] = sums.get(_text(name), 0) + int(value)
             except ValueError:
                 continue
-    by_flag = {n[len(FLIPS_PREFIX) :]: v for n, v in sorted(sums.items())
-               if n.startswith(FLIPS_PREFIX)}  # fmt: skip
+    by_flag = {
+        n[len(FLIPS_PREFIX) :]: v for n, v in sorted(sums.items()) if n.startswith(FLIPS_PREFIX)
+    }
     return _json(
-        Totals(episodes=int(episodes), episodes_flipped=sums.get(EPISODES_FLIPPED, 0),
-               steps=sums.get(STEPS, 0), flips=sum(by_flag.values()), flips_by_flag=by_flag,
-               recoveries=sums.get(RECOVERIES, 0))
-    )  # fmt: skip
+        Totals(
+            episodes=int(episodes),
+            episodes_flipped=sums.get(EPISODES_FLIPPED, 0),
+            steps=sums.get(STEPS, 0),
+            flips=sum(by_flag.values()),
+            flips_by_flag=by_flag,
+            recoveries=sums.get(RECOVERIES, 0),
+        )
+    )
 
 
 async def static_file(request: web.Request) -> web.Response:

@@ -49,8 +49,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         sub = hub.subscribe(episode_id, kinds, request.remote or "")
     except TooMany as exc:
         if exc.per_client:
-            raise ApiError(429, "too_many_streams", "too many open event streams from this "
-                           "client", "client") from None  # fmt: skip
+            raise ApiError(
+                429, "too_many_streams", "too many open event streams from this client", "client"
+            ) from None
         raise ApiError(503, "too_many_streams", "too many open event streams") from None
     response = web.StreamResponse(
         headers={

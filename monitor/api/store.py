@@ -221,17 +221,20 @@ class EpisodeStore:
         s = self.settings
         admitted = int(
             await self.bounded(
-                self._admit(keys=[self.keys.active_episodes()],
-                            args=[now, now - s.episode_abandon_s, s.max_active_episodes,
-                                  episode_id])
+                self._admit(
+                    keys=[self.keys.active_episodes()],
+                    args=[now, now - s.episode_abandon_s, s.max_active_episodes, episode_id],
+                )
             )
-        )  # fmt: skip
+        )
         if admitted == 0:
             raise ApiError(
-                429, "too_many_episodes",
+                429,
+                "too_many_episodes",
                 f"{s.max_active_episodes} episodes are active (RUNAWAY_MAX_ACTIVE_EPISODES): "
-                "finish one, or wait for an idle one to be abandoned", "episode_id",
-            )  # fmt: skip
+                "finish one, or wait for an idle one to be abandoned",
+                "episode_id",
+            )
         return admitted
 
     def _touch(self, episode_id: str) -> None:

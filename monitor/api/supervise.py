@@ -80,8 +80,10 @@ class Supervisor:
             while self._failures and now - self._failures[0] > self.window_s:
                 self._failures.popleft()
             if len(self._failures) >= self.max_failures:
-                self.health.set(self.name, f"{self.name} failed {len(self._failures)} times "
-                                f"in {self.window_s:g} s")  # fmt: skip
+                self.health.set(
+                    self.name,
+                    f"{self.name} failed {len(self._failures)} times in {self.window_s:g} s",
+                )
             self.restarts.labels(self.name).inc()
             delay = backoff_delay(attempt, self.base_s, self.max_s, _RNG, jitter=0.5)
             attempt += 1

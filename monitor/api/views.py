@@ -23,9 +23,19 @@ STREAM_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
 
 # the summary fields a row needs (HMGET: the spec, which can be large, stays in Redis)
 ROW_FIELDS = (
-    "status", "source", "environment", "model", "mitigation", "accepted_step", "last_step",
-    "runaway_index", "hazard", "flags", "flips", "registered_at",
-)  # fmt: skip
+    "status",
+    "source",
+    "environment",
+    "model",
+    "mitigation",
+    "accepted_step",
+    "last_step",
+    "runaway_index",
+    "hazard",
+    "flags",
+    "flips",
+    "registered_at",
+)
 
 
 class _Query(BaseModel):
@@ -182,23 +192,41 @@ def openapi_paths(ref: str) -> dict[str, dict[str, object]]:
     def op(summary: str, query: type[BaseModel], body: type[BaseModel], path_id: bool) -> dict:
         params = _parameters(query)
         if path_id:
-            params.insert(0, {"name": "episode_id", "in": "path", "required": True,
-                              "schema": {"type": "string"}})  # fmt: skip
-        ok = {"description": "OK", "content": {"application/json": {
-            "schema": {"$ref": ref.format(model=body.__name__)}}}}  # fmt: skip
-        return {"summary": summary, "security": [{"bearer": []}], "parameters": params,
-                "responses": {"200": ok, "401": {"description": "no bearer token"},
-                              "422": {"description": "invalid query parameter"}}}  # fmt: skip
+            params.insert(
+                0,
+                {
+                    "name": "episode_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            )
+        ok = {
+            "description": "OK",
+            "content": {"application/json": {"schema": {"$ref": ref.format(model=body.__name__)}}},
+        }
+        return {
+            "summary": summary,
+            "security": [{"bearer": []}],
+            "parameters": params,
+            "responses": {
+                "200": ok,
+                "401": {"description": "no bearer token"},
+                "422": {"description": "invalid query parameter"},
+            },
+        }
 
     totals = op("Running totals: flips by flag, recoveries, steps, episodes", _Query, Totals, False)
     return {
-        "/v1/episodes": {"get": op("Episodes, newest first, filtered", EpisodeQuery,
-                                   EpisodePage, False)},
-        "/v1/episodes/{episode_id}/steps": {"get": op("The episode's scored steps", StepsQuery,
-                                                      StepsPage, True)},
+        "/v1/episodes": {
+            "get": op("Episodes, newest first, filtered", EpisodeQuery, EpisodePage, False)
+        },
+        "/v1/episodes/{episode_id}/steps": {
+            "get": op("The episode's scored steps", StepsQuery, StepsPage, True)
+        },
         "/v1/flips": {"get": op("The latest flips, newest first", FlipsQuery, FlipList, False)},
         "/v1/totals": {"get": totals},
-    }  # fmt: skip
+    }
 
 
 RESPONSE_MODELS = (EpisodePage, StepsPage, FlipList, Totals)

@@ -8,9 +8,11 @@ from pathlib import Path
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("report", help="write a Markdown report of an experiment's results")
     p.add_argument(
-        "results", type=Path, metavar="RESULTS",
+        "results",
+        type=Path,
+        metavar="RESULTS",
         help="an experiment's results dir, or Inspect .eval logs (a file or a dir of them)",
-    )  # fmt: skip
+    )
     p.add_argument("--out", type=Path, help="report file (default: RESULTS/report.md)")
     p.set_defaults(func=main)
 

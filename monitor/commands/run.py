@@ -31,9 +31,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=1, help="seed of the first episode")
     p.add_argument("--mitigation", default="savepoint-recovery", help="names joined with +")
-    p.add_argument("--policy", default="", metavar="FLAG=ACTION,...",
-                   help="verdict policy over the worker default (RUNAWAY_WORKER_POLICY), e.g. "
-                   "self_imitation=continue,over_exploitation=reset")  # fmt: skip
+    p.add_argument(
+        "--policy",
+        default="",
+        metavar="FLAG=ACTION,...",
+        help="verdict policy over the worker default (RUNAWAY_WORKER_POLICY), e.g. "
+        "self_imitation=continue,over_exploitation=reset",
+    )
     p.add_argument("--flip-step", type=int, help="drifting agent: flip at this step")
     p.add_argument("--mode", help="drifting agent: runaway mode")
     p.add_argument("--source", help="replay agent: the recording to play")

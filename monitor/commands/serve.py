@@ -59,9 +59,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, with_detector: bool)
             settings.model_copy(update={"redis_url": url}), with_detector=with_detector
         )
         runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=settings.shutdown_grace_s,
+            app,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_grace_s,
             keepalive_timeout=settings.header_timeout_s,
-        )  # fmt: skip
+        )
         await runner.setup()
         try:
             guard = ConnectionGuard(settings.header_timeout_s, settings.max_connections)

@@ -79,12 +79,20 @@ def _process(name: str, last_seen: float, beat: Heartbeat | None, now: float) ->
         return None if ts is None else round(max(0.0, now - ts), 3)
 
     return {
-        "name": name, "live": True, "heartbeat_age_s": age(beat.ts), "host": beat.host,
-        "pid": beat.pid, "uptime_s": age(beat.started_at), "episodes": beat.episodes,
-        "concurrency": beat.concurrency, "shards": beat.shards,
-        "last_batch_age_s": age(beat.last_batch_ts), "loop_age_s": age(beat.loop_ts),
-        "errors": beat.errors, "last_error": beat.last_error,
-    }  # fmt: skip
+        "name": name,
+        "live": True,
+        "heartbeat_age_s": age(beat.ts),
+        "host": beat.host,
+        "pid": beat.pid,
+        "uptime_s": age(beat.started_at),
+        "episodes": beat.episodes,
+        "concurrency": beat.concurrency,
+        "shards": beat.shards,
+        "last_batch_age_s": age(beat.last_batch_ts),
+        "loop_age_s": age(beat.loop_ts),
+        "errors": beat.errors,
+        "last_error": beat.last_error,
+    }
 
 
 def _group(reply: Any, group: str) -> dict[str, Any] | None:
@@ -119,10 +127,16 @@ async def _shards(redis: aioredis.Redis, settings: Settings, live: set[str]) -> 
                 raise reply
         owner = owner_raw.decode() if isinstance(owner_raw, bytes) else owner_raw
         lag, pending = _lag_pending(_group(groups, DETECTOR_GROUP))
-        out.append({
-            "shard": shard, "owner": owner, "owner_live": owner is not None and owner in live,
-            "lag": lag, "pending": pending, "deadletters": int(dead),
-        })  # fmt: skip
+        out.append(
+            {
+                "shard": shard,
+                "owner": owner,
+                "owner_live": owner is not None and owner in live,
+                "lag": lag,
+                "pending": pending,
+                "deadletters": int(dead),
+            }
+        )
     return out
 
 
@@ -153,9 +167,10 @@ def render(report: dict[str, Any]) -> str:
                 )
                 continue
             doing = (
-                f"episodes {p['episodes']}/{p['concurrency']}" if role == "workers"
+                f"episodes {p['episodes']}/{p['concurrency']}"
+                if role == "workers"
                 else f"shards {','.join(map(str, p['shards'])) or '-'}"
-            )  # fmt: skip
+            )
             batch = p["last_batch_age_s"]
             lines.append(
                 f"  {p['name']}  heartbeat {p['heartbeat_age_s']:.1f} s ago  {doing}  "

@@ -28,11 +28,15 @@ CLAIM = (
 )
 
 
-def lead_times(episodes: list[dict[str, Any]], steps: Iterable[dict[str, Any]],
-               alert: float = ALERT) -> dict[str, Any]:  # fmt: skip
+def lead_times(
+    episodes: list[dict[str, Any]], steps: Iterable[dict[str, Any]], alert: float = ALERT
+) -> dict[str, Any]:
     """Lead times of this experiment's flipped episodes (streaming over step lines)."""
-    onsets = {e["episode_id"]: e["first_flip_onset"] for e in episodes
-              if e.get("first_flip_onset") is not None}  # fmt: skip
+    onsets = {
+        e["episode_id"]: e["first_flip_onset"]
+        for e in episodes
+        if e.get("first_flip_onset") is not None
+    }
     first: dict[str, int] = {}
     for s in steps:
         ep, hazard = s.get("episode_id"), s.get("hazard")
@@ -52,8 +56,14 @@ def lead_times(episodes: list[dict[str, Any]], steps: Iterable[dict[str, Any]],
         else:
             leads.append(onset - first[ep])
     leads.sort()
-    return {"flipped": len(onsets), "warned": len(leads), "late": late, "never": never,
-            "onset_at_step_1": at_start, "leads": leads}  # fmt: skip
+    return {
+        "flipped": len(onsets),
+        "warned": len(leads),
+        "late": late,
+        "never": never,
+        "onset_at_step_1": at_start,
+        "leads": leads,
+    }
 
 
 def section(episodes: list[dict[str, Any]], steps: Iterable[dict[str, Any]]) -> list[str]:

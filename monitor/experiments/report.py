@@ -53,8 +53,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def leaderboard(by_mitigation: dict[tuple[str, ...], dict[str, Any]]) -> list[tuple[str, dict]]:
     """Mitigations ranked by flip rate (lowest first), then mean task score (highest first)."""
     items = [(k[0], v) for k, v in by_mitigation.items()]
-    return sorted(items, key=lambda kv: (kv[1]["flip_rate"], -(kv[1]["task_score_total"]["mean"]
-                                                                or 0.0), kv[0]))  # fmt: skip
+    return sorted(
+        items,
+        key=lambda kv: (kv[1]["flip_rate"], -(kv[1]["task_score_total"]["mean"] or 0.0), kv[0]),
+    )
 
 
 def _curves(results: Results) -> dict[str, dict[int, float]]:
@@ -73,9 +75,14 @@ def _autopsies(autopsies: list[dict[str, Any]]) -> list[str]:
     """Flip autopsies stored with the results (``runaway-monitor autopsy``) and their atlas."""
     if not autopsies:
         return []
-    lines = ["", "## Flip autopsies", "",
-             "Per flipped episode: the message whose removal moved the flipping action most "
-             "(leave-one-out), and the post-flip answer to the first probe.", ""]  # fmt: skip
+    lines = [
+        "",
+        "## Flip autopsies",
+        "",
+        "Per flipped episode: the message whose removal moved the flipping action most "
+        "(leave-one-out), and the post-flip answer to the first probe.",
+        "",
+    ]
     rows = []
     for a in autopsies:
         top = (a.get("leave_one_out") or {}).get("messages") or [{}]
@@ -83,14 +90,29 @@ def _autopsies(autopsies: list[dict[str, Any]]) -> list[str]:
         probes = a.get("probes") or {}
         post = (probes.get("post") or [{}])[0] if isinstance(probes, dict) else {}
         answer = str(post.get("answer", "–")).replace("|", "/").replace("\n", " ")[:80]
-        rows.append([
-            f"`{a.get('episode_id', '?')}`", str(a.get("environment", "–")),
-            str((a.get("flip") or {}).get("onset_step", "–")),
-            f"step {best.get('step', '–')} {best.get('role', '')}".strip(),
-            ", ".join(best.get("kinds") or []) or "–", _f(best.get("influence")), answer,
-        ])  # fmt: skip
-    lines += _table(["episode", "environment", "flip onset", "most influential message",
-                     "its kinds", "influence", "post-flip probe answer"], rows)  # fmt: skip
+        rows.append(
+            [
+                f"`{a.get('episode_id', '?')}`",
+                str(a.get("environment", "–")),
+                str((a.get("flip") or {}).get("onset_step", "–")),
+                f"step {best.get('step', '–')} {best.get('role', '')}".strip(),
+                ", ".join(best.get("kinds") or []) or "–",
+                _f(best.get("influence")),
+                answer,
+            ]
+        )
+    lines += _table(
+        [
+            "episode",
+            "environment",
+            "flip onset",
+            "most influential message",
+            "its kinds",
+            "influence",
+            "post-flip probe answer",
+        ],
+        rows,
+    )
     return [*lines, "", render_atlas_markdown(aggregate_atlas(autopsies))]
 
 
@@ -122,26 +144,68 @@ def write_report(root: Path, out: Path | None = None) -> Path:
         "",
     ]
     rows = [
-        [str(rank), f"`{m}`", str(a["episodes"]), _rate(a), _mean(a["task_score_total"]),
-         _f(a["mean_ri"], 3), _f(a["recoveries_per_episode"]),
-         _f(a.get("reminders_per_episode"))]
+        [
+            str(rank),
+            f"`{m}`",
+            str(a["episodes"]),
+            _rate(a),
+            _mean(a["task_score_total"]),
+            _f(a["mean_ri"], 3),
+            _f(a["recoveries_per_episode"]),
+            _f(a.get("reminders_per_episode")),
+        ]
         for rank, (m, a) in enumerate(leaderboard(by_mitigation), start=1)
-    ]  # fmt: skip
-    lines += _table(["rank", "mitigation", "episodes", "flip rate [95% CI]",
-                     "task score [95% CI]", "mean RI", "resets / episode",
-                     "reminders / episode"], rows)  # fmt: skip
-    lines += ["", "## Per cell", "",
-              "Flip: the detectors raised the runaway flag at least once. Onset: the step at "
-              "which the first flip's sustained runaway began (median, IQR, over flipped "
-              "episodes). Mean RI: over all steps.", ""]  # fmt: skip
+    ]
+    lines += _table(
+        [
+            "rank",
+            "mitigation",
+            "episodes",
+            "flip rate [95% CI]",
+            "task score [95% CI]",
+            "mean RI",
+            "resets / episode",
+            "reminders / episode",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "## Per cell",
+        "",
+        "Flip: the detectors raised the runaway flag at least once. Onset: the step at "
+        "which the first flip's sustained runaway began (median, IQR, over flipped "
+        "episodes). Mean RI: over all steps.",
+        "",
+    ]
     rows = [
-        [model, env, f"`{mit}`", str(a["episodes"]), _rate(a), _onset(a), _f(a["mean_ri"], 3),
-         f"{a['recoveries']} ({_f(a['recoveries_per_episode'])}/ep)",
-         f"{a.get('reminders', 0)} ({_f(a.get('reminders_per_episode'))}/ep)"]
+        [
+            model,
+            env,
+            f"`{mit}`",
+            str(a["episodes"]),
+            _rate(a),
+            _onset(a),
+            _f(a["mean_ri"], 3),
+            f"{a['recoveries']} ({_f(a['recoveries_per_episode'])}/ep)",
+            f"{a.get('reminders', 0)} ({_f(a.get('reminders_per_episode'))}/ep)",
+        ]
         for (model, env, mit), a in by_cell.items()
-    ]  # fmt: skip
-    lines += _table(["model", "environment", "mitigation", "n", "flip rate [95% CI]",
-                     "onset median (IQR)", "mean RI", "resets", "reminders"], rows)  # fmt: skip
+    ]
+    lines += _table(
+        [
+            "model",
+            "environment",
+            "mitigation",
+            "n",
+            "flip rate [95% CI]",
+            "onset median (IQR)",
+            "mean RI",
+            "resets",
+            "reminders",
+        ],
+        rows,
+    )
     lines += [
         "",
         "## Task score per objective",
@@ -153,9 +217,14 @@ def write_report(root: Path, out: Path | None = None) -> Path:
         cells = {k: v for k, v in by_cell.items() if k[1] == env}
         signals = sorted({s for v in cells.values() for s in v["task_score"]})
         lines += [f"### {env}", ""]
-        rows = [[model, f"`{mit}`", *(_mean(a["task_score"][s]) if s in a["task_score"] else "–"
-                                      for s in signals)]
-                for (model, _, mit), a in cells.items()]  # fmt: skip
+        rows = [
+            [
+                model,
+                f"`{mit}`",
+                *(_mean(a["task_score"][s]) if s in a["task_score"] else "–" for s in signals),
+            ]
+            for (model, _, mit), a in cells.items()
+        ]
         lines += [*_table(["model", "mitigation", *signals], rows), ""]
     lines += early_warning.section(episodes, results.step_lines())
     lines += _figures(results, figures, by_model_mitigation, episodes, out.parent)
@@ -183,13 +252,19 @@ def _figures(
         if e.get("first_flip_onset") is not None:
             values.append(e["first_flip_onset"])
     drawn = [
-        ("Flip rate per mitigation (bars: 95% Wilson CI)",
-         plots.flip_rate_bars(rates, figures / "flip_rate.png")),
-        ("Onset of the first flip per mitigation",
-         plots.onset_distributions(onsets, figures / "onsets.png")),
-        ("Mean Runaway Index over time per mitigation",
-         plots.ri_over_time(_curves(results), figures / "ri_over_time.png")),
-    ]  # fmt: skip
+        (
+            "Flip rate per mitigation (bars: 95% Wilson CI)",
+            plots.flip_rate_bars(rates, figures / "flip_rate.png"),
+        ),
+        (
+            "Onset of the first flip per mitigation",
+            plots.onset_distributions(onsets, figures / "onsets.png"),
+        ),
+        (
+            "Mean Runaway Index over time per mitigation",
+            plots.ri_over_time(_curves(results), figures / "ri_over_time.png"),
+        ),
+    ]
     out = ["## Figures", ""]
     for title, path in drawn:
         out += [f"![{title}]({path.relative_to(base).as_posix()})", "", f"*{title}.*", ""]

@@ -161,9 +161,14 @@ def _step(span: SpanRecord, kind: str, episode_id: str, agent: str | None) -> Sp
             return None  # only requested tool calls: their tool spans carry them
     agent = a.get("gen_ai.agent.name") or a.get("agent.name") or agent
     return SpanStep(
-        episode_id, span.span_id, span.start_ns, calls, text,
-        str(agent)[:64] if agent else None, str(model)[:64] if model else None,
-    )  # fmt: skip
+        episode_id,
+        span.span_id,
+        span.start_ns,
+        calls,
+        text,
+        str(agent)[:64] if agent else None,
+        str(model)[:64] if model else None,
+    )
 
 
 def steps_from_spans(spans: list[SpanRecord]) -> tuple[list[SpanStep], int, list[str]]:

@@ -111,19 +111,28 @@ class EpisodeGuard:
                 raise
             log.warning("runaway-monitor unreachable: step not judged")
             return StepResult(
-                episode_id=self.episode_id or "", step=self.step, verdict="continue",
-                savepoint_step=None, runaway_index=0.0, fail_mode="open",
+                episode_id=self.episode_id or "",
+                step=self.step,
+                verdict="continue",
+                savepoint_step=None,
+                runaway_index=0.0,
+                fail_mode="open",
                 reason="runaway-monitor unreachable",
-            )  # fmt: skip
+            )
 
     def _send(self, step: AgentStep) -> StepResult:
         episode_id = self.ensure_registered()
         mapped = self.objective_map(step) if self.objective_map else None
         observation, action = mapped if mapped is not None else (None, None)
         result = self.monitor.step(
-            episode_id, self.step + 1, observation=observation, action=action,
-            text=step.text or None, tool_calls=step.tool_calls or None, state=step.state,
-        )  # fmt: skip
+            episode_id,
+            self.step + 1,
+            observation=observation,
+            action=action,
+            text=step.text or None,
+            tool_calls=step.tool_calls or None,
+            state=step.state,
+        )
         self.step += 1
         self.last = result
         return result

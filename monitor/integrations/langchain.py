@@ -66,8 +66,10 @@ def _text(message: AIMessage) -> str | None:
 
 def _ends_run(message: AIMessage, why: str) -> dict[str, Any]:
     """End the run now; each pending tool call answers (the thread stays valid)."""
-    answers = [ToolMessage(content=why, tool_call_id=c["id"], name=c["name"], status="error")
-               for c in message.tool_calls]  # fmt: skip
+    answers = [
+        ToolMessage(content=why, tool_call_id=c["id"], name=c["name"], status="error")
+        for c in message.tool_calls
+    ]
     return {"messages": answers, "jump_to": "end"}
 
 
@@ -108,9 +110,11 @@ class RunawayMiddleware(AgentMiddleware[RunawayState, Any, Any]):
     def guard(self, thread_id: str) -> EpisodeGuard:
         if thread_id not in self.guards:
             self.guards[thread_id] = EpisodeGuard(
-                self.monitor, register=self.register, objective_map=self.objective_map,
+                self.monitor,
+                register=self.register,
+                objective_map=self.objective_map,
                 unreachable=self.unreachable,
-            )  # fmt: skip
+            )
         return self.guards[thread_id]
 
     # hooks ------------------------------------------------------------------------------

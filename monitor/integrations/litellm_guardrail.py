@@ -139,17 +139,26 @@ def assistant_turns(messages: list[dict[str, Any]]) -> list[Turn]:
             if not isinstance(fn, dict) or not fn.get("name"):
                 continue
             call_id = tc.get("id")
-            calls.append({
-                "name": str(fn["name"])[:128], "arguments": _arguments(fn.get("arguments")),
-                "result": results.get(str(call_id)), "id": str(call_id)[:128] if call_id else None,
-            })  # fmt: skip
+            calls.append(
+                {
+                    "name": str(fn["name"])[:128],
+                    "arguments": _arguments(fn.get("arguments")),
+                    "result": results.get(str(call_id)),
+                    "id": str(call_id)[:128] if call_id else None,
+                }
+            )
         text = _content_text(m.get("content"))
         turns.append((calls, text[:MAX_TEXT] if text else None))
     return turns
 
 
-def answer(verdict: str, reason: str | None, reminder: str | None, texts: list[str] | None,
-           savepoint_step: int | None = None) -> GuardrailResponse:  # fmt: skip
+def answer(
+    verdict: str,
+    reason: str | None,
+    reminder: str | None,
+    texts: list[str] | None,
+    savepoint_step: int | None = None,
+) -> GuardrailResponse:
     """The guardrail action for a verdict of the monitor."""
     if verdict == "continue":
         return GuardrailResponse(action="NONE")

@@ -76,8 +76,9 @@ class _Hooks(RunHooks[Any]):
     def __init__(self, guard: "RunawayGuard") -> None:
         self.guard = guard
 
-    async def on_llm_start(self, context: Any, agent: Any, system_prompt: Any,
-                           input_items: list[Any]) -> None:  # fmt: skip
+    async def on_llm_start(
+        self, context: Any, agent: Any, system_prompt: Any, input_items: list[Any]
+    ) -> None:
         savepoints = self.guard.savepoints
         savepoints[self.guard.episode.step] = copy.deepcopy(input_items)
         while len(savepoints) > self.guard.max_savepoints:  # each holds the whole context
@@ -105,8 +106,9 @@ class RunawayGuard:
         max_savepoints: int = 256,
     ) -> None:
         self.max_savepoints = max_savepoints
-        self.episode = EpisodeGuard(monitor, register=register, objective_map=objective_map,
-                                    unreachable=unreachable)  # fmt: skip
+        self.episode = EpisodeGuard(
+            monitor, register=register, objective_map=objective_map, unreachable=unreachable
+        )
         self.savepoints: dict[int, list[Any]] = {}  # step -> the model input after it
         self.tool_results: dict[str, Any] = {}
         self.verdicts: dict[str, StepResult] = {}  # tool call id -> its step's verdict
@@ -149,8 +151,9 @@ class RunawayGuard:
         if reminder is None:
             return data.model_data
         extra = [{"role": "user", "content": reminder}]
-        return ModelInputData(input=[*data.model_data.input, *extra],
-                              instructions=data.model_data.instructions)  # fmt: skip
+        return ModelInputData(
+            input=[*data.model_data.input, *extra], instructions=data.model_data.instructions
+        )
 
     def _composed_filter(self, user_filter: Any) -> Any:
         """The reminder first, then the caller's own ``call_model_input_filter``, if any."""
@@ -164,22 +167,32 @@ class RunawayGuard:
 
         return composed
 
-    def savepoint_state(self, agent: Agent[Any], step: int, reminder: str | None = None,
-                        max_turns: int = 10) -> RunState[Any]:  # fmt: skip
+    def savepoint_state(
+        self, agent: Agent[Any], step: int, reminder: str | None = None, max_turns: int = 10
+    ) -> RunState[Any]:
         """A ``RunState`` holding the context as of ``step``, ready for ``Runner.run``."""
         if step not in self.savepoints:
             raise LookupError(f"no savepoint of step {step} in this run")
         state: RunState[Any] = RunState(
-            RunContextWrapper(context=None), copy.deepcopy(self.savepoints[step]), agent,
+            RunContextWrapper(context=None),
+            copy.deepcopy(self.savepoints[step]),
+            agent,
             max_turns=max_turns,
-        )  # fmt: skip
+        )
         state._current_step = NextStepRunAgain()  # resumable: the next model call comes next
         if reminder:
             state.add_input(reminder)
         return state
 
-    async def run(self, agent: Agent[Any], input: Any, *, run_config: RunConfig | None = None,
-                  max_resets: int = 5, **kwargs: Any) -> RunResult:  # fmt: skip
+    async def run(
+        self,
+        agent: Agent[Any],
+        input: Any,
+        *,
+        run_config: RunConfig | None = None,
+        max_resets: int = 5,
+        **kwargs: Any,
+    ) -> RunResult:
         """``Runner.run`` with the hooks and the reminder filter; resets resume from the
         savepoint's ``RunState``. A stop verdict raises :class:`RunawayInterrupt`."""
         config = run_config or RunConfig()
@@ -189,8 +202,7 @@ class RunawayGuard:
         for _ in range(max_resets + 1):
             self.interrupt = None
             try:
-                return await Runner.run(agent, input, hooks=self.hooks, run_config=config,
-                                        **kwargs)  # fmt: skip
+                return await Runner.run(agent, input, hooks=self.hooks, run_config=config, **kwargs)
             except (ToolInputGuardrailTripwireTriggered, RunawayInterrupt):
                 verdict = self.interrupt
                 if verdict is None:

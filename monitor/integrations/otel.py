@@ -147,25 +147,39 @@ class GenAIExporter:
         agent = environment or "agent"
         common = {"gen_ai.conversation.id": episode_id, "session.id": episode_id}
         root = self.tracer.start_span(
-            f"invoke_agent {agent}", start_time=start,
-            attributes={**common, "gen_ai.operation.name": "invoke_agent",
-                        "gen_ai.agent.name": agent, "runaway.step": verdict.step},
-        )  # fmt: skip
+            f"invoke_agent {agent}",
+            start_time=start,
+            attributes={
+                **common,
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": agent,
+                "runaway.step": verdict.step,
+            },
+        )
         context = trace.set_span_in_context(root)
         if step is not None:
             self._children(step, model, common, context, start, end)
         root.add_event(EVALUATION_EVENT, _evaluation(verdict), timestamp=end)
         root.end(end_time=end)
 
-    def _children(self, step: Any, model: str | None, common: dict[str, Any], context: Any,
-                  start: int, end: int) -> None:  # fmt: skip
+    def _children(
+        self,
+        step: Any,
+        model: str | None,
+        common: dict[str, Any],
+        context: Any,
+        start: int,
+        end: int,
+    ) -> None:
         usage = step.usage or {}
         if step.text or step.action:
             attrs: dict[str, Any] = {**common, "gen_ai.operation.name": "chat"}
             if model:
                 attrs["gen_ai.request.model"] = model
-            for ours, theirs in (("input_tokens", "input_tokens"),
-                                 ("output_tokens", "output_tokens")):  # fmt: skip
+            for ours, theirs in (
+                ("input_tokens", "input_tokens"),
+                ("output_tokens", "output_tokens"),
+            ):
                 if ours in usage:
                     attrs[f"gen_ai.usage.{theirs}"] = int(usage[ours])
             chat_end = min(end, start + _ns(usage.get("latency_s", 0.0)))
@@ -173,8 +187,12 @@ class GenAIExporter:
             span = self.tracer.start_span(name, context, start_time=start, attributes=attrs)
             span.end(end_time=chat_end)
         for call in step.tool_calls:
-            attrs = {**common, "gen_ai.operation.name": "execute_tool",
-                     "gen_ai.tool.name": call.name, "gen_ai.tool.type": "function"}  # fmt: skip
+            attrs = {
+                **common,
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.name,
+                "gen_ai.tool.type": "function",
+            }
             if call.id:
                 attrs["gen_ai.tool.call.id"] = call.id
             span = self.tracer.start_span(

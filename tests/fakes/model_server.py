@@ -118,17 +118,22 @@ def tool_calls(*calls: tuple[str, dict[str, Any]], content: str | None = None) -
             "role": "assistant",
             "content": content,
             "tool_calls": [
-                {"id": f"call_{n}_{i}", "type": "function",
-                 "function": {"name": name, "arguments": json.dumps(args)}}
+                {
+                    "id": f"call_{n}_{i}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
                 for i, (name, args) in enumerate(calls)
             ],
-        }  # fmt: skip
+        }
         body = {
-            "id": f"chatcmpl-fake-{n}", "object": "chat.completion", "created": 0,
+            "id": f"chatcmpl-fake-{n}",
+            "object": "chat.completion",
+            "created": 0,
             "model": req.body.get("model", "fake"),
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-        }  # fmt: skip
+        }
         return web.json_response(body)
 
     return behave

@@ -64,12 +64,18 @@ class OtlpReceiver:
             resource = _attrs(rs.resource.attributes)
             for ss in rs.scope_spans:
                 for s in ss.spans:
-                    self.spans.append(ReceivedSpan(
-                        name=s.name, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
-                        parent_span_id=s.parent_span_id.hex(), attributes=_attrs(s.attributes),
-                        events=[(e.name, _attrs(e.attributes)) for e in s.events],
-                        resource=resource, scope=ss.scope.name,
-                    ))  # fmt: skip
+                    self.spans.append(
+                        ReceivedSpan(
+                            name=s.name,
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_span_id=s.parent_span_id.hex(),
+                            attributes=_attrs(s.attributes),
+                            events=[(e.name, _attrs(e.attributes)) for e in s.events],
+                            resource=resource,
+                            scope=ss.scope.name,
+                        )
+                    )
         reply = ExportTraceServiceResponse().SerializeToString()
         return web.Response(body=reply, content_type="application/x-protobuf")
 

@@ -18,11 +18,22 @@ import pytest
 from aiohttp import web
 
 
-def verdict(kind: str, *, savepoint_step: int | None = None, reminder: str | None = None,
-            reason: str | None = None, cause: str | None = None) -> dict[str, Any]:  # fmt: skip
+def verdict(
+    kind: str,
+    *,
+    savepoint_step: int | None = None,
+    reminder: str | None = None,
+    reason: str | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
     """A scripted answer (the fields of the sidecar's StepVerdict that differ by kind)."""
-    return {"verdict": kind, "savepoint_step": savepoint_step, "reminder": reminder,
-            "reason": reason, "cause": cause}  # fmt: skip
+    return {
+        "verdict": kind,
+        "savepoint_step": savepoint_step,
+        "reminder": reminder,
+        "reason": reason,
+        "cause": cause,
+    }
 
 
 @dataclass
@@ -68,8 +79,12 @@ class FakeSidecar:
         seen.append(body)
         answer = {"verdict": "continue", "savepoint_step": expected, "reminder": None}
         answer.update(self.script.get(expected, {}))
-        answer.update(episode_id=episode_id, step=expected, runaway_index=0.0,
-                      flags=[answer["cause"]] if answer.get("cause") else [])  # fmt: skip
+        answer.update(
+            episode_id=episode_id,
+            step=expected,
+            runaway_index=0.0,
+            flags=[answer["cause"]] if answer.get("cause") else [],
+        )
         return web.json_response(answer)
 
     async def _finish(self, request: web.Request) -> web.Response:

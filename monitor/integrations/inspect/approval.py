@@ -39,10 +39,14 @@ def monitor_approver() -> Approver:
         if not await link.connect():
             return decision(None)
         arguments = call.arguments if isinstance(call.arguments, dict) else str(call.arguments)
-        await link.publish(StepEvent(
-            episode_id=link.episode_id, step=step, text=message or None,
-            tool_calls=[ToolCall(name=call.function, arguments=arguments, id=call.id)],
-        ))  # fmt: skip
+        await link.publish(
+            StepEvent(
+                episode_id=link.episode_id,
+                step=step,
+                text=message or None,
+                tool_calls=[ToolCall(name=call.function, arguments=arguments, id=call.id)],
+            )
+        )
         answer = await link.verdict(step)
         return decision(answer[0] if answer else None)
 

@@ -50,8 +50,11 @@ def check_mitigation(name: str) -> MitigationPlan:
 
 
 def as_chat(messages: list[Any]) -> list[ChatMessage]:
-    kinds = {"system": ChatMessageSystem, "user": ChatMessageUser,
-             "assistant": ChatMessageAssistant}  # fmt: skip
+    kinds = {
+        "system": ChatMessageSystem,
+        "user": ChatMessageUser,
+        "assistant": ChatMessageAssistant,
+    }
     return [kinds[m["role"]](content=m["content"]) for m in messages]
 
 
@@ -109,11 +112,16 @@ async def _play(state: TaskState, episode: Episode, link: EpisodeLink | None) ->
         transition = env.step(action)
         history.add_answer(step, text)
         record = {
-            "step": step, "observation": observation,
-            "action": {k: float(v) for k, v in action.items()}, "after": transition.after,
-            "noise": transition.noise, "rewards": transition.rewards, "text": text,
-            "invalid_answers": invalid, "mitigation": plan.label,
-        }  # fmt: skip
+            "step": step,
+            "observation": observation,
+            "action": {k: float(v) for k, v in action.items()},
+            "after": transition.after,
+            "noise": transition.noise,
+            "rewards": transition.rewards,
+            "text": text,
+            "invalid_answers": invalid,
+            "mitigation": plan.label,
+        }
         episode.records.append(record)
         if link is not None:
             link.expect(step)

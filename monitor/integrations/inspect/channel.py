@@ -84,8 +84,11 @@ class MonitorChannel:
         if self.outages == 1 or self.outages % 100 == 0:
             log.warning(
                 "runaway-monitor unreachable (%s: %s); the eval goes on unmonitored "
-                "(%d failed calls so far)", op, type(exc).__name__, self.outages,
-            )  # fmt: skip
+                "(%d failed calls so far)",
+                op,
+                type(exc).__name__,
+                self.outages,
+            )
 
     async def register(self, spec: EpisodeSpec, labels: dict[str, str]) -> bool:
         """Register the episode; False when the monitor cannot be reached."""
@@ -110,9 +113,10 @@ class MonitorChannel:
         stream = self.keys.steps(self.keys.shard_of(event.episode_id))
         await self._guard(
             "step",
-            lambda s: s.redis.xadd(stream, encode(event), maxlen=self.settings.steps_maxlen,
-                                   approximate=True),
-        )  # fmt: skip
+            lambda s: s.redis.xadd(
+                stream, encode(event), maxlen=self.settings.steps_maxlen, approximate=True
+            ),
+        )
 
     async def finish(self, episode_id: str, steps: int, reason: str = "done") -> None:
         event = EpisodeFinished(episode_id=episode_id, step=steps, reason=reason)  # type: ignore[arg-type]

@@ -104,15 +104,22 @@ def model_step(episode_id: str, step: int, event: Any) -> StepEvent:
     """A generic sample's model call as a step: the answer's text and tool calls."""
     output = event.output
     message = output.message if output and output.choices else None
-    calls = [
-        ToolCall(name=c.function, arguments=_arguments(c.arguments), id=c.id)
-        for c in (message.tool_calls or [])
-    ] if message is not None else []  # fmt: skip
+    calls = (
+        [
+            ToolCall(name=c.function, arguments=_arguments(c.arguments), id=c.id)
+            for c in (message.tool_calls or [])
+        ]
+        if message is not None
+        else []
+    )
     text = output.completion if output else ""
     return StepEvent(
-        episode_id=episode_id, step=step, text=text or None, tool_calls=calls[:32],
+        episode_id=episode_id,
+        step=step,
+        text=text or None,
+        tool_calls=calls[:32],
         usage=_usage(output),
-    )  # fmt: skip
+    )
 
 
 def tool_step(episode_id: str, step: int, event: Any) -> StepEvent:
@@ -122,8 +129,9 @@ def tool_step(episode_id: str, step: int, event: Any) -> StepEvent:
     )
     if isinstance(result, str) and len(result) > 60_000:
         result = result[:60_000]
-    call = ToolCall(name=event.function, arguments=_arguments(event.arguments), result=result,
-                    id=event.id)  # fmt: skip
+    call = ToolCall(
+        name=event.function, arguments=_arguments(event.arguments), result=result, id=event.id
+    )
     return StepEvent(episode_id=episode_id, step=step, tool_calls=[call])
 
 

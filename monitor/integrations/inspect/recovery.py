@@ -120,10 +120,13 @@ class EpisodeLink:
         self.recoveries.append(step)
         await self.ch.recovered(
             RecoveryApplied(
-                episode_id=self.episode_id, step=step, command_id=cmd.command_id,
-                savepoint_step=cmd.savepoint_step, messages_dropped=dropped,
+                episode_id=self.episode_id,
+                step=step,
+                command_id=cmd.command_id,
+                savepoint_step=cmd.savepoint_step,
+                messages_dropped=dropped,
             )
-        )  # fmt: skip
+        )
         return "reset"
 
     async def close(self, steps: int) -> None:
@@ -154,9 +157,13 @@ async def link_episode(sample_uuid: str, spec: EpisodeSpec | None = None) -> Epi
     if episode is None:
         metadata: dict[str, Any] = {}
         if spec is not None and spec.environment:
-            metadata = {"runaway_environment": spec.environment, "seed": spec.seed,
-                        "steps": spec.steps, "mitigation": spec.mitigation,
-                        "runaway_env_options": spec.env_options}  # fmt: skip
+            metadata = {
+                "runaway_environment": spec.environment,
+                "seed": spec.seed,
+                "steps": spec.steps,
+                "mitigation": spec.mitigation,
+                "runaway_env_options": spec.env_options,
+            }
         episode = open_episode(sample_uuid, metadata, {"source": "inspect"})
     link = EpisodeLink(ch, episode, own)
     link.sample_uuid = sample_uuid

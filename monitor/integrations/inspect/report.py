@@ -41,22 +41,38 @@ def sample_events(sample: Any, model: str) -> tuple[list[Any], Cell]:
         step = bioblue_step(spec.episode_id, record)
         score = scorer.update(step)
         events.append(step)
-        events.append(Verdict(
-            episode_id=spec.episode_id, step=step.step, verdict="continue",
-            savepoint_step=score.savepoint_step, runaway_index=score.runaway_index,
-            hazard=score.hazard, flags=sorted(score.flags),
-            detections=[d.flag for d in score.detections], step_ts=step.ts,
-        ))  # fmt: skip
+        events.append(
+            Verdict(
+                episode_id=spec.episode_id,
+                step=step.step,
+                verdict="continue",
+                savepoint_step=score.savepoint_step,
+                runaway_index=score.runaway_index,
+                hazard=score.hazard,
+                flags=sorted(score.flags),
+                detections=[d.flag for d in score.detections],
+                step_ts=step.ts,
+            )
+        )
         if step.step in recoveries:
             scorer.rearm()
-            events.append(RecoveryApplied(episode_id=spec.episode_id, step=step.step,
-                                          command_id=f"inspect-{step.step}",
-                                          savepoint_step=score.savepoint_step,
-                                          messages_dropped=0))  # fmt: skip
+            events.append(
+                RecoveryApplied(
+                    episode_id=spec.episode_id,
+                    step=step.step,
+                    command_id=f"inspect-{step.step}",
+                    savepoint_step=score.savepoint_step,
+                    messages_dropped=0,
+                )
+            )
     reason = "error" if sample.error else "done"
     events.append(EpisodeFinished(episode_id=spec.episode_id, step=len(records), reason=reason))
-    cell = Cell(model=model, environment=spec.environment or "custom",
-                mitigation=spec.mitigation, seed=spec.seed)  # fmt: skip
+    cell = Cell(
+        model=model,
+        environment=spec.environment or "custom",
+        mitigation=spec.mitigation,
+        seed=spec.seed,
+    )
     return events, cell
 
 

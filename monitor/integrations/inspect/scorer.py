@@ -19,8 +19,15 @@ from monitor.integrations.inspect.episodes import sample_spec
 from schemas.events import StepEvent
 
 FLAG_KEYS = ("self_imitation", "over_exploitation", "loop")
-KEYS = ("flipped", "onset_step", "runaway_index", *FLAG_KEYS, "recoveries", "invalid_answers",
-        "monitor_outages")  # fmt: skip
+KEYS = (
+    "flipped",
+    "onset_step",
+    "runaway_index",
+    *FLAG_KEYS,
+    "recoveries",
+    "invalid_answers",
+    "monitor_outages",
+)
 
 
 def score_records(
@@ -34,10 +41,15 @@ def score_records(
     totals: dict[str, float] = {}
     for r in records:
         event = StepEvent(
-            episode_id=spec.episode_id, step=r["step"], observation=r["observation"],
-            action=r["action"], after=r.get("after"), noise=r.get("noise") or None,
-            rewards=r.get("rewards") or {}, text=r.get("text"),
-        )  # fmt: skip
+            episode_id=spec.episode_id,
+            step=r["step"],
+            observation=r["observation"],
+            action=r["action"],
+            after=r.get("after"),
+            noise=r.get("noise") or None,
+            rewards=r.get("rewards") or {},
+            text=r.get("text"),
+        )
         score = scorer.update(event)
         ri.append(score.runaway_index)
         for d in score.detections:

@@ -61,7 +61,10 @@ def _sample(environment: str, seed: int, steps: int, mitigation: str, options: d
         input=env.observation_text(),
         target="",
         metadata={
-            ENV_KEY: environment, "seed": seed, "steps": steps, "mitigation": mitigation,
+            ENV_KEY: environment,
+            "seed": seed,
+            "steps": steps,
+            "mitigation": mitigation,
             "runaway_env_options": options,
         },
-    )  # fmt: skip
+    )
