@@ -24,6 +24,7 @@ COMMANDS = (
     "export-dataset",
     "propensity",
     "mirror",
+    "finetune",
 )
 
 
