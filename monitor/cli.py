@@ -25,6 +25,7 @@ COMMANDS = (
     "propensity",
     "mirror",
     "finetune",
+    "sample-efficiency",
 )
 
 
