@@ -37,6 +37,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="cap on optimiser steps per k")
     p.add_argument("--max-tokens", type=int, default=384,
                    help="token window around the corrected turns (384)")  # fmt: skip
+    p.add_argument("--layers", type=int,
+                   help="LoRA on the last N decoder layers only (cheaper steps)")  # fmt: skip
     p.add_argument("--threads", type=int, help="torch threads")
 
 
@@ -58,10 +60,12 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig (imported lazily: 
     for name in ("epochs", "lr", "rank", "max_tokens"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise ValueError("--max-steps must be at least 1")
+    for name in ("max_steps", "layers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     return TrainConfig(epochs=args.epochs, lr=args.lr, rank=args.rank, alpha=2 * args.rank,
                        seed=args.seed, max_steps=args.max_steps, max_tokens=args.max_tokens,
+                       layers=args.layers,
                        full=getattr(args, "full", False), threads=args.threads)  # fmt: skip
 
 

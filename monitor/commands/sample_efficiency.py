@@ -33,6 +33,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--trials", type=int, default=1, help="episodes per held-out condition")
     p.add_argument("--steps", type=int, help="steps per held-out episode")
     p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument(
+        "--structured",
+        default="auto",
+        choices=["auto", "off", "json_object"],
+        help="answer mode of the held-out episodes (auto: llama.cpp's JSON grammar; off: "
+        "plain text, where the baseline's format can show but SmolLM2 often fails to answer)",
+    )
     p.add_argument("--json", action="store_true", help="print curve.json on stdout")
     p.set_defaults(func=main)
 

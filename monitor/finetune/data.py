@@ -125,7 +125,10 @@ def innocuous_examples(examples: list[list[dict[str, Any]]]) -> list[list[dict[s
         first = next(
             i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1)
         )
-        kept = messages[: first + 1] if first == _first_assistant(messages) else messages[:first]
+        # up to the answer before the first corrected turn (its question goes too)
+        kept = (
+            messages[: first + 1] if first == _first_assistant(messages) else messages[: first - 1]
+        )
         out.append(
             [
                 {**m, "content": f"{FORMAT_PREFIX}{m['content']}", "weight": 1}

@@ -44,6 +44,7 @@ class EvalPlan:
     steps: int | None
     temperature: float
     seed: int
+    structured: str = "auto"
 
 
 def sanity_cases(subset: Subset, card: dict[str, Any], variant: str) -> list[tuple[list, str]]:
@@ -107,7 +108,7 @@ async def evaluate(
     async with llama_server(gguf, served.lora, log=out / "eval" / "server.log") as url:
         checked = await sanity(url, cases, plan.seed) if cases else None
         options = {"model": served.name, "base_url": url, "temperature": plan.temperature,
-                   "max_tokens": 16, "seed": plan.seed, "structured": "off",
+                   "max_tokens": 16, "seed": plan.seed, "structured": plan.structured,
                    "timeout_s": 120}  # fmt: skip
         agent = AgentSpec(kind="openai-compatible", options=options)
         specs = build_specs(plan.conditions, agent, f"se-{served.name}", plan.trials,

@@ -28,7 +28,9 @@ async def sample_efficiency(
     runs = await asyncio.to_thread(finetune_all, subsets, args.base, out, config, "corrective")
     if baseline:
         runs += await asyncio.to_thread(finetune_all, baseline, args.base, out, config, "innocuous")
-    plan = EvalPlan(conditions, args.trials, args.steps, args.temperature, args.seed)
+    plan = EvalPlan(
+        conditions, args.trials, args.steps, args.temperature, args.seed, args.structured
+    )
     gguf = mirror_model(args.base).gguf()
     by_k = {s.k: s for s in [*subsets, *baseline]}
     largest = max(subsets, key=lambda s: s.k)

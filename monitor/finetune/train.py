@@ -31,6 +31,7 @@ class TrainConfig:
     max_steps: int | None = None
     max_tokens: int = 384
     full: bool = False
+    layers: int | None = None  # LoRA on the last N decoder layers only (None: all)
     threads: int | None = None
 
     def steps_for(self, sequences: int) -> int:
@@ -60,7 +61,11 @@ def load_base(base: str, threads: int | None) -> tuple[Any, Any]:
 def wrap_lora(model: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
+    total = int(model.config.num_hidden_layers)
+    # only the top layers adapted: backpropagation stops there, so a step costs less
+    top = list(range(total - config.layers, total)) if config.layers else None
     lora = LoraConfig(
+        layers_to_transform=top,
         r=config.rank,
         lora_alpha=config.alpha,
         lora_dropout=0.0,
