@@ -10,6 +10,7 @@ innocuous baseline. Training runs in CLI subprocesses (as users run it).
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,30 @@ def test_sample_efficiency_writes_the_curve_and_the_baseline(tuned, redis_url):
     assert saved["corrective"][0]["sanity"] == 1.0  # its trained turns, as trained
     assert saved["base"]["sanity"] < 1.0
     assert (out / "innocuous-k001" / "adapter.gguf").is_file()
+
+
+def test_finetune_epochs_is_a_search_dimension(tuned, redis_url, tmp_path):
+    _need("llama_cpp", "optuna")
+    dataset, out, _ = tuned
+    trained = tmp_path / "ft"
+    shutil.copytree(out / "k001", trained / "epochs-3" / "k001")  # the fixture's 3 epochs
+    saved = trained / "epochs-3" / "k001" / "run.json"
+    before = saved.stat().st_mtime_ns
+    config = tmp_path / "search.yaml"
+    config.write_text(
+        "name: ft-search\n"
+        "models: [{kind: openai-compatible, model: smollm2, base_url: 'http://127.0.0.1:9/v1',"
+        " temperature: 0.0, options: {structured: json_object, max_tokens: 16}}]\n"
+        "environments: [homeostasis]\nseeds: [1]\nsteps: 2\nmitigations: [none]\n"
+        "search: {finetune_epochs: [3, 3], reminder_every: null, context_steps: null,"
+        " temperature: null}\n"
+        f"finetune: {{dataset: '{dataset}', k: 1, lr: 2.0e-3, layers: 8, max_tokens: 300,"
+        f" seed: 3, out: '{trained}'}}\n"
+    )
+    report = _cli("experiment", str(config), "--out", str(tmp_path / "res"), "--search",
+                  "optuna", "--n-trials", "1", redis_url=redis_url)  # fmt: skip
+    [trial] = report["trials"]
+    assert trial["params"] == {"finetune_epochs": 3}
+    assert trial["adapter"] == str(trained / "epochs-3" / "k001" / "adapter.gguf")
+    assert trial["episodes"] == 1
+    assert saved.stat().st_mtime_ns == before  # the finished adapter was reused, not retrained
