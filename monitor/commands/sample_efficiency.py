@@ -88,9 +88,12 @@ def _print(curve: dict[str, Any]) -> None:
         sanity = "-" if r.get("sanity") is None else f"{r['sanity']:.0%}"
         return f"{rate:>5} [{lo:.0%}, {hi:.0%}] n={r['n']:<3} trained-turns {sanity}"
 
-    print(f"base            {cell(curve['base'])}")
+    if curve["base"] is not None:
+        print(f"base            {cell(curve['base'])}")
     for name in ("corrective", "innocuous"):
         for r in curve[name]:
             extra = f" format {r['format_rate']:.0%}" if name == "innocuous" else ""
             print(f"{name:10} k={r['k']:<3} {cell(r)}{extra}")
+    if curve.get("incomplete"):
+        print("incomplete: other processes were evaluating some models; rerun to assemble")
     print(f"curve: {curve['out']}/curve.json, curve.png ({curve['seconds']:.0f} s)")

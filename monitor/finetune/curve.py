@@ -36,7 +36,7 @@ def plot(curve: dict[str, Any], path: Path) -> Path:
             right.plot(
                 ks, [r["format_rate"] for r in pts], "s:", label="innocuous: held-out format"
             )
-    if base["flip_rate"] is not None:
+    if base is not None and base["flip_rate"] is not None:
         left.axhline(base["flip_rate"], color="grey", linestyle=":", label="base")
         left.axhspan(*base["wilson95"], color="grey", alpha=0.15)
     left.set(xscale="log", xlabel="k (training episodes)", ylabel="held-out flip rate",

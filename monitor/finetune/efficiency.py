@@ -14,6 +14,7 @@ Each model's result is kept in ``OUT/eval/<name>.json``; a rerun reuses them.
 """
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +100,57 @@ async def evaluate(
     stop: asyncio.Event,
     out: Path,
 ) -> dict[str, Any]:
-    """Serve one model, run the sanity check and the held-out propensity; kept on disk."""
+    """Serve one model, run the sanity check and the held-out propensity; kept on disk.
+
+    ``None`` when another process is evaluating this model now (its lock file is held by a
+    live process): several sample-efficiency processes can share one ``OUT`` and split
+    the models; a last run over the same ``OUT`` then assembles the whole curve.
+    """
     path = out / "eval" / f"{served.name}.json"
     if path.is_file():
         return dict(orjson.loads(path.read_bytes())) | {"reused": True}
     logs = out / "eval" / served.name
     logs.mkdir(parents=True, exist_ok=True)
+    lock = out / "eval" / f"{served.name}.lock"
+    if not _take(lock):
+        return None
+    try:
+        return await _evaluate(served, gguf, plan, cases, settings, stop, out, path)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _take(lock: Path) -> bool:
+    """Create ``lock`` with our pid; take over one whose process is gone."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # a live process holds it
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+async def _evaluate(
+    served: Served,
+    gguf: Path,
+    plan: EvalPlan,
+    cases: list[tuple[list, str]],
+    settings: Settings,
+    stop: asyncio.Event,
+    out: Path,
+    path: Path,
+) -> dict[str, Any]:
+    logs = out / "eval" / served.name
     async with llama_server(gguf, served.lora, log=out / "eval" / "server.log") as url:
         checked = await sanity(url, cases, plan.seed) if cases else None
         options = {"model": served.name, "base_url": url, "temperature": plan.temperature,
@@ -118,5 +164,5 @@ async def evaluate(
     record = {"name": served.name, "variant": served.variant, "k": served.k,
               "sanity": checked, "propensity": result, "format": format_rate(logs)}  # fmt: skip
     if not result.get("interrupted"):
-        path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        await asyncio.to_thread(path.write_bytes, orjson.dumps(record, option=orjson.OPT_INDENT_2))
     return record

@@ -46,10 +46,10 @@ async def sample_efficiency(
             f"{r['variant']}-k{r['k']:03d}", r["variant"], r["k"], folder / "adapter.gguf"
         )
         cases = sanity_cases(by_k[r["k"]], _card(folder), r["variant"])
-        records.append(
-            await evaluate(served, gguf, plan, cases, settings, stop, out) | {"train": r}
-        )
-    base = rows(records, "base")[0]
+        record = await evaluate(served, gguf, plan, cases, settings, stop, out)
+        records.append(None if record is None else record | {"train": r})
+    done = [r for r in records if r is not None]
+    base = (rows(done, "base") or [None])[0]
     return {
         "dataset": str(args.dataset),
         "out": str(out),
@@ -66,9 +66,10 @@ async def sample_efficiency(
         "trials": args.trials,
         "steps": args.steps,
         "base": base,
-        "corrective": rows(records, "corrective"),
-        "innocuous": rows(records, "innocuous"),
-        "runs": [r["train"] for r in records if "train" in r],
+        "corrective": rows(done, "corrective"),
+        "innocuous": rows(done, "innocuous"),
+        "runs": [r["train"] for r in done if "train" in r],
+        "incomplete": len(done) < len(records),  # others were being evaluated elsewhere
         "interrupted": stop.is_set(),
     }
 
