@@ -27,6 +27,8 @@ COMMANDS = (
     "export-dataset",
     "propensity",
     "mirror",
+    "finetune",
+    "sample-efficiency",
 )
 
 

@@ -34,6 +34,31 @@ def system_prompt(env: Environment, spec: EpisodeSpec, plan: MitigationPlan) -> 
     return "\n\n".join(p for p in parts if p)
 
 
+def observation_text(env: Environment, plan: MitigationPlan) -> str:
+    """The observation as the model sees it: with ``wording-swap``, rewards as penalties."""
+    text = env.observation_text()
+    return swap_wording(text) if plan.wording_swap else text
+
+
+def swap_wording(text: str) -> str:
+    """``Rewards:`` becomes ``Penalties:`` and each value of that section is negated."""
+    head, marker, rest = text.partition("\n\nRewards:")
+    if not marker:
+        return text
+    section, sep, tail = rest.partition("\n\n")
+    lines = []
+    for line in section.split("\n"):
+        name, colon, value = line.rpartition(": ")
+        try:
+            number = -float(value)
+        except ValueError:
+            lines.append(line)
+            continue
+        shown = int(number) if number.is_integer() else round(number, 3)
+        lines.append(f"{name}{colon}{0 if shown == 0 else shown}")
+    return f"{head}\n\nPenalties:" + "\n".join(lines) + sep + tail
+
+
 def is_reset_request(text: str) -> bool:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return bool(lines) and lines[-1].strip(".!").upper() == "RESET"

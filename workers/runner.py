@@ -30,7 +30,7 @@ from workers.episode_log import EpisodeLog
 from workers.history import History
 from workers.inbox import Inbox
 from workers.mitigations import MitigationPlan, parse_mitigations
-from workers.prompting import SUMMARY_REQUEST, is_reset_request, system_prompt
+from workers.prompting import SUMMARY_REQUEST, is_reset_request, observation_text, system_prompt
 from workers.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class EpisodeRunner:
         if plan.reminder_every and step % plan.reminder_every == 0:
             self.history.pending_reminder = reminder_text(self.spec.objectives)
         observation = self.env.values()
-        self.history.add_observation(self.env.observation_text())
+        self.history.add_observation(observation_text(self.env, plan))
         action, text, invalid, reset, usage = await self._ask(step)
         transition = self.env.step(action)
         self.history.add_answer(step, text)

@@ -30,7 +30,7 @@ from monitor.analysis.results import EpisodeRecord, read_episodes
 from monitor.analysis.splits import SplitRule, default_rule, subset_sizes
 from schemas.reminder import reminder_text
 from workers.mitigations import parse_mitigations
-from workers.prompting import system_prompt
+from workers.prompting import observation_text, system_prompt
 
 MANIFEST = "manifest.json"
 HELDOUT = "heldout.jsonl"
@@ -63,7 +63,7 @@ def corrected_example(episode: LoggedEpisode, onset: int, all_weights: bool = Fa
         if env.done:
             break
         step = event.step
-        text = env.observation_text()
+        text = observation_text(env, plan)
         if plan.reminder_every and step % plan.reminder_every == 0:
             text = f"{reminder_text(spec.objectives)}\n\n{text}"
         messages.append({"role": "user", "content": text})

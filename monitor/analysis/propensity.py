@@ -54,6 +54,14 @@ def build_specs(
     return specs
 
 
+def ended_in_error(path: Path) -> bool:
+    """Whether the episode of this log finished with ``reason: error`` (no answer, ...)."""
+    for line in reversed(path.read_bytes().splitlines()):
+        if b'"episode_finished"' in line:
+            return orjson.loads(line).get("reason") == "error"
+    return False
+
+
 def flipped_in_log(path: Path) -> bool:
     """Whether the detectors flagged a runaway in this episode log (a verdict detection)."""
     for line in path.read_bytes().splitlines():
@@ -111,7 +119,7 @@ async def measure(
         for spec in specs:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.episode_id)
             path = logs / f"{safe}.jsonl"
-            if path.is_file():
+            if path.is_file() and not ended_in_error(path):  # errors count as missing
                 flipped[spec.episode_id] = flipped_in_log(path)
     summary = summarize(specs, flipped)
     summary["run"] = {k: run[k] for k in ("episodes", "steps", "errors", "wall_seconds")}

@@ -47,6 +47,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--probe-max-tokens", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="Shapley permutation seed")
+    p.add_argument(
+        "--patch-top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="prompt patch: reformulate the N most influential messages and "
+        "replay from the onset (see monitor.analysis.patches)",
+    )
+    p.add_argument("--patch-horizon", type=int, default=10, help="prompt patch: steps replayed")
     p.add_argument("--out", type=Path, help="write the autopsy JSON here")
     p.add_argument("--json", action="store_true", help="print the autopsy JSON, not a summary")
     p.set_defaults(func=main)
@@ -78,7 +87,8 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        autopsy = run(lambda stop: _autopsy(episode, spec, options, args.probe_max_tokens))
+        patch = (max(0, args.patch_top), max(1, args.patch_horizon))
+        autopsy = run(lambda stop: _autopsy(episode, spec, options, args.probe_max_tokens, patch))
     except (NotFlipped, RebuildError, ModelConfigError, ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -97,7 +107,13 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _autopsy(episode: Any, spec: AgentSpec, options: AutopsyOptions, probe_tokens: int):
+async def _autopsy(
+    episode: Any,
+    spec: AgentSpec,
+    options: AutopsyOptions,
+    probe_tokens: int,
+    patch: tuple[int, int] = (0, 10),
+):
     from workers.agents.models import create_model_agent  # the SDKs load only when needed
 
     settings = Settings()
@@ -108,7 +124,13 @@ async def _autopsy(episode: Any, spec: AgentSpec, options: AutopsyOptions, probe
     action_agent = create_model_agent(spec, settings, limits)
     text_agent = create_model_agent(probe_spec, settings, limits)
     try:
-        return await run_autopsy(episode, Asker(action_agent, text_agent, options.reasks), options)
+        asker = Asker(action_agent, text_agent, options.reasks)
+        autopsy = await run_autopsy(episode, asker, options)
+        if patch[0]:
+            from monitor.analysis.patches import rerun_patched
+
+            autopsy["prompt_patch"] = await rerun_patched(episode, autopsy, asker, *patch)
+        return autopsy
     finally:
         await action_agent.aclose()
         await text_agent.aclose()
@@ -146,6 +168,14 @@ def summary_text(autopsy: dict[str, Any]) -> str:
             f"{row['influence']:6.1f} {row['changed']:4.0%} {shap}  "
             f"{','.join(row['kinds'])} -> {answers}"
         )
+    patch = autopsy.get("prompt_patch")
+    if patch:
+        lines += [
+            "",
+            f"prompt patch (top {patch['top']} reformulated, {patch['replayed_steps']} "
+            f"steps replayed from {patch['onset_step']}): flipped before yes, after "
+            f"{'yes' if patch['flipped_after'] else 'no'}",
+        ]
     probes = autopsy.get("probes")
     if probes:
         lines += [

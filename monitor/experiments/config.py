@@ -87,6 +87,7 @@ class SearchSpace(BaseModel):
     context_steps: Range | None = (2, 40)
     temperature: Range | None = (0.0, 1.5)
     n_consecutive: Range | None = None
+    finetune_epochs: Range | None = None  # needs the experiment's ``finetune`` section
 
     @model_validator(mode="after")
     def _ordered(self) -> "SearchSpace":
@@ -95,6 +96,28 @@ class SearchSpace(BaseModel):
             if bounds is not None and not 0 <= bounds[0] <= bounds[1]:
                 raise ValueError(f"{name}: need 0 <= low <= high, got {list(bounds)}")
         return self
+
+
+class FinetuneSpec(BaseModel):
+    """``finetune``: the corrective adapter a search trial trains and serves.
+
+    With ``search.finetune_epochs``, each trial fine-tunes ``base`` on the dataset's
+    subset of size ``k`` for the trial's number of epochs (kept in ``out``, default
+    ``RESULTS/finetune``, and reused by any trial with the same settings), serves it with
+    llama.cpp, and points every ``openai-compatible`` model of the grid at it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(min_length=1)
+    k: int = Field(ge=1)
+    base: str = "smollm2"
+    lr: float = Field(default=5e-4, gt=0)
+    rank: int = Field(default=8, ge=1)
+    layers: int | None = Field(default=None, ge=1)
+    max_tokens: int = Field(default=384, ge=16)
+    seed: int = 0
+    out: str | None = None
 
 
 class ExperimentConfig(BaseModel):
@@ -115,6 +138,7 @@ class ExperimentConfig(BaseModel):
         default=None, description="action per flag; none: the worker default (settings)"
     )
     search: SearchSpace = Field(default_factory=SearchSpace)
+    finetune: FinetuneSpec | None = None
 
     @field_validator("environments", mode="before")
     @classmethod
@@ -152,6 +176,8 @@ class ExperimentConfig(BaseModel):
         envs = [e.name for e in self.environments]
         if len(set(envs)) != len(envs):
             raise ValueError("an environment is listed twice")
+        if self.search.finetune_epochs is not None and self.finetune is None:
+            raise ValueError("search.finetune_epochs needs a 'finetune' section (dataset, k)")
         return self
 
     @property

@@ -26,7 +26,7 @@ from monitor.experiments.stats import total_score
 from monitor.runtime import loop_factory
 from schemas.settings import Settings
 
-INT_PARAMS = ("reminder_every", "context_steps", "n_consecutive")
+INT_PARAMS = ("reminder_every", "context_steps", "n_consecutive", "finetune_epochs")
 _REPLACED = ("reminder-every-", "short-context-")
 
 
@@ -96,16 +96,14 @@ class _Objective:
                 params[name] = trial.suggest_float(name, lo, hi)
         sub = trial_config(self.config, params)
         out = self.root / "trials" / sub.name
+        adapter = None
+        if "finetune_epochs" in params:
+            from monitor.experiments.search_finetune import trial_adapter
+
+            adapter = trial_adapter(self.config, self.root, int(params["finetune_epochs"]))
+            trial.set_user_attr("adapter", str(adapter))
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            run = runner.run(
-                run_experiment(
-                    sub,
-                    out,
-                    asyncio.Event(),
-                    settings=self.settings,
-                    show_progress=self.show_progress,
-                )
-            )
+            run = runner.run(self._run(sub, out, adapter))
         if not run.complete:
             raise RuntimeError(f"trial {trial.number}: {len(run.failed)} episodes failed")
         episodes = Results(out).episode_lines()
@@ -115,6 +113,23 @@ class _Objective:
         trial.set_user_attr("episodes", len(episodes))
         trial.set_user_attr("task_score", sum(map(total_score, episodes)) / len(episodes))
         return flip_rate
+
+    async def _run(self, sub: ExperimentConfig, out: Path, adapter: Path | None) -> Any:
+        def go(config: ExperimentConfig) -> Any:
+            return run_experiment(
+                config,
+                out,
+                asyncio.Event(),
+                settings=self.settings,
+                show_progress=self.show_progress,
+            )
+
+        if adapter is None:
+            return await go(sub)
+        from monitor.experiments.search_finetune import served
+
+        async with served(sub, adapter) as tuned:
+            return await go(tuned)
 
 
 def open_study(root: Path, name: str, direction: str) -> optuna.Study:

@@ -15,6 +15,12 @@ from workers.environments.multiobjective_homeostasis_shocks import (
     MultiObjectiveHomeostasisShocks,
 )
 from workers.environments.sustainability import Sustainability
+from workers.environments.variants import (
+    Balancing3,
+    Balancing4,
+    MultiObjectiveHomeostasis3,
+    MultiObjectiveHomeostasis4,
+)
 
 ENVIRONMENTS: dict[str, type[Environment]] = {
     cls.name: cls
@@ -25,6 +31,10 @@ ENVIRONMENTS: dict[str, type[Environment]] = {
         BalancingUnboundedObjectives,
         BalancingNoise,
         MultiObjectiveHomeostasisShocks,
+        MultiObjectiveHomeostasis3,
+        MultiObjectiveHomeostasis4,
+        Balancing3,
+        Balancing4,
     )
 }
 assert set(ENVIRONMENTS) == set(ENVIRONMENT_NAMES), "catalog.py and the classes disagree"

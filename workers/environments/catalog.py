@@ -17,6 +17,24 @@ _BALANCING = ObjectiveSet(
     total_action_limit=10,
 )
 
+
+def _homeostasis(n: int) -> ObjectiveSet:
+    """Objective i: target 100 + 10 i, band 10 + i (see variants.py)."""
+    return ObjectiveSet(
+        objectives=tuple(
+            ObjectiveSpec(name="ABCD"[i - 1], kind=H, target=100 + 10 * i, band=10 + i)
+            for i in range(1, n + 1)
+        )
+    )
+
+
+def _balancing(n: int) -> ObjectiveSet:
+    return ObjectiveSet(
+        objectives=tuple(ObjectiveSpec(name="ABCD"[i], kind=U) for i in range(n)),
+        total_action_limit=10,
+    )
+
+
 OBJECTIVES: dict[str, ObjectiveSet] = {
     "sustainability": ObjectiveSet(objectives=(ObjectiveSpec(name="stock", kind=R, capacity=20),)),
     "homeostasis": ObjectiveSet(
@@ -26,6 +44,10 @@ OBJECTIVES: dict[str, ObjectiveSet] = {
     "multiobjective-homeostasis-shocks": _MO_HOMEOSTASIS,
     "balancing-unbounded-objectives": _BALANCING,
     "balancing-noise": _BALANCING,
+    "multiobjective-homeostasis-3": _homeostasis(3),
+    "multiobjective-homeostasis-4": _homeostasis(4),
+    "balancing-unbounded-objectives-3": _balancing(3),
+    "balancing-unbounded-objectives-4": _balancing(4),
 }
 
 ENVIRONMENT_NAMES: tuple[str, ...] = tuple(OBJECTIVES)

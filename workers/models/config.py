@@ -8,11 +8,18 @@ are never options: they come only from the settings (the environment).
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.settings import Settings
 from workers.models.retry import RetryPolicy
 from workers.models.structured import StructuredMode
+
+
+def _check_bias(bias: dict[str, float] | None) -> dict[str, float] | None:
+    for token, value in (bias or {}).items():
+        if not -100 <= value <= 100:
+            raise ValueError(f"logit_bias[{token!r}] = {value}: must be in [-100, 100]")
+    return bias
 
 
 class ModelOptions(BaseModel):
@@ -26,6 +33,10 @@ class ModelOptions(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
+    logit_bias: dict[str, float] | None = Field(
+        default=None,
+        description="token id (a string) -> bias in [-100, 100]; OpenAI's and llama.cpp's field",
+    )
     structured: StructuredMode = StructuredMode.AUTO
     context_tokens: int | None = Field(default=None, ge=256)
     timeout_s: float | None = Field(default=None, gt=0)
@@ -40,6 +51,11 @@ class ModelOptions(BaseModel):
         default=None, description="extra request fields for OpenAI-compatible servers"
     )
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_range(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        return _check_bias(bias)
+
 
 @dataclass(frozen=True, slots=True)
 class ResolvedOptions:
@@ -51,6 +67,7 @@ class ResolvedOptions:
     top_p: float | None
     max_tokens: int
     seed: int | None
+    logit_bias: dict[str, float] | None
     structured: StructuredMode
     context_tokens: int
     objectives: tuple[str, ...] | None
@@ -72,6 +89,7 @@ def resolve_options(raw: dict[str, Any], settings: Settings) -> ResolvedOptions:
         top_p=opts.top_p if opts.top_p is not None else settings.model_top_p,
         max_tokens=opts.max_tokens or settings.model_max_tokens,
         seed=opts.seed if opts.seed is not None else settings.model_seed,
+        logit_bias=opts.logit_bias,
         structured=opts.structured,
         context_tokens=opts.context_tokens or settings.context_tokens,
         objectives=opts.objectives,

@@ -92,7 +92,7 @@ class OpenAIChatAgent(ModelAgent):
         o = self.options
         body: dict[str, Any] = {"model": o.model, "messages": messages}
         body[self.max_tokens_field] = o.max_tokens
-        for name in ("temperature", "top_p", "seed"):
+        for name in ("temperature", "top_p", "seed", "logit_bias"):
             value = getattr(o, name)
             if value is not None:
                 body[name] = value
