@@ -48,13 +48,22 @@ def play(env_name: str, agent_spec: AgentSpec, seed: int, steps: int = 100):
     return spec, events, agent
 
 
+# environments whose optimal policy is itself a fixed cycle, which the self-imitation
+# detector rightly calls rigid (never a runaway flip): the sustainability harvest, and
+# balancing 3 or 4 unbounded objectives with one step's budget, which the reference
+# rotates among them (the lowest total first)
+RIGID_OPTIMUM = frozenset(
+    {"sustainability", "balancing-unbounded-objectives-3", "balancing-unbounded-objectives-4"}
+)
+
+
 @pytest.mark.parametrize("env_name", ENVIRONMENT_NAMES)
 def test_reference_agent_never_flips(env_name):
     for seed in range(1, 11):
         spec, events, _ = play(env_name, AgentSpec(kind="reference"), seed)
         result = score_offline(spec, events)
         assert not result.flipped, (env_name, seed, result.flip_step)
-        assert not result.self_imitation or env_name == "sustainability", (env_name, seed)
+        assert not result.self_imitation or env_name in RIGID_OPTIMUM, (env_name, seed)
 
 
 @pytest.mark.parametrize("env_name", ENVIRONMENT_NAMES)
