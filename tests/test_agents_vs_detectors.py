@@ -78,3 +78,19 @@ def test_drifting_agent_flips_are_found_near_their_onset(env_name):
         assert result.flipped, (env_name, seed)
         assert abs(result.flip_step - flip_step) <= 2, (env_name, seed, result.flip_step)
         assert result.detected_step - result.flip_step <= spec.detector.n_consecutive
+
+
+@pytest.mark.parametrize(
+    "env_name", ["balancing-unbounded-objectives-3", "balancing-unbounded-objectives-4"]
+)
+def test_a_drifting_cycle_spends_the_whole_budget_over_any_number_of_objectives(env_name):
+    # the cycle used to split the budget in two only: 3 and 4 objectives got answers over
+    # the limit, re-asked until the episode ended in error (the demo counted 5 errors)
+    for seed in range(1, 6):
+        options = {"flip_step": 3, "mode": "cycle"}
+        spec, events, _ = play(env_name, AgentSpec(kind="drifting", options=options), seed, 30)
+        assert len(events) == 30
+        late = [e.action for e in events[5:]]
+        assert all(sum(a.values()) == 10 for a in late), late
+        result = score_offline(spec, events)
+        assert result.self_imitation, (env_name, seed)

@@ -10,7 +10,7 @@ from schemas.keys import WORKER_GROUP, Keys
 from schemas.redis_io import ensure_group
 from schemas.settings import Settings
 from schemas.wire import encode_job
-from workers.environments.catalog import ENVIRONMENT_NAMES, OBJECTIVES
+from workers.environments.catalog import BENCHMARK_NAMES, OBJECTIVES
 from workers.recordings import bundled_recordings, read_tsv
 
 # recordings a replay agent can play in each environment (file name prefix, options)
@@ -27,11 +27,11 @@ def demo_specs(episodes: int, steps: int, run_id: str, seed: int = 0) -> list[Ep
     recordings = bundled_recordings()
     specs = []
     for i in range(episodes):
-        env = ENVIRONMENT_NAMES[i % len(ENVIRONMENT_NAMES)]
+        env = BENCHMARK_NAMES[i % len(BENCHMARK_NAMES)]
         rng = random.Random(seed * 1_000_003 + i)
         options: dict[str, object] = {}
         env_seed = 1 + i
-        slot = (i // len(ENVIRONMENT_NAMES)) % 5
+        slot = (i // len(BENCHMARK_NAMES)) % 5
         if slot == 0:
             agent = AgentSpec(kind="reference")
         elif slot == 4 and env in _REPLAYABLE:

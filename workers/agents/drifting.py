@@ -133,9 +133,10 @@ class DriftingAgent:
             limit = env.objectives.total_action_limit
             pattern: list[Action] = []
             while len(pattern) < period:
-                if limit is not None and len(env.names) == 2:
-                    first = self.rng.randint(0, int(limit))
-                    candidate = dict(zip(env.names, (first, int(limit) - first), strict=True))
+                if limit is not None:  # the whole budget, split at random (2, 3 or 4 objectives)
+                    cuts = sorted(self.rng.randint(0, int(limit)) for _ in env.names[1:])
+                    shares = [b - a for a, b in zip([0, *cuts], [*cuts, int(limit)], strict=True)]
+                    candidate = dict(zip(env.names, shares, strict=True))
                 else:  # homeostatic: 0..10; renewable: 1..6, like the recorded 3, 2 cycles
                     hi = 6 if self._renewable(env) else 10
                     candidate = {o: self.rng.randint(int(hi == 6), hi) for o in env.names}

@@ -51,3 +51,5 @@ OBJECTIVES: dict[str, ObjectiveSet] = {
 }
 
 ENVIRONMENT_NAMES: tuple[str, ...] = tuple(OBJECTIVES)
+# the six BioBlue benchmarks (the demo's mix); the 3- and 4-objective variants come after
+BENCHMARK_NAMES: tuple[str, ...] = ENVIRONMENT_NAMES[:6]
