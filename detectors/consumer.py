@@ -270,14 +270,9 @@ class ShardConsumer:
         return False
 
     def _score(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent) -> bool:
-        names = rec.names
-        if names != ev.action.keys() or names != ev.observation.keys():
-            # a tool or text step may leave objectives out (pointers.py), never add any
-            partial = ev.tool_calls or ev.text is not None or ev.state is not None
-            if not partial or not (ev.action.keys() <= names >= ev.observation.keys()):
-                expected = list(rec.spec.objectives.names)
-                self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
-                return False
+        """Score one step and queue everything it causes; False when it is not scored."""
+        if not self._fits(batch, rec, ev):
+            return False
         if ev.step <= rec.last_step:
             return self._duplicate(batch, rec, ev)
         gap = self._gap(rec, ev.step)
@@ -292,21 +287,43 @@ class ShardConsumer:
         rec.last_step = ev.step
         rec.last_score = score
         rec.remember(ev)
+        control = rec.control_key
+        if not control:
+            control = rec.control_key = self.keys.control(ev.episode_id)
+        self._flips(batch, rec, ev, score)
+        dec, reminder = self._decide(batch, rec, ev, score, control)
+        self._verdict(batch, rec, ev, score, control, dec, _joined(gap, dec.reason), reminder)
+        self.metrics.processing_lag.observe(max(0.0, time.time() - ev.ts))
+        return True
+
+    def _fits(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent) -> bool:
+        """The step names the episode's objectives (a tool or text step may leave some
+        out, pointers.py, never add any); else it is dead-lettered."""
+        names = rec.names
+        if names == ev.action.keys() and names == ev.observation.keys():
+            return True
+        partial = ev.tool_calls or ev.text is not None or ev.state is not None
+        if partial and ev.action.keys() <= names >= ev.observation.keys():
+            return True
+        expected = list(rec.spec.objectives.names)
+        self._dead(batch, None, ev, f"objectives do not match the episode's {expected}")
+        return False
+
+    def _flips(self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent, score: StepScore) -> None:
+        """Count the step and each flag it raised (metrics, the page's totals), and queue a
+        FlipEvent per flag: a flip is counted here and only here."""
         env = rec.spec.environment or "custom"
         counter = self._steps_metric.get(env)
         if counter is None:
             counter = self._steps_metric[env] = self.metrics.steps.labels(env)
         counter.inc()
         self.metrics.runaway_index.observe(score.runaway_index)
-        control = rec.control_key
-        if not control:
-            control = rec.control_key = self.keys.control(ev.episode_id)
         counts = batch.counts
         counts[STEPS] = counts.get(STEPS, 0) + 1
         if score.detections and not rec.flips:
             counts[EPISODES_FLIPPED] = counts.get(EPISODES_FLIPPED, 0) + 1
         for d in score.detections:
-            rec.flips += 1  # a flip, here and only here: the metric and the totals agree
+            rec.flips += 1
             self.metrics.flips.labels(env, d.flag).inc()
             counts[FLIPS_PREFIX + d.flag] = counts.get(FLIPS_PREFIX + d.flag, 0) + 1
             flip = FlipEvent(
@@ -322,8 +339,20 @@ class ShardConsumer:
             batch.xadds.append(
                 (self.keys.flips(self.shard), encode(flip), self.settings.flips_maxlen)
             )
+
+    def _verdict(
+        self,
+        batch: _Batch,
+        rec: EpisodeRecord,
+        ev: StepEvent,
+        score: StepScore,
+        control: str,
+        dec: Decision,
+        reason: str | None,
+        reminder: str | None,
+    ) -> None:
+        """Queue the step's verdict, its trace entry (the page) and the episode summary."""
         flags, detected = sorted(score.flags), [d.flag for d in score.detections]
-        dec, reminder = self._decide(batch, rec, ev, score, control)
         verdict = encode_verdict(
             ev.episode_id,
             ev.step,
@@ -336,7 +365,7 @@ class ShardConsumer:
             ev.ts,
             dec.cause,
             dec.policy,
-            _joined(gap, dec.reason),
+            reason,
             reminder,
         )
         self._control(batch, control, ev.episode_id, verdict)
@@ -364,8 +393,6 @@ class ShardConsumer:
         if not rec.summary_ttl_set:  # HSET keeps a key's TTL: one EXPIRE per episode is enough
             rec.summary_ttl_set = True
             batch.expire.append(ev.episode_id)
-        self.metrics.processing_lag.observe(max(0.0, time.time() - ev.ts))
-        return True
 
     def _decide(
         self, batch: _Batch, rec: EpisodeRecord, ev: StepEvent, score: StepScore, control: str
