@@ -52,13 +52,33 @@ def fingerprint(ev: StepEvent, values: itemgetter) -> int:
 
 
 def finite(value: Any) -> bool:
-    """True when every number in ``value`` (a checkpoint's JSON form) is finite."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(finite(v) for v in value)
+    """True when every number in ``value`` (a checkpoint's JSON form) is finite.
+
+    Why this shape: it runs on every checkpoint, and the walk of one recursive call per
+    number cost a fifth of the demo's CPU. A list of numbers is summed in C instead (a NaN
+    or an infinity makes the sum non-finite; the numbers are bounded, so a finite list
+    cannot overflow), and only other containers are walked, without recursion.
+    """
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is list or kind is tuple:
+            try:
+                total = sum(item)
+            except TypeError:  # not all numbers: a list of number lists, or look inside
+                try:
+                    total = sum(map(sum, item))
+                except TypeError:
+                    todo.extend(item)
+                    continue
+            if not math.isfinite(total):
+                return False
+        elif kind is dict:
+            todo.extend(item.values())
     return True
 
 
