@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from bench.ablation import ABLATIONS
 
@@ -87,9 +88,10 @@ async def test_scorer_bench_times_every_trial_step():
     assert out["us_per_step"] > 0
 
 
+@pytest.mark.timeout(420)  # a fresh process per ablation (eleven) and per baseline run
 async def test_ablation_bench_runs_every_ablation_against_the_baseline():
     out = await _bench(
-        "bench/ablation.py", "--episodes", "8", "--steps", "10", "--repeats", "1", timeout_s=180
+        "bench/ablation.py", "--episodes", "8", "--steps", "10", "--repeats", "1", timeout_s=400
     )
     assert out["steps"] == 80 and out["baseline_python_us_per_step"] > 0
     for name in ABLATIONS:
