@@ -180,7 +180,15 @@ async def _pipeline_send(self: Any, batch: Any) -> None:
         elif op == "E":
             pipe.expire(key, args[i + 2])
             i += 3
-        else:  # "A"
+        elif op == "I":
+            count = args[i + 2]
+            flat = args[i + 3 : i + 3 + 2 * count]
+            for name, by in zip(flat[::2], flat[1::2], strict=True):
+                pipe.hincrby(key, name, by)
+            i += 3 + 2 * count
+        elif op != "A":  # an op added to the batch writer must be added here too
+            raise ValueError(f"plain_writes: unknown batch op {op!r}")
+        else:
             count = args[i + 3]
             pipe.xack(key, args[i + 2], *args[i + 4 : i + 4 + count])
             i += 4 + count
