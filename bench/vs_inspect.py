@@ -65,6 +65,10 @@ def _side_inspect(args: argparse.Namespace) -> dict[str, Any]:
             log_dir=logs,
             display="none",
             fail_on_error=True,
+            # a failing model server ends the eval with its error; Inspect's default
+            # retries a failed call with backoff for many minutes
+            max_retries=2,
+            timeout=60,
         )
         wall = time.perf_counter() - started
         log = read_eval_log(log.location)
@@ -153,7 +157,11 @@ def _spawn(side: str, args: argparse.Namespace, extra: list[str], env: dict[str,
             "BENCH_API_KEY": "bench",
             **env,
         }
+        started = time.perf_counter()
+        print(f"[vs_inspect] {side} {' '.join(extra)}: started", file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True, env=environ, cwd=ROOT, timeout=1800, stdout=sys.stderr)
+        took = time.perf_counter() - started
+        print(f"[vs_inspect] {side}: done in {took:.1f} s", file=sys.stderr, flush=True)
         return json.loads(Path(out.name).read_text())
 
 

@@ -10,6 +10,7 @@ a shared server's keys, and a private server goes away with them.
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,15 @@ async def _bench(*args: str, timeout_s: float = 90) -> dict[str, Any]:
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own group: a timeout stops the children it started
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    communicating = asyncio.ensure_future(proc.communicate())
+    done, _ = await asyncio.wait([communicating], timeout=timeout_s)
+    if not done:  # stop the whole group, then say what the bench had printed by then
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = await communicating
+        pytest.fail(f"{args[0]} ran past {timeout_s} s; its stderr ends:\n{err.decode()[-3000:]}")
+    out, err = communicating.result()
     assert proc.returncode == 0, err.decode()[-2000:]
     return orjson.loads(out.splitlines()[-1])
 
