@@ -218,11 +218,11 @@ def _model_encoders() -> None:
     from schemas.events import StepEvent, Verdict
     from schemas.wire import encode
 
-    names = ("savepoint_step", "runaway_index", "hazard", "flags", "detections", "step_ts")
+    # the fast encoders' own parameter names, so a field added to them is passed on too
+    names = tuple(inspect.signature(consumer.encode_verdict).parameters)
 
-    def verdict(episode_id: str, step: int, verdict: str, *rest: Any) -> dict[str, bytes]:
-        values = dict(zip(names, rest, strict=True))
-        return encode(Verdict(episode_id=episode_id, step=step, verdict=verdict, **values))
+    def verdict(*values: Any) -> dict[str, bytes]:
+        return encode(Verdict(**dict(zip(names, values, strict=False))))
 
     fields = tuple(inspect.signature(runner.encode_step).parameters)
 
