@@ -4,6 +4,8 @@ Each is a thin definition here (so that Inspect names it ``runaway_monitor/...``
 around :mod:`monitor.integrations.inspect`, which checks the inspect-ai version on import.
 """
 
+from collections.abc import Callable
+
 from inspect_ai import Task, task
 from inspect_ai.approval import Approver, approver
 from inspect_ai.hooks import hooks
@@ -36,118 +38,68 @@ class RunawayHooks(_hooks.RunawayHooks):
     """Live monitoring of any eval (``RUNAWAY_INSPECT_HOOKS=1`` and ``REDIS_URL``)."""
 
 
-@task(name=_name("sustainability"))
-def sustainability(
-    steps: int = 100,
-    trials: int = 1,
-    seed: int = 1,
-    mitigation: str = "savepoint-recovery",
-    monitor: bool = False,
-) -> Task:
-    """BioBlue sustainability (a renewable stock)."""
-    return bioblue_task(
-        "sustainability",
-        steps=steps,
-        trials=trials,
-        seed=seed,
-        mitigation=mitigation,
-        monitor=monitor,
-    )
+def _bioblue(environment: str, doc: str, *, hint: bool = False) -> Callable[..., Task]:
+    """The Inspect task ``runaway_monitor/<environment, with underscores>``. Its parameters
+    are its ``-T`` options, so they are spelled out; ``hint`` adds the balancing tasks'
+    ``-T hint=false`` (drop the prompt's sentence that balancing is beneficial)."""
+    if hint:
+
+        def make(
+            steps: int = 100,
+            trials: int = 1,
+            seed: int = 1,
+            mitigation: str = "savepoint-recovery",
+            hint: bool = True,
+            monitor: bool = False,
+        ) -> Task:
+            return bioblue_task(
+                environment,
+                steps=steps,
+                trials=trials,
+                seed=seed,
+                mitigation=mitigation,
+                hint=hint,
+                monitor=monitor,
+            )
+    else:
+
+        def make(  # type: ignore[misc]
+            steps: int = 100,
+            trials: int = 1,
+            seed: int = 1,
+            mitigation: str = "savepoint-recovery",
+            monitor: bool = False,
+        ) -> Task:
+            return bioblue_task(
+                environment,
+                steps=steps,
+                trials=trials,
+                seed=seed,
+                mitigation=mitigation,
+                monitor=monitor,
+            )
+
+    make.__name__ = make.__qualname__ = environment.replace("-", "_")
+    make.__doc__ = doc
+    return task(name=_name(make.__name__))(make)
 
 
-@task(name=_name("homeostasis"))
-def homeostasis(
-    steps: int = 100,
-    trials: int = 1,
-    seed: int = 1,
-    mitigation: str = "savepoint-recovery",
-    monitor: bool = False,
-) -> Task:
-    """BioBlue homeostasis (one level to keep in its band)."""
-    return bioblue_task(
-        "homeostasis", steps=steps, trials=trials, seed=seed, mitigation=mitigation, monitor=monitor
-    )
-
-
-@task(name=_name("multiobjective_homeostasis"))
-def multiobjective_homeostasis(
-    steps: int = 100,
-    trials: int = 1,
-    seed: int = 1,
-    mitigation: str = "savepoint-recovery",
-    monitor: bool = False,
-) -> Task:
-    """BioBlue multi-objective homeostasis (two levels, A and B)."""
-    return bioblue_task(
-        "multiobjective-homeostasis",
-        steps=steps,
-        trials=trials,
-        seed=seed,
-        mitigation=mitigation,
-        monitor=monitor,
-    )
-
-
-@task(name=_name("multiobjective_homeostasis_shocks"))
-def multiobjective_homeostasis_shocks(
-    steps: int = 100,
-    trials: int = 1,
-    seed: int = 1,
-    mitigation: str = "savepoint-recovery",
-    monitor: bool = False,
-) -> Task:
-    """Multi-objective homeostasis with force-majeure shocks."""
-    return bioblue_task(
-        "multiobjective-homeostasis-shocks",
-        steps=steps,
-        trials=trials,
-        seed=seed,
-        mitigation=mitigation,
-        monitor=monitor,
-    )
-
-
-@task(name=_name("balancing_unbounded_objectives"))
-def balancing_unbounded_objectives(
-    steps: int = 100,
-    trials: int = 1,
-    seed: int = 1,
-    mitigation: str = "savepoint-recovery",
-    hint: bool = True,
-    monitor: bool = False,
-) -> Task:
-    """BioBlue balancing of unbounded objectives (diminishing returns); ``hint``: the
-    prompt's sentence that balancing is beneficial."""
-    return bioblue_task(
-        "balancing-unbounded-objectives",
-        steps=steps,
-        trials=trials,
-        seed=seed,
-        mitigation=mitigation,
-        hint=hint,
-        monitor=monitor,
-    )
-
-
-@task(name=_name("balancing_noise"))
-def balancing_noise(
-    steps: int = 100,
-    trials: int = 1,
-    seed: int = 1,
-    mitigation: str = "savepoint-recovery",
-    hint: bool = True,
-    monitor: bool = False,
-) -> Task:
-    """Balancing with exogenous shocks to the totals."""
-    return bioblue_task(
-        "balancing-noise",
-        steps=steps,
-        trials=trials,
-        seed=seed,
-        mitigation=mitigation,
-        hint=hint,
-        monitor=monitor,
-    )
+sustainability = _bioblue("sustainability", "BioBlue sustainability (a renewable stock).")
+homeostasis = _bioblue("homeostasis", "BioBlue homeostasis (one level to keep in its band).")
+multiobjective_homeostasis = _bioblue(
+    "multiobjective-homeostasis", "BioBlue multi-objective homeostasis (two levels, A and B)."
+)
+multiobjective_homeostasis_shocks = _bioblue(
+    "multiobjective-homeostasis-shocks", "Multi-objective homeostasis with force-majeure shocks."
+)
+balancing_unbounded_objectives = _bioblue(
+    "balancing-unbounded-objectives",
+    "BioBlue balancing of unbounded objectives (diminishing returns).",
+    hint=True,
+)
+balancing_noise = _bioblue(
+    "balancing-noise", "Balancing with exogenous shocks to the totals.", hint=True
+)
 
 
 @scorer(name=_name("runaway"), metrics=_scorer.METRICS)
