@@ -203,3 +203,23 @@ def test_live_payload_keeps_prompts_reminders_and_errors_out():
     assert "reminder" not in live_payload(cmd) and live_payload(cmd)["kind"] == "recovery_command"
     done = EpisodeFinished(episode_id="e", step=3, reason="error", error="SECRET trace")
     assert "error" not in live_payload(done) and live_payload(done)["reason"] == "error"
+
+
+async def test_openapi_lists_every_route_the_service_answers(settings, redis):
+    """A route added without its entry in /openapi.json (and so never fuzzed) fails here."""
+    async with api_client(settings) as client:
+        doc = await (await client.get("/openapi.json")).json()
+        routes = {
+            (r.method.lower(), r.resource.canonical)
+            for r in client.server.app.router.routes()
+            if r.resource is not None and r.method in ("GET", "POST")
+        }
+    documented = {(m, path) for path, ops in doc["paths"].items() for m in ops}
+    undocumented = {
+        (m, p)
+        for m, p in routes - documented
+        if not p.startswith("/static") and p != "/openapi.json"
+    }
+    assert not undocumented, sorted(undocumented)
+    assert ("post", "/v1/traces") in documented
+    assert "GuardrailRequest" in doc["components"]["schemas"]

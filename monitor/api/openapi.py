@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from monitor.api.models import FinishRequest, RegisterRequest, StepRequest, StepVerdict
 from monitor.api.views import RESPONSE_MODELS, openapi_paths
+from monitor.integrations.litellm_guardrail import GuardrailRequest, GuardrailResponse
 
 REF = "#/components/schemas/{model}"
 
@@ -40,8 +41,8 @@ _GUARDED = {
 @cache
 def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "validation") for m in (RegisterRequest, StepRequest, FinishRequest)]
-        + [(m, "serialization") for m in (StepVerdict, *RESPONSE_MODELS)],
+        [(m, "validation") for m in (RegisterRequest, StepRequest, FinishRequest, GuardrailRequest)]
+        + [(m, "serialization") for m in (StepVerdict, GuardrailResponse, *RESPONSE_MODELS)],
         ref_template=REF,
     )
     schemas = dict(defs.get("$defs", {}))
@@ -166,6 +167,64 @@ def openapi_document() -> dict[str, Any]:
                         "503": _error("too many streams in all"),
                     },
                 },
+            },
+            "/v1/traces": {
+                "post": {
+                    "summary": "OTLP/HTTP trace export: GenAI spans become steps (zero code)",
+                    "description": "An OpenTelemetry exporter's endpoint. Each span's "
+                    "episode comes from its gen_ai.conversation.id (else its trace id); "
+                    "model and tool spans are its steps, published once per span id.",
+                    "security": _SECURED,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/x-protobuf": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                            "application/json": {"schema": {"type": "object"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "ExportTraceServiceResponse (partialSuccess "
+                            "counts the rejected spans and says why)"
+                        },
+                        "400": {"description": "a body that cannot be decoded (a Status)"},
+                        "401": _error("no bearer token"),
+                        "403": _error("wrong token"),
+                        "413": {"description": "export too large"},
+                        "415": {
+                            "description": "another content type, or protobuf "
+                            "without the otel extra"
+                        },
+                        "503": {"description": "Redis unavailable (retryable)"},
+                    },
+                }
+            },
+            "/beta/litellm_basic_guardrail_api": {
+                "post": {
+                    "summary": "LiteLLM generic guardrail: the conversation's new turns "
+                    "become steps; the newest one's verdict is the answer",
+                    "security": _SECURED,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="GuardrailRequest")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("GuardrailResponse", "NONE, BLOCKED or GUARDRAIL_INTERVENED"),
+                        "400": _error("invalid JSON"),
+                        "401": _error("no bearer token"),
+                        "403": _error("wrong token"),
+                        "413": _error("body too large"),
+                        "422": _error("invalid field"),
+                        "503": _error("Redis unavailable (the proxy's fallback decides)"),
+                        **_GUARDED,
+                    },
+                }
             },
             "/metrics": {
                 "get": {
