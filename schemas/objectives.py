@@ -72,3 +72,11 @@ class ObjectiveSet(BaseModel):
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.objectives)
+
+
+TOOL_USE = "tool_use"
+# The one nominal objective of an agent judged by its tool calls and text alone (the
+# sidecar's OTLP and LiteLLM routes, the framework guards): it has no numbers to balance.
+TOOL_OBJECTIVES = ObjectiveSet(
+    objectives=(ObjectiveSpec(name=TOOL_USE, kind=ObjectiveKind.UNBOUNDED),)
+)

@@ -1,10 +1,19 @@
 """The objectives reminder a recovery adds to the restored context."""
 
-from schemas.objectives import ObjectiveKind, ObjectiveSet
+from schemas.objectives import TOOL_OBJECTIVES, ObjectiveKind, ObjectiveSet
+
+TOOL_AGENT_REMINDER = (
+    "Reminder: your last steps repeat themselves (the same tool calls or the same answer) "
+    "without moving the task forward. Look at what the earlier results already told you, "
+    "then take a different approach, or finish if the task is done."
+)
 
 
 def reminder_text(objectives: ObjectiveSet) -> str:
-    """One short paragraph restating every objective, so no single one dominates."""
+    """One short paragraph restating every objective, so no single one dominates; for a
+    tool-using agent without numeric objectives, what its loop flags are about."""
+    if objectives == TOOL_OBJECTIVES:
+        return TOOL_AGENT_REMINDER
     parts = []
     for o in objectives.objectives:
         if o.kind is ObjectiveKind.HOMEOSTATIC:

@@ -8,8 +8,10 @@ import pytest
 
 from monitor.api.openapi import openapi_document
 from monitor.client import AsyncMonitor
+from monitor.integrations.guard import TOOL_AGENT as GUARD_TOOL_AGENT
 from schemas.episode import DetectorConfig
 from schemas.events import MAX_TOOL_ARGS, MAX_TOOL_CALLS
+from schemas.reminder import TOOL_AGENT_REMINDER
 from tests.api_helpers import api_client
 from tests.tool_agents import (
     SENTENCE,
@@ -121,6 +123,20 @@ async def test_policy_set_at_registration(settings, redis):
     assert [v.verdict for v in run.verdicts].count("remind") == 1  # once, at the flag
     assert run.verdicts[2].verdict == "remind" and run.verdicts[2].cause == "loop"
     assert run.stopped_at is None
+
+
+async def test_a_tool_agent_is_reminded_of_its_loop_not_of_a_nominal_objective(settings, redis):
+    """The guards' and OTLP/LiteLLM routes' episodes have one nominal objective
+    (tool_use): their reminder speaks of the repeated calls, never of growing tool_use."""
+    body = {**GUARD_TOOL_AGENT, "policy": {"loop": "remind"}}
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client, body)
+        try:
+            run = await run_agent(mon, ep, looping_search, steps=8)
+        finally:
+            await mon.__aexit__(None)
+    (remind,) = [v for v in run.verdicts if v.verdict == "remind"]
+    assert remind.reminder == TOOL_AGENT_REMINDER and "tool_use" not in remind.reminder
 
 
 BAD_STEPS = [

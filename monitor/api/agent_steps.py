@@ -23,11 +23,7 @@ from monitor.api.verdicts import Ticket
 from schemas.episode import EpisodeSpec
 from schemas.events import MAX_TOOL_ARGS, MAX_TOOL_CALLS, MAX_TOOL_RESULT, StepEvent, ToolCall
 from schemas.metrics import child
-from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
-
-TOOL_OBJECTIVES = ObjectiveSet(
-    objectives=(ObjectiveSpec(name="tool_use", kind=ObjectiveKind.UNBOUNDED),)
-)
+from schemas.objectives import TOOL_OBJECTIVES
 
 
 def tool_agent_spec(episode_id: str, source: str, model: str | None = None) -> EpisodeSpec:

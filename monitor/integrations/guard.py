@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from monitor.client import Monitor, MonitorError, StepResult
+from schemas.objectives import TOOL_OBJECTIVES
 
 log = logging.getLogger(__name__)
 
 JSON = Any
 # A tool-using agent without numeric objectives is registered with one nominal objective
 # (as the sidecar's OTLP and LiteLLM routes do); its steps carry tool calls and text only.
-TOOL_AGENT = {"objectives": [{"name": "tool_use", "kind": "unbounded"}]}
+TOOL_AGENT = {
+    "objectives": TOOL_OBJECTIVES.model_dump(mode="json", exclude_defaults=True)["objectives"]
+}
 
 
 @dataclass
