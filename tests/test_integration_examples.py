@@ -5,6 +5,7 @@ monitor as a step of a sustainability episode and gets the detector's verdict.""
 import asyncio
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +21,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _example(name: str) -> ModuleType:
+    """The example as ``python examples/<name>.py`` runs it: its folder on ``sys.path``
+    (for the ``pond`` module the fishing examples share)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
