@@ -13,7 +13,6 @@ episode's entries with the reason.
 """
 
 import logging
-import math
 import zlib
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -23,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from detectors.scoring import EpisodeScorer, StepScore
+from detectors.scoring.finite import finite
 from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
 
@@ -49,37 +49,6 @@ def fingerprint(ev: StepEvent, values: itemgetter) -> int:
         return hash((values(ev.observation), values(ev.action)))
     said = [ev.observation, ev.action, [c.model_dump() for c in ev.tool_calls], ev.text, ev.state]
     return zlib.crc32(orjson.dumps(said, option=orjson.OPT_SORT_KEYS))
-
-
-def finite(value: Any) -> bool:
-    """True when every number in ``value`` (a checkpoint's JSON form) is finite.
-
-    Why this shape: it runs on every checkpoint, and the walk of one recursive call per
-    number cost a fifth of the demo's CPU. A list of numbers is summed in C instead (a NaN
-    or an infinity makes the sum non-finite; the numbers are bounded, so a finite list
-    cannot overflow), and only other containers are walked, without recursion.
-    """
-    todo = [value]
-    while todo:
-        item = todo.pop()
-        kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):
-                return False
-        elif kind is list or kind is tuple:
-            try:
-                total = sum(item)
-            except TypeError:  # not all numbers: a list of number lists, or look inside
-                try:
-                    total = sum(map(sum, item))
-                except TypeError:
-                    todo.extend(item)
-                    continue
-            if not math.isfinite(total):
-                return False
-        elif kind is dict:
-            todo.extend(item.values())
-    return True
 
 
 def _shared(part: Any) -> Any:
@@ -144,6 +113,8 @@ class EpisodeRecord:
     def dump_state(self) -> bytes | None:
         """The checkpoint, or None when the state holds a non-finite number (never written:
         orjson would write it as null, which no detector can load)."""
+        if not self.scorer.finite():
+            return None
         state = {
             "last_step": self.last_step,
             "flips": self.flips,
@@ -153,7 +124,7 @@ class EpisodeRecord:
             "recent": [[s, f] for s, f in self.recent.items()],
             "scorer": self.scorer.to_state(),
         }
-        return orjson.dumps(state) if finite(state["scorer"]) else None
+        return orjson.dumps(state)
 
     def dump_spec(self) -> bytes:
         return self.spec.model_dump_json().encode()

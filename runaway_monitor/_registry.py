@@ -38,6 +38,11 @@ class RunawayHooks(_hooks.RunawayHooks):
     """Live monitoring of any eval (``RUNAWAY_INSPECT_HOOKS=1`` and ``REDIS_URL``)."""
 
 
+@hooks(name="runaway_monitor_cleanup", description="Close runaway-monitor's connections")
+class ChannelCleanup(_hooks.ChannelCleanup):
+    """Closes the monitor's connections when an eval's run ends."""
+
+
 def _bioblue(environment: str, doc: str, *, hint: bool = False) -> Callable[..., Task]:
     """The Inspect task ``runaway_monitor/<environment, with underscores>``. Its parameters
     are its ``-T`` options, so they are spelled out; ``hint`` adds the balancing tasks'

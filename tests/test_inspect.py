@@ -112,6 +112,8 @@ async def run_eval(task: Any, server: FakeModelServer, log_dir: Path, **kw: Any)
         **kw,
     )
     assert len(logs) == 1
+    # the run's end closed the channels it opened (their Redis connections, the reader)
+    assert not channel_module.channels_open()
     log = read_eval_log(logs[0].location)
     assert log.status == "success", log.error
     return log

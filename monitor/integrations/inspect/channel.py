@@ -205,3 +205,15 @@ def channel() -> MonitorChannel:
     if found is None:
         found = _channels[key] = MonitorChannel(current)
     return found
+
+
+def channels_open() -> bool:
+    return bool(_channels)
+
+
+async def close_channels() -> None:
+    """Close the running loop's channels: Inspect's run has ended, and its event loop
+    goes with it (a channel left open leaks its Redis connections and reader task)."""
+    loop_id = id(asyncio.get_running_loop())
+    for key in [k for k in _channels if k[0] == loop_id]:
+        await _channels.pop(key).aclose()

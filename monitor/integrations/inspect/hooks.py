@@ -10,9 +10,14 @@ never raise one anyway: a monitor outage is logged and counted by the channel.
 import logging
 from typing import Any
 
-from inspect_ai.hooks import Hooks, SampleEnd, SampleEvent, SampleStart, TaskStart
+from inspect_ai.hooks import Hooks, RunEnd, SampleEnd, SampleEvent, SampleStart, TaskStart
 
-from monitor.integrations.inspect.channel import channel, settings
+from monitor.integrations.inspect.channel import (
+    channel,
+    channels_open,
+    close_channels,
+    settings,
+)
 from monitor.integrations.inspect.episodes import (
     STEP_SOURCE,
     bioblue_step,
@@ -87,3 +92,15 @@ class RunawayHooks(Hooks):
             return
         reason = "error" if data.sample.error else "done"
         await channel().finish(episode.episode_id, episode.steps, reason)
+
+
+class ChannelCleanup(Hooks):
+    """Closes the monitor channels an eval opened (the hooks' or the recovery wrapper's,
+    which works without the hooks) when its run ends; enabled only while one is open.
+    Registered as ``runaway_monitor/cleanup``."""
+
+    def enabled(self) -> bool:
+        return channels_open()
+
+    async def on_run_end(self, data: RunEnd) -> None:
+        await close_channels()
