@@ -285,7 +285,6 @@ class ShardConsumer:
             self._dead(batch, None, ev, "scoring produced a non-finite value")
             return False
         rec.last_step = ev.step
-        rec.last_score = score
         rec.remember(ev)
         control = rec.control_key
         if not control:

@@ -12,8 +12,11 @@ cannot be read at all raises :class:`CheckpointError` for the consumer to dead-l
 episode's entries with the reason.
 """
 
+import functools
 import logging
 import zlib
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from detectors.scoring import EpisodeScorer, StepScore
+from detectors.scoring import EpisodeScorer
 from detectors.scoring.finite import finite
 from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
@@ -31,6 +34,35 @@ log = logging.getLogger(__name__)
 _SHARED: dict[str, Any] = {}  # canonical copies of the parts many specs share
 _SHARED_MAX = 4096
 RECENT_STEPS = 16  # fingerprints kept to tell a redelivery from a conflicting duplicate
+
+
+class RecentSteps:
+    """The fingerprints of the last :data:`RECENT_STEPS` step numbers, in two fixed int64
+    arrays indexed by ``step % RECENT_STEPS`` (~0.3 KB an episode; a dict of 16 ints was
+    ~1.1 KB, and the detector holds thousands of episodes)."""
+
+    __slots__ = ("fingerprints", "steps")
+
+    def __init__(self, pairs: Iterable[tuple[int, int]] = ()) -> None:
+        self.steps = array("q", bytes(8 * RECENT_STEPS))  # 0: no step in the slot
+        self.fingerprints = array("q", bytes(8 * RECENT_STEPS))
+        for step, fp in pairs:
+            self.add(step, fp)
+
+    def add(self, step: int, fingerprint: int) -> None:
+        slot = step % RECENT_STEPS
+        self.steps[slot] = step
+        self.fingerprints[slot] = fingerprint
+
+    def get(self, step: int) -> int | None:
+        """The fingerprint of ``step`` while it is among the last ones, else None."""
+        slot = step % RECENT_STEPS
+        return self.fingerprints[slot] if self.steps[slot] == step else None
+
+    def pairs(self) -> list[list[int]]:
+        """``[step, fingerprint]`` by step (the checkpoint's form)."""
+        held = sorted(zip(self.steps, self.fingerprints, strict=True))
+        return [[s, f] for s, f in held if s > 0]
 
 
 class CheckpointError(ValueError):
@@ -68,13 +100,38 @@ def _shared(part: Any) -> Any:
 def compact(spec: EpisodeSpec) -> EpisodeSpec:
     """``spec`` with its objectives, agent and detector config shared with equal specs
     (all are frozen models; the spec compares equal to the original)."""
-    return spec.model_copy(
+    spec = spec.model_copy(
         update={
             "objectives": _shared(spec.objectives),
             "agent": _shared(spec.agent),
             "detector": _shared(spec.detector),
         }
     )
+    # The names of the fields set (pydantic keeps a set per instance, ~0.7 KB): one set per
+    # distinct content. Safe to share: pydantic copies it before it changes it (model_copy)
+    # and a frozen model never assigns a field.
+    object.__setattr__(spec, "__pydantic_fields_set__", _fields_set(spec.model_fields_set))
+    return spec
+
+
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _fields_set(names: set[str]) -> set[str]:
+    key = frozenset(names)
+    found = _FIELDS_SETS.get(key)
+    if found is None:
+        if len(_FIELDS_SETS) >= _SHARED_MAX:
+            _FIELDS_SETS.clear()
+        found = _FIELDS_SETS[key] = set(key)
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_checks(names: tuple[str, ...]) -> tuple[frozenset[str], itemgetter]:
+    """The objective names as a set and a getter of their values in order, built once
+    per set of names and shared by the episodes that have them."""
+    return frozenset(names), itemgetter(*names)
 
 
 @dataclass(slots=True)
@@ -85,19 +142,17 @@ class EpisodeRecord:
     flips: int = 0
     recoveries_sent: int = 0
     first_safe: int | None = None  # first step judged safe (a reset needs one)
-    last_score: StepScore | None = field(default=None, repr=False)
     summary_ttl_set: bool = field(default=False, repr=False)  # EXPIRE sent for the summary
     names: frozenset[str] = field(init=False, repr=False)  # checked against every step
     control_key: str = field(default="", repr=False)  # set by the consumer on first use
-    recent: dict[int, int] = field(default_factory=dict, repr=False)  # step -> fingerprint
+    recent: RecentSteps = field(default_factory=RecentSteps, repr=False)
     missing: int = 0  # steps never seen (gaps), recorded in the summary
     note: str | None = field(default=None, repr=False)  # for the next verdict's reason
     seen_at: float = field(default=0.0, repr=False)  # monotonic time of its last event
     values: itemgetter = field(init=False, repr=False)  # objective values, in spec order
 
     def __post_init__(self) -> None:
-        self.names = frozenset(self.spec.objectives.names)
-        self.values = itemgetter(*self.spec.objectives.names)
+        self.names, self.values = _name_checks(self.spec.objectives.names)
 
     @classmethod
     def start(cls, spec: EpisodeSpec) -> "EpisodeRecord":
@@ -106,9 +161,7 @@ class EpisodeRecord:
 
     def remember(self, ev: StepEvent) -> None:
         """Keep the fingerprint of a scored step (the last RECENT_STEPS of them)."""
-        self.recent[ev.step] = fingerprint(ev, self.values)
-        if len(self.recent) > RECENT_STEPS:
-            del self.recent[min(self.recent)]
+        self.recent.add(ev.step, fingerprint(ev, self.values))
 
     def dump_state(self) -> bytes | None:
         """The checkpoint, or None when the state holds a non-finite number (never written:
@@ -121,8 +174,8 @@ class EpisodeRecord:
             "recoveries_sent": self.recoveries_sent,
             "first_safe": self.first_safe,
             "missing": self.missing,
-            "recent": [[s, f] for s, f in self.recent.items()],
-            "scorer": self.scorer.to_state(),
+            "recent": self.recent.pairs(),
+            "scorer": self.scorer.state_view(),  # serialised at once, before any update
         }
         return orjson.dumps(state)
 
@@ -138,7 +191,7 @@ class EpisodeRecord:
             return cls.start(spec)
         try:
             return cls._from_state(spec, orjson.loads(state_json))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             why = f"{type(exc).__name__}: {str(exc)[:120]}"
             log.warning(
                 "episode %s: checkpoint unreadable (%s); scoring restarts", spec.episode_id, why
@@ -161,7 +214,7 @@ class EpisodeRecord:
         rec = cls(spec=spec, scorer=EpisodeScorer.from_state(spec, state["scorer"]))
         rec.last_step, rec.flips, rec.recoveries_sent = counts
         rec.missing = int(state.get("missing", 0))
-        rec.recent = {int(s): int(f) for s, f in state.get("recent", [])}
+        rec.recent = RecentSteps((int(s), int(f)) for s, f in state.get("recent", []))
         first_safe = state.get("first_safe")
         rec.first_safe = first_safe if isinstance(first_safe, int) and first_safe >= 0 else None
         return rec

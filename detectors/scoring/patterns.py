@@ -17,6 +17,7 @@ last ``need_p`` repeats were unexplained; its onset is the first step of the mot
 per period: bounded.
 """
 
+import functools
 from typing import Final
 
 MAX_PERIOD: Final = 6
@@ -26,8 +27,10 @@ ZEROS: Final[tuple[int, ...]] = (0,) * (MAX_PERIOD + 1)
 Period = tuple[int, int, int]
 
 
+@functools.cache
 def period_table(n_consecutive: int) -> tuple[Period, ...]:
-    """One row per period 1..MAX_PERIOD, with ``need_p = max(N + 1, 2p)``."""
+    """One row per period 1..MAX_PERIOD, with ``need_p = max(N + 1, 2p)`` (one table per
+    N, shared by every episode)."""
     rows = []
     for p in range(1, MAX_PERIOD + 1):
         need = max(n_consecutive + 1, 2 * p)

@@ -118,6 +118,10 @@ class StepReader:
     def to_state(self) -> list[Any]:
         return list(self.last)
 
+    def finite(self) -> bool:
+        """Every last value read is finite (None: not read yet)."""
+        return math.isfinite(sum(x for x in self.last if x is not None))
+
     def load(self, state: Sequence[Any]) -> None:
         if len(state) != len(self._names):
             raise ValueError("step reader state has the wrong length")

@@ -17,15 +17,13 @@ they update, so that it checkpoints as one flat record; the formulas are in
 docs/detectors.md.
 """
 
+import functools
 import math
-from collections import deque
 from collections.abc import Callable, Mapping
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Final, cast
 
 from detectors.scoring import imbalance, index, patterns, signals
-from detectors.scoring.finite import finite
-from detectors.scoring.imbalance import WINDOW
 from detectors.scoring.loops import LoopTracker
 from detectors.scoring.over_exploitation import OverExploitation
 from detectors.scoring.patterns import MAX_PERIOD
@@ -35,6 +33,7 @@ from detectors.scoring.signals import MODES, HomeoRow, Plan, StepSignals
 from detectors.scoring.types import Detection, StepScore
 from schemas.episode import EpisodeSpec
 from schemas.events import StepEvent
+from schemas.objectives import ObjectiveSet
 
 STATE_VERSION: Final = 4
 _EMPTY: Final[tuple[Detection, ...]] = ()
@@ -73,7 +72,7 @@ _FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("yields", "list"),
     ("col_from", "list"),
     ("col_start", "list"),
-    ("exc_win", "lists"),
+    ("exc_win", "tracker"),
     ("hist", "lists"),
     ("rep", "lists"),
     ("mask", "lists"),
@@ -85,6 +84,33 @@ _FIELDS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
+def _fields_of(kind: str) -> Callable[[Any], tuple[Any, ...]]:
+    """All the ``kind`` fields of a scorer at once, as a tuple (C-level)."""
+    return cast(Callable[[Any], tuple[Any, ...]], attrgetter(*(n for n, k in _FIELDS if k == kind)))
+
+
+_FLOATS = _fields_of("float")
+_LISTS = _fields_of("list")
+_ROWS = _fields_of("lists")
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan_of(objectives: ObjectiveSet) -> Plan:
+    return Plan(objectives)
+
+
+@functools.lru_cache(maxsize=4096)
+def _renewables(
+    plan: Plan,
+) -> tuple[tuple[tuple[int, float, float], ...], tuple[bool, ...]]:
+    """(index, capacity, scale of the stock trend) per renewable objective (a finite cap
+    normalises the trend), and which objectives are not renewable."""
+    renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
+    ren = {i for i, _ in plan.renew}
+    return renew, tuple(i not in ren for i in range(plan.n))
+
+
+@functools.lru_cache(maxsize=4096)
 def _getter(names: tuple[str, ...]) -> Getter:
     """A C-level ``mapping -> tuple of values in objective order``."""
     if len(names) == 1:
@@ -179,7 +205,7 @@ class EpisodeScorer:
     yields: list[float]
     col_from: list[float]
     col_start: list[float]
-    exc_win: deque[list[float]]
+    exc_win: imbalance.ExcessWindow
     hist: list[list[float]]
     rep: list[list[int]]
     mask: list[list[int]]
@@ -188,17 +214,16 @@ class EpisodeScorer:
 
     def __init__(self, spec: EpisodeSpec) -> None:
         self._spec = spec
-        plan = self._plan = Plan(spec.objectives)
+        # what depends on the objectives alone is built once and shared by the episodes
+        # that have them (thousands of episodes of one environment in a detector)
+        plan = self._plan = _plan_of(spec.objectives)
         self._n = spec.detector.n_consecutive
         self._horizon = spec.steps
         self._get = _getter(plan.names)
         self._homeo = plan.homeo
         self._unb = plan.unb if len(plan.unb) > 1 else ()
         self._unb1 = plan.unb[0] if len(plan.unb) == 1 else -1
-        # (index, capacity, scale of the stock trend): a finite cap normalises the trend
-        self._renew = tuple((i, c, c if c != _INF else 0.0) for i, c in plan.renew)
-        ren = {i for i, _ in plan.renew}
-        self._isnonren = tuple(i not in ren for i in range(plan.n))
+        self._renew, self._isnonren = _renewables(plan)
         det = spec.detector
         self._oe = OverExploitation(plan.renew, det.oe_fraction, det.oe_steps, self._n)
         self._oe_on = self._oe.active
@@ -207,7 +232,7 @@ class EpisodeScorer:
         self._loop_text = det.loop_chunk + det.loop_text_repeats - 1
         self._reader = StepReader(spec.objectives)
         self._pointed = self._reader.has_pointers
-        self._table = patterns.period_table(self._n)
+        self._table = patterns.period_table(self._n)  # cached per N
         self._reset_counters(plan)
         self._reset_patterns()
 
@@ -233,7 +258,7 @@ class EpisodeScorer:
         self.col_from = [0.0] * n  # stock when the current run of over-harvests began
         self.col_start = [0.0] * n  # step that run began (0: none)
         self.yields = [caps[i] / 4 if i in caps and caps[i] != _INF else 0.0 for i in range(n)]
-        self.exc_win = deque(maxlen=WINDOW)  # (excess per objective..., scale)
+        self.exc_win = imbalance.ExcessWindow(n + 1)
         self.flip = None  # (onset, detected, objective)
         self.si = None
 
@@ -517,21 +542,24 @@ class EpisodeScorer:
             out[name] = v
         return out
 
-    def finite(self) -> bool:
-        """No NaN or infinity anywhere in the state, read off the fields themselves (a
-        third of the cost of walking :meth:`to_state`'s copy): the sum of bounded numbers
-        is finite exactly when each of them is. Int fields cannot be non-finite."""
-        total = 0.0
+    def state_view(self) -> dict[str, Any]:
+        """:meth:`to_state` without the copies, for a checkpoint serialised at once: its
+        lists are the scorer's own (orjson writes tuples as arrays), so it is stale after
+        the next :meth:`update`. A third of the cost of :meth:`to_state`."""
+        out: dict[str, Any] = {"v": STATE_VERSION}
         for name, kind in _FIELDS:
-            if kind == "float":
-                total += getattr(self, name)
-            elif kind == "list":
-                total += sum(getattr(self, name))
-            elif kind == "lists":
-                total += sum(map(sum, getattr(self, name)))
-            elif kind == "tracker" and not finite(getattr(self, name).to_state()):
-                return False
-        return math.isfinite(total)
+            v = getattr(self, name)
+            out[name] = v.to_state() if kind == "tracker" else v
+        return out
+
+    def finite(self) -> bool:
+        """No NaN or infinity anywhere in the state: the sum of bounded numbers is finite
+        exactly when each of them is. Read off the fields in C (``attrgetter``, ``sum``);
+        int fields and the int-only trackers cannot be non-finite."""
+        total = sum(_FLOATS(self)) + sum(map(sum, _LISTS(self)))
+        for rows in _ROWS(self):
+            total += sum(map(sum, rows))
+        return math.isfinite(total) and self._reader.finite() and self.exc_win.finite()
 
     @classmethod
     def from_state(cls, spec: EpisodeSpec, state: dict[str, Any]) -> "EpisodeScorer":
@@ -554,8 +582,6 @@ class EpisodeScorer:
                     raise ValueError(f"scorer state field {name!r} has the wrong length")
             elif kind == "lists":
                 v = [list(x) for x in v]
-                if name == "exc_win":
-                    v = deque(v, maxlen=WINDOW)
             elif kind == "pair":
                 v = tuple(v) if v is not None else None
             elif kind == "tracker":
