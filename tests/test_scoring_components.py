@@ -1,5 +1,8 @@
 """Each scoring component on small hand-made sequences."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from detectors.scoring import EpisodeScorer
 from detectors.scoring.reference import unbounded_reference
 from schemas import EpisodeSpec, StepEvent
@@ -222,3 +225,25 @@ def test_checkpoint_of_another_scorer_version_restarts_scoring():
     state["scorer"] = {"v": 1, "step": 7}
     back = EpisodeRecord.load(rec.dump_spec(), orjson.dumps(state))
     assert back.scorer.to_state() == EpisodeScorer(HOMEO).to_state()
+
+
+@given(
+    st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=3, max_size=3), max_size=40)
+)
+def test_excess_window_is_a_bounded_fifo_of_rows(rows: list[list[float]]) -> None:
+    """The flat ring behaves as a deque(maxlen=WINDOW) of rows: the same rows oldest
+    first, the same row pushed out, and the same state after a reload."""
+    from collections import deque
+
+    from detectors.scoring.imbalance import WINDOW, ExcessWindow
+
+    ring, reference = ExcessWindow(3), deque(maxlen=WINDOW)
+    for row in rows:
+        out = ring.push(row)
+        expected = reference[0] if len(reference) == WINDOW else None
+        assert (out.tolist() if out is not None else None) == expected
+        reference.append(row)
+        assert ring.rows() == list(reference)
+    again = ExcessWindow(3)
+    again.load(ring.to_state())
+    assert again.rows() == ring.rows() and again.finite()

@@ -70,9 +70,11 @@ class ExcessWindow:
 
     def rows(self) -> list[list[float]]:
         """The rows, oldest first."""
-        w, first = self.width, (self.head - self.filled) % WINDOW
-        slots = ((first + k) % WINDOW for k in range(self.filled))
-        return [self.values[i * w : (i + 1) * w].tolist() for i in slots]
+        flat, w = self.values.tolist(), self.width
+        if self.filled < WINDOW:  # not wrapped yet: slots 0.. in order
+            return [flat[i * w : i * w + w] for i in range(self.filled)]
+        rows = [flat[i * w : i * w + w] for i in range(WINDOW)]
+        return rows[self.head :] + rows[: self.head]
 
     def to_state(self) -> list[list[float]]:
         return self.rows()

@@ -89,6 +89,9 @@ def _fields_of(kind: str) -> Callable[[Any], tuple[Any, ...]]:
     return cast(Callable[[Any], tuple[Any, ...]], attrgetter(*(n for n, k in _FIELDS if k == kind)))
 
 
+_PLAIN_NAMES = tuple(n for n, k in _FIELDS if k != "tracker")
+_PLAIN = cast(Callable[[Any], tuple[Any, ...]], attrgetter(*_PLAIN_NAMES))
+_TRACKER_NAMES = tuple(n for n, k in _FIELDS if k == "tracker")
 _FLOATS = _fields_of("float")
 _LISTS = _fields_of("list")
 _ROWS = _fields_of("lists")
@@ -547,9 +550,9 @@ class EpisodeScorer:
         lists are the scorer's own (orjson writes tuples as arrays), so it is stale after
         the next :meth:`update`. A third of the cost of :meth:`to_state`."""
         out: dict[str, Any] = {"v": STATE_VERSION}
-        for name, kind in _FIELDS:
-            v = getattr(self, name)
-            out[name] = v.to_state() if kind == "tracker" else v
+        out.update(zip(_PLAIN_NAMES, _PLAIN(self)))  # noqa: B905 (same fields, same order)
+        for name in _TRACKER_NAMES:
+            out[name] = getattr(self, name).to_state()
         return out
 
     def finite(self) -> bool:
@@ -559,7 +562,9 @@ class EpisodeScorer:
         total = sum(_FLOATS(self)) + sum(map(sum, _LISTS(self)))
         for rows in _ROWS(self):
             total += sum(map(sum, rows))
-        return math.isfinite(total) and self._reader.finite() and self.exc_win.finite()
+        if self._pointed and not self._reader.finite():
+            return False
+        return math.isfinite(total) and self.exc_win.finite()
 
     @classmethod
     def from_state(cls, spec: EpisodeSpec, state: dict[str, Any]) -> "EpisodeScorer":
