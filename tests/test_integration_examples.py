@@ -3,6 +3,7 @@
 monitor as a step of a sustainability episode and gets the detector's verdict."""
 
 import asyncio
+import contextlib
 import importlib.util
 import re
 import sys
@@ -32,6 +33,22 @@ def _example(name: str) -> ModuleType:
     return module
 
 
+def _main_closing_its_loop(example: ModuleType, argv: list[str]) -> int:
+    """``example.main(argv)`` in this thread, then close the event loop it left set here.
+
+    Once an Inspect eval ran in this session, inspect-ai's nest_asyncio2 has replaced
+    ``asyncio.run`` with one that keeps its loop open (an unclosed loop and its two
+    self-pipe sockets, reported at the end of the session)."""
+    try:
+        return int(example.main(argv))
+    finally:
+        with contextlib.suppress(RuntimeError):  # no loop was left
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+            if not loop.is_running():
+                loop.close()
+        asyncio.set_event_loop(None)
+
+
 @pytest.mark.parametrize("name", ["langgraph_fishing", "openai_agents_fishing"])
 async def test_example_reports_each_model_call_to_the_real_sidecar(
     name: str,
@@ -48,7 +65,7 @@ async def test_example_reports_each_model_call_to_the_real_sidecar(
     async with api_client(settings, step_timeout_s=10) as client:
         url = str(client.make_url("/")).rstrip("/")
         argv = ["--monitor", url, "--base-url", fake_model_server.openai_base_url, "--model", "m"]
-        assert await asyncio.to_thread(example.main, argv) == 0
+        assert await asyncio.to_thread(_main_closing_its_loop, example, argv) == 0
         out = capsys.readouterr().out
         found = re.search(r"episode (\S+): 3 steps", out)
         assert found, out
