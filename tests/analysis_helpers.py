@@ -6,9 +6,12 @@ import orjson
 
 from detectors.offline import score_offline
 from monitor.analysis.rebuild import load_episode_log
-from schemas.episode import EpisodeSpec
+from schemas.episode import AgentSpec, EpisodeSpec
+from schemas.settings import Settings
 from tests.fakes.model_server import RecordedRequest
 from tests.pipeline_helpers import run_pipeline, spec
+from workers.agents.models import create_model_agent
+from workers.models.limits import ModelLimits
 from workers.worker import Worker
 
 GREEDY, CALM = "0, 20", "1, 1"
@@ -48,6 +51,18 @@ async def run_logged(redis, settings, specs: list[EpisodeSpec], log_dir: Path) -
     worker = Worker(redis, settings, name="analysis-worker", log_dir=log_dir)
     results, _ = await run_pipeline(redis, settings, specs, worker=worker)
     return results
+
+
+async def autopsy_agents(base_url: str):
+    """The action agent and the free-text probe agent, as ``autopsy`` builds them."""
+    settings = Settings()
+    limits = ModelLimits.from_settings(settings)
+    options = {"model": "fake", "base_url": base_url, "structured": "off"}
+    specs = [options, {**options, "max_tokens": 100}]
+    return [
+        create_model_agent(AgentSpec(kind="openai-compatible", options=o), settings, limits)
+        for o in specs
+    ]
 
 
 def write_results(results_dir: Path, log_dir_name: str = "logs") -> None:

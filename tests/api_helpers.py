@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.api import create_app
 from schemas.settings import Settings
@@ -44,3 +45,13 @@ async def wait_ready(client: TestClient, status: int = 200, attempts: int = 200)
             return resp
         await asyncio.sleep(0.05)
     raise AssertionError(f"/readyz never answered {status}: {await resp.text()}")
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` in a /metrics text whose labels include ``labels``."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -8,19 +8,8 @@ onset. The list is paged and filtered over 10,000 indexed episodes, and bad quer
 parameters are 422s naming the parameter.
 """
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.api_helpers import api_client
+from tests.api_helpers import api_client, metric_sum
 from tests.page_helpers import LABELLED_ONSET, index_episodes, post_trajectory
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 async def test_trace_totals_and_flips_of_a_flipping_trial(settings, redis):

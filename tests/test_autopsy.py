@@ -13,11 +13,16 @@ from monitor.analysis.rebuild import load_episode_log, replay
 from monitor.analysis.results import autopsy_path, read_autopsies
 from monitor.cli import main as cli
 from schemas.episode import AgentSpec, VerdictPolicy
-from schemas.settings import Settings
-from tests.analysis_helpers import CALM, GREEDY, flips_at, model_spec, run_logged, write_results
+from tests.analysis_helpers import (
+    CALM,
+    GREEDY,
+    autopsy_agents,
+    flips_at,
+    model_spec,
+    run_logged,
+    write_results,
+)
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
-from workers.agents.models import create_model_agent
-from workers.models.limits import ModelLimits
 
 
 def greedy_for_b(req: RecordedRequest) -> str:
@@ -77,18 +82,6 @@ def _autopsy_model(trigger: str):
     return answer
 
 
-async def _agents(base_url: str):
-    """The action agent and the free-text probe agent, as ``autopsy`` builds them."""
-    settings = Settings()
-    limits = ModelLimits.from_settings(settings)
-    options = {"model": "fake", "base_url": base_url, "structured": "off"}
-    specs = [options, {**options, "max_tokens": 100}]
-    return [
-        create_model_agent(AgentSpec(kind="openai-compatible", options=o), settings, limits)
-        for o in specs
-    ]
-
-
 async def test_leave_one_out_finds_the_trigger_and_probes_differ(
     redis, settings, fake_model_server: FakeModelServer, tmp_path: Path
 ):
@@ -106,7 +99,7 @@ async def test_leave_one_out_finds_the_trigger_and_probes_differ(
     assert [m["content"] for m in view.messages].count(trigger) == 1
     fake_model_server.default = respond_with(_autopsy_model(trigger))
 
-    action_agent, text_agent = await _agents(fake_model_server.openai_base_url)
+    action_agent, text_agent = await autopsy_agents(fake_model_server.openai_base_url)
     try:
         autopsy = await run_autopsy(
             episode,

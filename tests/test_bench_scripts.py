@@ -9,45 +9,16 @@ a shared server's keys, and a private server goes away with them.
 """
 
 import asyncio
-import os
-import signal
 import sys
-from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
 from bench.ablation import ABLATIONS
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-async def _bench(*args: str, timeout_s: float = 90) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        "--json",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own group: a timeout stops the children it started
-    )
-    communicating = asyncio.ensure_future(proc.communicate())
-    done, _ = await asyncio.wait([communicating], timeout=timeout_s)
-    if not done:  # stop the whole group, then say what the bench had printed by then
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = await communicating
-        pytest.fail(f"{args[0]} ran past {timeout_s} s; its stderr ends:\n{err.decode()[-3000:]}")
-    out, err = communicating.result()
-    assert proc.returncode == 0, err.decode()[-2000:]
-    return orjson.loads(out.splitlines()[-1])
+from tests.bench_helpers import ROOT, run_bench
 
 
 async def test_pipeline_bench_plays_every_step_and_matches_across_process_layouts():
-    out = await _bench(
+    out = await run_bench(
         "bench/pipeline.py", "--episodes", "12", "--steps", "10", "--detectors", "1,2"
     )
     assert out["steps"] == 120
@@ -62,7 +33,7 @@ async def test_pipeline_bench_plays_every_step_and_matches_across_process_layout
 async def test_latency_bench_measures_detection_and_answers_every_http_request():
     sizes = ["--episodes", "30", "--rate", "100", "--steps", "4"]
     http = ["--http-rate", "50", "--http-seconds", "1", "--http-episodes", "5"]
-    out = await _bench("bench/latency.py", *sizes, *http)
+    out = await run_bench("bench/latency.py", *sizes, *http)
     assert out["e30_steady_steps"] > 0
     assert 0 < out["e30_detection_ms_p50"] <= out["e30_detection_ms_p99"]
     assert out["http_requests"] == 50 and out["http_statuses"] == "200:50"
@@ -71,7 +42,7 @@ async def test_latency_bench_measures_detection_and_answers_every_http_request()
 
 
 async def test_memory_bench_counts_a_real_detector_process_per_episode():
-    out = await _bench(
+    out = await run_bench(
         "bench/memory.py", "--episodes", "60", "--steps", "4", "--worker-episodes", "6"
     )
     assert out["detector_episodes"] == 60
@@ -82,7 +53,7 @@ async def test_memory_bench_counts_a_real_detector_process_per_episode():
 
 
 async def test_vs_sequential_bench_gets_identical_results_both_ways():
-    out = await _bench(
+    out = await run_bench(
         "bench/vs_sequential.py", "--episodes", "4", "--steps", "5", "--delay-ms", "5"
     )
     assert out["identical"] is True
@@ -91,7 +62,7 @@ async def test_vs_sequential_bench_gets_identical_results_both_ways():
 
 
 async def test_scorer_bench_times_every_trial_step():
-    out = await _bench("-m", "bench.scorer", "--repeat", "1", "--rounds", "1")
+    out = await run_bench("-m", "bench.scorer", "--repeat", "1", "--rounds", "1")
     assert out["steps"] > 1000 and out["scorer_steps_per_s"] > 0
     assert out["us_per_step"] > 0
 
@@ -103,7 +74,7 @@ SAMPLED = tuple(ABLATIONS)
 
 @pytest.mark.timeout(300)
 async def test_ablation_bench_runs_every_ablation_against_the_baseline():
-    out = await _bench(
+    out = await run_bench(
         "bench/ablation.py",
         "--episodes",
         "8",
@@ -138,7 +109,7 @@ async def test_ablation_bench_refuses_an_unknown_ablation():
 
 
 async def test_otel_export_bench_times_the_loop_and_the_span_thread_apart():
-    out = await _bench("-m", "bench.otel_export", "--rounds", "1", "--trials", "5")
+    out = await run_bench("-m", "bench.otel_export", "--rounds", "1", "--trials", "5")
     assert out["steps"] == 500  # 5 shared trials of 100 steps, every step with its verdict
     assert 0 < out["loop_us_per_step"] < out["span_thread_us_per_step"]
     assert out["feed_decode_us_per_step"] > 0 and out["span_thread_vs_decode"] > 0

@@ -4,14 +4,14 @@ and the ratios are computed from the steps/s it prints. Speed is not judged here
 
 import pytest
 
-from tests.test_bench_scripts import _bench
+from tests.bench_helpers import run_bench
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 @pytest.mark.timeout(480)
 async def test_vs_inspect_bench_plays_identical_actions_three_ways():
-    out = await _bench(
+    out = await run_bench(
         "bench/vs_inspect.py",
         "--episodes",
         "3",

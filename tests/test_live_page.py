@@ -23,9 +23,8 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.api.state import HUB
-from tests.api_helpers import api_client, register
+from tests.api_helpers import api_client, metric_sum, register
 from tests.page_helpers import LABELLED_ONSET, index_episodes, post_steps, register_trial
-from tests.test_api_views import metric_sum
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from monitor.integrations.otlp_traces import decode_json
 from schemas.wire import decode
 from tests.api_helpers import api_client
-from tests.test_otlp_decode import TOOL, TRACE, export, span
+from tests.otlp_helpers import TOOL, TRACE, export, span
 
 PB = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}

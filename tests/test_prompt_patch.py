@@ -12,9 +12,8 @@ from monitor.analysis.autopsy import Asker, AutopsyOptions, find_flip, run_autop
 from monitor.analysis.patches import rerun_patched
 from monitor.analysis.rebuild import load_episode_log, replay
 from schemas.reminder import reminder_text
-from tests.analysis_helpers import GREEDY, flips_at, model_spec, run_logged
+from tests.analysis_helpers import GREEDY, autopsy_agents, flips_at, model_spec, run_logged
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, respond_with
-from tests.test_autopsy import _agents
 
 
 def _model(trigger: str):
@@ -38,7 +37,7 @@ async def test_patching_the_trigger_removes_the_flip(
     trigger_index = len(view.messages) - 5
     trigger = view.messages[trigger_index]["content"]
     fake_model_server.default = respond_with(_model(trigger))
-    action_agent, text_agent = await _agents(fake_model_server.openai_base_url)
+    action_agent, text_agent = await autopsy_agents(fake_model_server.openai_base_url)
     try:
         asker = Asker(action_agent, text_agent, reasks=1)
         autopsy = await run_autopsy(episode, asker, AutopsyOptions(last_n=6, probes=False))

@@ -16,7 +16,7 @@ from schemas.episode import AgentSpec, DetectorConfig, EpisodeSpec, VerdictPolic
 from schemas.events import RecoveryCommand
 from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
 from schemas.settings import Settings
-from tests.test_mitigations import run_episode
+from tests.mitigation_helpers import run_episode
 
 OBJ = ObjectiveSet(objectives=(ObjectiveSpec(name="A", kind=ObjectiveKind.UNBOUNDED),))
 
