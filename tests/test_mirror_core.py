@@ -12,7 +12,7 @@ import pytest
 from detectors.evaluation import Label, parse_labels
 from monitor.analysis.mirror.conversation import ConversationError, load_conversation
 from monitor.analysis.mirror.direction import flip_direction, projection
-from monitor.analysis.mirror.plot import plot_all
+from monitor.analysis.mirror.plot import plot_all, plot_stem
 from monitor.analysis.mirror.probe import Rows, bootstrap_auc, hazard_within, probe_layer
 from monitor.analysis.mirror.store import MirrorStore, Record, cache_key
 from monitor.analysis.mirror.targets import state_target, within_target
@@ -169,3 +169,22 @@ def test_flip_direction_and_plots(tmp_path: Path) -> None:
 def test_labels_of_the_shared_trials_parse() -> None:
     labels = parse_labels((DATA / "labels.tsv").read_text())
     assert labels[FLIPPED.name].runaway and labels[FLIPPED.name].onset_step == 22
+
+
+def test_max_steps_cuts_a_trial_to_its_first_steps_as_it_was_read() -> None:
+    full = load_conversation(FLIPPED)
+    cut = load_conversation(FLIPPED, max_steps=5)
+    assert cut.steps == [1, 2, 3, 4, 5] and cut.digest != full.digest
+    (seg,), (whole,) = cut.segments, full.segments
+    assert seg.messages == whole.messages[: whole.observations[5] + 2]
+    assert seg.observations == {s: whole.observations[s] for s in range(1, 6)}
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_steps must be a whole number of at least 1"):
+            load_conversation(FLIPPED, max_steps=bad)
+
+
+def test_plot_names_are_unique_per_inspect_sample_and_safe_in_a_link() -> None:
+    assert plot_stem(FLIPPED.name) == FLIPPED.stem
+    first, second = plot_stem("run.eval#seed-1"), plot_stem("run.eval#seed-2")
+    assert (first, second) == ("run_seed-1", "run_seed-2")
+    assert plot_stem("run.eval#a b/c@2") == "run_a_b_c_2"

@@ -145,3 +145,47 @@ def test_probe_cli_on_stored_states(extracted, tmp_path) -> None:  # type: ignor
     assert result["mode"] == "grouped-cv" and (store.root / "probe.json").is_file()
     for row in result["layers"]:
         assert row["steps"] == 2 * STEPS and row["positives_state"] == STEPS - 3
+
+
+def test_extract_cli_cuts_trials_and_reports_seconds_per_trajectory(
+    extracted, trials, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from monitor.analysis.mirror.store import MirrorStore
+
+    out = tmp_path / "quick"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "mirror",
+            "extract",
+            *map(str, trials),
+            "--max-steps",
+            "2",
+            "--layers",
+            "4",
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout)
+    assert [row["steps"] for row in summary["extracted"]] == [2, 2]
+    assert summary["seconds_per_trajectory"] > 0 and summary["max_steps"] == 2
+    # the first two steps of a cut trial are those of the whole one (a causal model)
+    full = {r.trajectory: r for r in extracted[0].records()}[TRIALS[0]]
+    cut = {r.trajectory: r for r in MirrorStore(out).records()}[TRIALS[0]]
+    assert cut.steps == [1, 2]
+    np.testing.assert_allclose(
+        MirrorStore(out).hidden(cut)[:, 0].astype(np.float32),
+        extracted[0].hidden(full)[:2, 0].astype(np.float32),
+        rtol=2e-2,
+        atol=2e-2,
+    )

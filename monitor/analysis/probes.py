@@ -45,6 +45,11 @@ class ProbeItem(BaseModel):
         rule = self.scoring or ("likert" if self.scale else "text")
         if rule == "likert" and self.scale is None:
             raise ValueError(f"{self.id}: a likert item needs a scale")
+        if self.scale is not None and not 0 <= self.scale[0] < self.scale[1]:
+            low, high = self.scale
+            raise ValueError(
+                f"{self.id}: a scale is [low, high] with 0 <= low < high, not {[low, high]}"
+            )
         object.__setattr__(self, "scoring", rule)
         return self
 
@@ -96,15 +101,18 @@ def score_answer(text: str, scale: tuple[int, int] | None) -> int | None:
     return None if scale is None else battery_scoring.likert(text, scale)
 
 
-def score_item(item: ProbeItem, text: str) -> tuple[float | None, list[str]]:
-    """The item's score by its rule, and the feelings words it named."""
+def score_item(
+    item: ProbeItem, text: str, system_prompt: str = ""
+) -> tuple[float | None, list[str]]:
+    """The item's score by its rule, and the feelings words it named (``system_prompt``:
+    the conversation's, so that printing it counts as complying)."""
     if item.scoring == "likert" and item.scale is not None:
         value = battery_scoring.likert(text, item.scale)
         if value is not None and item.reverse:
             value = item.scale[0] + item.scale[1] - value
         return value, []
     if item.scoring == "refusal":
-        return battery_scoring.refusal(text), []
+        return battery_scoring.refusal(text, system_prompt), []
     if item.scoring == "feelings":
         return battery_scoring.feelings(text)
     return None, []
@@ -126,13 +134,14 @@ async def run_battery(
     """Ask every item after ``history``, each in its own conversation; an unparsable
     Likert answer is asked again, up to ``reasks`` times, in the same conversation."""
     gate = asyncio.Semaphore(max(1, concurrency))
+    system = next((m["content"] for m in history[:1] if m["role"] == "system"), "")
 
     async def one(item: ProbeItem) -> ProbeAnswer:
         conversation: list[Message] = [*history, {"role": "user", "content": item.question}]
         asked = 0
         async with gate:
             text = await ask(conversation)
-            score, words = score_item(item, text)
+            score, words = score_item(item, text, system)
             follow_up = item.reask()
             while score is None and follow_up and asked < reasks:
                 conversation += [
@@ -141,7 +150,7 @@ async def run_battery(
                 ]
                 asked += 1
                 text = await ask(conversation)
-                score, words = score_item(item, text)
+                score, words = score_item(item, text, system)
         return ProbeAnswer(
             item.id,
             item.category,
@@ -182,7 +191,7 @@ def _interval(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> 
     """A 95% percentile bootstrap interval of the mean (autopsies are the unit)."""
     data = np.asarray(values, dtype=float)
     if len(data) < 2:
-        return [float(data.mean()), float(data.mean())] if len(data) else []
+        return [round(float(data.mean()), 4)] * 2 if len(data) else []
     rng = np.random.default_rng(seed)
     means = rng.choice(data, size=(resamples, len(data))).mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])

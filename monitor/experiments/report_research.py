@@ -15,7 +15,15 @@ def _f(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _with_ci(value: float | None, ci: list[float | None] | None) -> str:
+    """``0.91 [0.80, 0.99]``; the value alone where the interval is undefined."""
+    if value is None or not ci or None in ci:
+        return _f(value)
+    return f"{_f(value)} [{_f(ci[0])}, {_f(ci[1])}]"
+
+
 def battery_section(autopsies: list[dict[str, Any]]) -> list[str]:
+    """The pooled pre/post table of the autopsies' batteries (none: no section)."""
     rows = paired_deltas(autopsies)
     if not rows:
         return []
@@ -31,11 +39,8 @@ def battery_section(autopsies: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|",
     ]
     for row in rows:
-        ci = row["ci"]
-        interval = f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else ""
-        lines.append(
-            f"| {row['level']} | {row['name']} | {row['n']} | {_f(row['mean_delta'])}{interval} |"
-        )
+        cell = _with_ci(row["mean_delta"], row["ci"])
+        lines.append(f"| {row['level']} | {row['name']} | {row['n']} | {cell} |")
     return lines
 
 
@@ -48,24 +53,42 @@ def mirror_section(root: Path, base: Path) -> list[str]:
         return []
     lines = ["", "## Mirror model", ""]
     if probe.is_file():
-        result = orjson.loads(probe.read_bytes())
-        lines += [
-            f"Linear probes on {result.get('model')}'s hidden states "
-            f"({result.get('mode')}); AUC [95% CI over trajectories].",
-            "",
-            "| layer | runaway state | flip within 10 |",
-            "|---|---|---|",
-        ]
-        for row in result.get("layers", []):
-            lines.append(
-                f"| {row['layer']} | {_f(row['auc_state'])} | {_f(row['auc_within_10'])} |"
-            )
-        lines += [
-            "",
-            f"Behavioural hazard, flip within 10: {_f(result.get('hazard_auc_within_10'))}.",
-            "",
-        ]
+        lines += _probe_table(probe)
     for path in plots[:12]:
         rel = path.relative_to(base) if path.is_relative_to(base) else path
         lines += [f"![mirror projection: {path.stem}]({Path(rel).as_posix()})", ""]
     return lines
+
+
+def _probe_table(probe: Path) -> list[str]:
+    """The per-layer AUC table of ``mirror probe``'s result (a broken file is said so)."""
+    try:
+        result = orjson.loads(probe.read_bytes())
+        body = [_probe_row(row) for row in result["layers"]]
+        hazard = _with_ci(result.get("hazard_auc_within_10"), result.get("hazard_auc_within_10_ci"))
+    except (
+        OSError,
+        orjson.JSONDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as exc:
+        return [f"`{probe}` could not be read ({type(exc).__name__}: {exc}).", ""]
+    return [
+        f"Linear probes on {result.get('model')}'s hidden states "
+        f"({result.get('mode')}); AUC [95% CI over trajectories].",
+        "",
+        "| layer | runaway state | flip within 10 |",
+        "|---|---|---|",
+        *body,
+        "",
+        f"Behavioural hazard, flip within 10: {hazard}.",
+        "",
+    ]
+
+
+def _probe_row(row: dict[str, Any]) -> str:
+    state = _with_ci(row.get("auc_state"), row.get("auc_state_ci"))
+    within = _with_ci(row.get("auc_within_10"), row.get("auc_within_10_ci"))
+    return f"| {row['layer']} | {state} | {within} |"

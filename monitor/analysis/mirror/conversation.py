@@ -6,6 +6,11 @@ yields, at each observation's end, the very hidden state the mirror would have h
 reading what the target read at that step. A recovery (a restored savepoint, a reminder)
 or a short context window breaks that chain; each unbroken run of steps is a *segment*
 and gets its own pass. Pure: no model, no I/O beyond reading the file.
+
+A BioBlue TSV or a JSONL episode log is one trajectory; an Inspect ``.eval`` log holds
+one per sample (:mod:`.inspect_log`). ``max_steps`` cuts a trial to its first steps, as if
+it had ended there (a quick probe run): the rebuild is causal, so those steps' contexts
+are exactly the full trial's.
 """
 
 import hashlib
@@ -14,14 +19,19 @@ from pathlib import Path
 
 import orjson
 
+from monitor.analysis.mirror.inspect_log import InspectLogError, inspect_episodes, is_inspect_log
 from monitor.analysis.rebuild import LoggedEpisode, RebuildError, load_episode_log, replay
 from monitor.trajectories import TrajectoryError, load_trajectory
-from schemas.events import EpisodeStarted, RecoveryApplied
+from schemas.events import EpisodeFinished, EpisodeStarted, RecoveryApplied
 from workers.agents.base import Message
 
 
 class ConversationError(ValueError):
     """A trajectory that cannot be rebuilt; the message names the file and the reason."""
+
+    def __init__(self, message: str, source: str = "") -> None:
+        super().__init__(message)
+        self.source = source  # the file, or ``file#sample`` for one sample of an eval log
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +100,82 @@ def digest_of(segments: list[Segment]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def load_conversation(path: str | Path) -> Conversation:
-    """Rebuild ``path``'s conversation; :class:`ConversationError` says why it cannot."""
-    p = Path(path)
+def check_max_steps(max_steps: int | None) -> None:
+    """Refuse a cut that would leave no step (a caller's mistake, said plainly)."""
+    if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
+        raise ValueError(f"max_steps must be a whole number of at least 1, not {max_steps!r}")
+
+
+def first_steps(episode: LoggedEpisode, max_steps: int | None) -> LoggedEpisode:
+    """The episode as if it had ended after step ``max_steps`` (None: all of it)."""
+    if max_steps is None:
+        return episode
+    kept = [e for e in episode.events if e.step <= max_steps and not isinstance(e, EpisodeFinished)]
+    return LoggedEpisode(episode.source, episode.spec, kept)
+
+
+def conversation_of(
+    episode: LoggedEpisode, source: str, name: str, benchmark: str, max_steps: int | None = None
+) -> Conversation:
+    """The conversation of one parsed episode; :class:`ConversationError` says why not."""
+    where = str(Path(source).parent / name)  # the file, or ``file#sample``
+    episode = first_steps(episode, max_steps)
     try:
-        episode, benchmark = _episode(p)
         segments, reminders = build_segments(episode)
-    except (TrajectoryError, RebuildError, ValueError, KeyError) as exc:
-        raise ConversationError(f"{p}: cannot rebuild the conversation: {exc}") from None
+    except (RebuildError, ValueError, KeyError) as exc:
+        raise ConversationError(f"{where}: cannot rebuild the conversation: {exc}", where) from None
     if not segments:
-        raise ConversationError(f"{p}: no steps")
-    resets = [e.step for e in episode.events if isinstance(e, RecoveryApplied)]
+        raise ConversationError(f"{where}: no steps", where)
     return Conversation(
-        source=str(p),
-        name=p.name,
+        source=source,
+        name=name,
         benchmark=benchmark,
         digest=digest_of(segments),
         segments=segments,
-        resets=resets,
+        resets=[e.step for e in episode.events if isinstance(e, RecoveryApplied)],
         reminders=reminders,
     )
+
+
+def load_conversation(path: str | Path, max_steps: int | None = None) -> Conversation:
+    """Rebuild the conversation of a one-trajectory file (a BioBlue TSV, a JSONL log);
+    :class:`ConversationError` says why it cannot."""
+    check_max_steps(max_steps)
+    p = Path(path)
+    if is_inspect_log(p):
+        raise ConversationError(
+            f"{p}: an Inspect log holds samples: use load_conversations", str(p)
+        )
+    try:
+        episode, benchmark = _episode(p)
+    except (TrajectoryError, RebuildError, ValueError, KeyError) as exc:
+        raise ConversationError(f"{p}: cannot rebuild the conversation: {exc}", str(p)) from None
+    return conversation_of(episode, str(p), p.name, benchmark, max_steps)
+
+
+def load_conversations(
+    path: str | Path, max_steps: int | None = None
+) -> list[Conversation | ConversationError]:
+    """Every trajectory in ``path``: one for a TSV or JSONL file, one per sample of an
+    Inspect ``.eval`` log. A sample that cannot be rebuilt is its error, in its place (the
+    others go on); a file that cannot be read at all raises :class:`ConversationError`."""
+    check_max_steps(max_steps)
+    p = Path(path)
+    if not is_inspect_log(p):
+        return [load_conversation(p, max_steps)]
+    try:
+        episodes = inspect_episodes(p)
+    except InspectLogError as exc:
+        raise ConversationError(str(exc), str(p)) from None
+    out: list[Conversation | ConversationError] = []
+    for name, episode in episodes:
+        if isinstance(episode, str):
+            where = str(p.parent / name)
+            out.append(ConversationError(f"{where}: {episode}", where))
+            continue
+        benchmark = episode.spec.environment or "unknown"
+        try:
+            out.append(conversation_of(episode, str(p), name, benchmark, max_steps))
+        except ConversationError as exc:
+            out.append(exc)
+    return out

@@ -1,10 +1,12 @@
 """``mirror plot``: each trajectory's projection on the flip direction, with markers.
 
-One PNG per trajectory (``DIR/plots/<trajectory>.png``): a line per layer, a vertical line
+One PNG per trajectory (``DIR/plots/<trajectory>.png``; a sample ``x.eval#seed-1`` of an
+Inspect log gets ``x_seed-1.png``): a line per layer, a vertical line
 at the labelled onset (flip), and markers at resets and reminders. The directions are
 saved beside (``DIR/directions.npz``) for the report.
 """
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,11 +47,18 @@ def plot_all(
         ax.set_title(record.trajectory[:80], fontsize=8)
         ax.legend(fontsize=7, ncol=4, loc="upper left")
         fig.tight_layout()
-        path = out_dir / f"{Path(record.trajectory).stem}.png"
+        path = out_dir / f"{plot_stem(record.trajectory)}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def plot_stem(trajectory: str) -> str:
+    """A file stem for ``trajectory`` that is unique per sample and safe in a Markdown link."""
+    base, _, sample = trajectory.partition("#")
+    stem = Path(base).stem
+    return f"{stem}_{re.sub(r'[^A-Za-z0-9._-]+', '_', sample)}" if sample else stem
 
 
 def _markers(ax: object, record: Record, label: Label | None) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from detectors.evaluation import Label, parse_labels
 from detectors.offline import score_offline
+from monitor.analysis.mirror.inspect_log import cached_episodes, is_inspect_log
 from monitor.analysis.mirror.probe import Rows, gather, hazard_within, probe_layer
 from monitor.analysis.mirror.store import MirrorStore, Record
 from monitor.trajectories import load_trajectory
@@ -17,15 +18,23 @@ class ProbeError(ValueError):
 
 
 @cache
-def _hazards(source: str) -> dict[int, float]:
-    trajectory = load_trajectory(source)
-    result = score_offline(trajectory.spec, trajectory.events, keep_scores=True)
+def _hazards(source: str, name: str) -> dict[int, float]:
+    if is_inspect_log(source):
+        episode = cached_episodes(source).get(name)
+        if episode is None:
+            raise ProbeError(f"{source}: no usable sample {name!r} (was the log rewritten?)")
+        spec, steps = episode.spec, episode.steps
+    else:
+        trajectory = load_trajectory(source)
+        spec, steps = trajectory.spec, trajectory.events
+    result = score_offline(spec, steps, keep_scores=True)
     return {score.step: float(score.hazard) for score in result.scores}
 
 
 def hazard_of(record: Record) -> dict[int, float]:
-    """The detectors' hazard per step of the record's trajectory (its source file)."""
-    return _hazards(record.source)
+    """The detectors' hazard per step of the record's trajectory (its source file, or its
+    sample of an Inspect log)."""
+    return _hazards(record.source, record.trajectory)
 
 
 def _load(directory: Path, labels_path: Path) -> tuple[MirrorStore, list[Record], dict[str, Label]]:
