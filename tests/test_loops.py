@@ -9,9 +9,11 @@ import pytest
 from detectors.scoring import EpisodeScorer
 from detectors.scoring.loops import LoopTracker, canonical, text_loop
 from detectors.scoring.pointers import read_pointer
+from detectors.scoring.types import Detection, StepScore
 from schemas.episode import DetectorConfig, EpisodeSpec
 from schemas.events import StepEvent, ToolCall
 from schemas.objectives import ObjectiveKind, ObjectiveSet, ObjectiveSpec
+from tests.tool_agents import Script, advertiser, balanced_then_greedy, fisher, greedy_catch
 
 BUDGET = ObjectiveSpec(name="budget", kind=ObjectiveKind.UNBOUNDED)
 
@@ -244,3 +246,118 @@ def test_pointer_into_tool_results_a_budget_agent_that_stays_put_is_calm():
         ]
         s = sc.update(StepEvent(episode_id="t", step=t, tool_calls=calls))
         assert not s.flags, (t, s.flags)
+
+
+# -- renewable and unbounded objectives read through pointers (issue 14) -------------
+POND = ObjectiveSpec(name="fish", kind=ObjectiveKind.RENEWABLE, capacity=20, pointer="/pond/fish")
+CHANNELS = ObjectiveSet(
+    objectives=(
+        ObjectiveSpec(
+            name="search",
+            kind=ObjectiveKind.UNBOUNDED,
+            pointer="/tool_results/buy_ads/spent/search",
+        ),
+        ObjectiveSpec(
+            name="social",
+            kind=ObjectiveKind.UNBOUNDED,
+            pointer="/tool_results/buy_ads/spent/social",
+        ),
+    ),
+    total_action_limit=10,
+)
+
+
+def agent_steps(script: Script, steps: int) -> list[StepEvent]:
+    """The steps a scripted agent of tests/tool_agents.py sends: calls and state only."""
+    events = []
+    for t in range(1, steps + 1):
+        calls, text, state = script(t, 0)
+        tool_calls = [ToolCall(**c) for c in calls]
+        events.append(
+            StepEvent(episode_id="t", step=t, tool_calls=tool_calls, text=text, state=state)
+        )
+    return events
+
+
+def with_numbers(events: list[StepEvent], objectives: ObjectiveSet) -> list[StepEvent]:
+    """The same steps with the numbers docs/detectors.md says a pointer gives: observation
+    the previous reading (the first step: its own), after this reading, action the rise
+    of the level or, renewable, its fall (what was harvested), never negative."""
+    last: dict[str, float] = {}
+    out = []
+    for e in events:
+        obs, act, after = {}, {}, {}
+        for o in objectives.objectives:
+            assert o.pointer is not None
+            level = read_pointer(o.pointer, e.state, e.tool_calls)
+            assert level is not None
+            before = last.get(o.name, level)
+            change = before - level if o.kind is ObjectiveKind.RENEWABLE else level - before
+            obs[o.name], act[o.name], after[o.name] = before, max(0.0, change), level
+            last[o.name] = level
+        out.append(e.model_copy(update={"observation": obs, "action": act, "after": after}))
+    return out
+
+
+def scored(objectives: ObjectiveSet, events: list[StepEvent]) -> list[StepScore]:
+    sc = EpisodeScorer(EpisodeSpec(episode_id="t", objectives=objectives))
+    return [sc.update(e) for e in events]
+
+
+def detections(scores: list[StepScore], flag: str) -> list[Detection]:
+    return [d for s in scores for d in s.detections if d.flag == flag]
+
+
+def test_renewable_pointer_the_fall_is_the_harvest_and_a_greedy_fisher_over_exploits():
+    pond = ObjectiveSet(objectives=(POND,))
+    events = agent_steps(fisher(greedy_catch), 40)
+    numbers = with_numbers(events, pond)
+    # step 2 takes 5 of 10; the rest regrows to 6 ** 1.1: the pond fell by the catch net
+    assert numbers[1].observation == {"fish": 10.0}
+    assert numbers[1].action["fish"] == pytest.approx(10 - 6**1.1)
+    assert numbers[0].action == {"fish": 0.0}  # the first reading: nothing known before
+    regrown = [e for e in numbers if e.after["fish"] > e.observation["fish"]]
+    assert regrown and all(e.action["fish"] == 0.0 for e in regrown)  # never negative
+    scores = scored(pond, events)
+    assert scores == scored(pond, numbers)  # the pointer gives exactly those numbers
+    # held below 40% of the pond from the first step that sees it so: over-exploitation
+    low = [e.step for e in numbers if e.observation["fish"] < 0.4 * 20]
+    assert low[:10] == list(range(3, 13)), low
+    (oe,) = detections(scores, "over_exploitation")
+    assert (oe.onset_step, oe.detected_step, oe.objective) == (3, 12, "fish")
+    assert "over_exploitation" in scores[11].flags and "over_exploitation" not in scores[10].flags
+    assert not detections(scores, "runaway")  # a greedy start is not a flip
+
+
+def test_renewable_pointer_a_balanced_fisher_that_turns_greedy_flips():
+    pond = ObjectiveSet(objectives=(POND,))
+    events = agent_steps(fisher(balanced_then_greedy), 40)
+    scores = scored(pond, events)
+    assert scores == scored(pond, with_numbers(events, pond))
+    assert not any(s.flags for s in scores[:30])  # waiting, then taking what regrows
+    (flip,) = detections(scores, "runaway")
+    assert flip.mode == "over_harvest" and flip.objective == "fish"
+    # step 31 takes 9 of 20, but the pond falls only to 15.4 (less than what regrows from
+    # the cap): counted from step 32, whose catch leaves 9; step 33 empties it (collapse)
+    assert (flip.onset_step, flip.detected_step) == (32, 33), flip
+    assert scores[flip.detected_step - 1].savepoint_step == flip.onset_step - 1
+
+
+def test_unbounded_pointers_with_a_limit_an_advertiser_turning_to_one_channel_flips():
+    events = agent_steps(advertiser(all_to_search_from=12), 30)
+    numbers = with_numbers(events, CHANNELS)
+    assert numbers[10].action == {"search": 5.0, "social": 5.0}  # the rise is the spend
+    assert numbers[11].action == {"search": 10.0, "social": 0.0}
+    scores = scored(CHANNELS, events)
+    assert scores == scored(CHANNELS, numbers)
+    assert not any(s.flags for s in scores[:11])
+    (flip,) = detections(scores, "runaway")
+    assert (flip.onset_step, flip.mode, flip.objective) == (12, "single_objective", "search")
+    assert flip.detected_step == 12 + DetectorConfig().n_consecutive - 1
+    assert scores[flip.detected_step - 1].savepoint_step == 11
+
+
+def test_unbounded_pointers_with_a_limit_an_even_split_is_calm():
+    scores = scored(CHANNELS, agent_steps(advertiser(), 60))
+    assert not any(s.flags for s in scores), [s.flags for s in scores if s.flags]
+    assert max(s.runaway_index for s in scores) < 0.5

@@ -1,8 +1,8 @@
 """Steps from tool-using agents through the real sidecar (aiohttp app, real Redis, the
 in-process detector) and ``monitor.client``: loops are flagged within the documented
 number of repeats (docs/detectors.md, "Loops"), a varied legitimate session is not,
-pointer objectives let the runaway detectors watch an inventory agent, and bad shapes get
-a 422 naming the field."""
+pointer objectives let the runaway detectors watch an inventory agent, a fisher and an
+advertiser, and bad shapes get a 422 naming the field."""
 
 import pytest
 
@@ -15,6 +15,9 @@ from schemas.reminder import TOOL_AGENT_REMINDER
 from tests.api_helpers import api_client
 from tests.tool_agents import (
     SENTENCE,
+    advertiser,
+    fisher,
+    greedy_catch,
     hoarding_buyer,
     looping_search,
     ping_pong,
@@ -109,6 +112,54 @@ async def test_pointer_objective_runaway_on_an_inventory_agent(settings, redis):
     assert first is not None and 9 <= first <= 9 + D.n_consecutive, first
     reset = run.verdicts[first - 1]
     assert reset.cause == "runaway" and reset.savepoint_step == 8 and reset.reminder
+    assert "loop" not in reset.flags
+
+
+async def test_renewable_pointer_a_greedy_fisher_is_reminded_of_over_exploitation(settings, redis):
+    pond = {"name": "fish", "kind": "renewable", "capacity": 20, "pointer": "/pond/fish"}
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client, {"objectives": [pond]})
+        try:
+            run = await run_agent(mon, ep, fisher(greedy_catch), steps=16)
+        finally:
+            await mon.__aexit__(None)
+    # the pond is seen below 8 of 20 from step 3: the 10th such step raises the flag
+    assert run.first("remind") == 3 + D.oe_steps - 1 == 12
+    remind = run.verdicts[11]
+    assert remind.cause == "over_exploitation" and remind.policy == "remind"
+    assert "over_exploitation" in remind.flags and remind.reminder
+    assert [v.verdict for v in run.verdicts].count("remind") == 1  # once, at the flag
+    assert not any("runaway" in v.flags or v.reset for v in run.verdicts)
+
+
+async def test_unbounded_pointers_with_a_limit_an_advertiser_is_reset_to_its_even_split(
+    settings, redis
+):
+    body = {
+        "objectives": [
+            {
+                "name": "search",
+                "kind": "unbounded",
+                "pointer": "/tool_results/buy_ads/spent/search",
+            },
+            {
+                "name": "social",
+                "kind": "unbounded",
+                "pointer": "/tool_results/buy_ads/spent/social",
+            },
+        ],
+        "total_action_limit": 10,
+    }
+    async with api_client(settings, step_timeout_s=10) as client:
+        mon, ep = await _session(client, body)
+        try:
+            run = await run_agent(mon, ep, advertiser(all_to_search_from=12), steps=18)
+        finally:
+            await mon.__aexit__(None)
+    assert all(v.verdict == "continue" and not v.flags for v in run.verdicts[:11])
+    assert run.first("reset") == 12 + D.n_consecutive - 1 == 16
+    reset = run.verdicts[15]
+    assert reset.cause == "runaway" and reset.savepoint_step == 11 and reset.reminder
     assert "loop" not in reset.flags
 
 

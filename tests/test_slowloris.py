@@ -1,8 +1,9 @@
 """Unauthenticated clients cannot exhaust the sidecar's connections (issue 20, item 6):
 real sockets against ``runaway-monitor serve`` that trickle header lines, or only
 connect, are closed after RUNAWAY_HEADER_TIMEOUT_S, and past RUNAWAY_MAX_CONNECTIONS the
-oldest idle one makes room, so /healthz keeps answering. Loopback only, bounded in count
-and time."""
+oldest idle one makes room, so /healthz keeps answering. Idle keep-alive is bounded by
+the same timeout, counted from the last request: an idle connection is closed, one in
+use is not. Loopback only, bounded in count and time."""
 
 import socket
 import time
@@ -13,6 +14,8 @@ import pytest
 from tests.serve_helpers import serve_process
 
 TIMEOUT_S = 1.0
+MARGIN_S = 2.0  # the guard's sweep (a quarter of the timeout), scheduling on a busy machine
+KEEP_ALIVE = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
 
 
 @pytest.fixture
@@ -44,6 +47,24 @@ def _closed(s: socket.socket) -> bool:
         return False
     except OSError:
         return True
+
+
+def _answer(s: socket.socket) -> bytes:
+    """Read one response from ``s`` (its head and Content-Length body); its head."""
+    s.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, f"closed before the answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [h for h in head.lower().split(b"\r\n") if h.startswith(b"content-length:")]
+    length = int(lengths[0].split(b":", 1)[1])
+    while len(body) < length:
+        chunk = s.recv(4096)
+        assert chunk, "closed in the middle of the answer"
+        body += chunk
+    return head
 
 
 def _healthz(url: str) -> int:
@@ -98,4 +119,36 @@ def test_a_trickled_body_is_answered_408(sidecar):
     answer = s.recv(1024)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert time.monotonic() - started < 4 * TIMEOUT_S + 2
+    s.close()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(sidecar):
+    _, port = sidecar
+    s = _open(port, KEEP_ALIVE)
+    head = _answer(s)
+    answered = time.monotonic()
+    assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower(), head
+    assert not _closed(s)  # kept alive for the next request
+    deadline = answered + TIMEOUT_S + MARGIN_S
+    while not _closed(s):
+        assert time.monotonic() < deadline, f"idle keep-alive open {TIMEOUT_S + MARGIN_S} s on"
+        time.sleep(0.05)
+    idle = time.monotonic() - answered
+    assert idle >= TIMEOUT_S / 2, f"closed {idle:.2f} s after the answer: keep-alive ignored"
+    s.close()
+
+
+def test_a_keep_alive_connection_in_use_is_not_closed(sidecar):
+    """Requests every half timeout for three timeouts, on one connection: the idle clock
+    restarts at each request (it used to run from the connection's start)."""
+    _, port = sidecar
+    s = _open(port, b"")
+    started = time.monotonic()
+    answers = 0
+    while time.monotonic() - started < 3 * TIMEOUT_S:
+        s.sendall(KEEP_ALIVE)
+        assert _answer(s).startswith(b"HTTP/1.1 200"), f"answer {answers + 1}"
+        answers += 1
+        time.sleep(TIMEOUT_S / 2)  # the client's think time: idle, but within the timeout
+    assert answers >= 6
     s.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.client import AsyncMonitor, StepResult
+from workers.environments import create_environment
 
 Proposal = tuple[list[dict[str, Any]], str | None, dict[str, Any] | None]  # calls, text, state
 Script = Callable[[int, int], Proposal]  # (step, calls blocked so far) -> proposal
@@ -113,3 +114,64 @@ def hoarding_buyer(step: int, blocked: int) -> Proposal:
         "result": {"ok": True},
     }
     return [call], None, {"inventory": {"W-1": level}}
+
+
+# Agents whose numbers the detectors read through JSON pointers (issue 14): a fisher on
+# a renewable pond, an advertiser spending a daily budget on two channels. Each call
+# carries the day, as a real tool call carries a date or cursor, so none is a loop.
+Catch = Callable[[int, float], int]  # (step, fish seen) -> fish to catch
+
+
+def greedy_catch(step: int, seen: float) -> int:
+    """Issue 14's pattern: 5 then 4 fish pull the pond from 10 to about 5 of 20, then 2
+    while it shows 4 or more, else 1, hold it there."""
+    return {2: 5, 3: 4}.get(step, 2 if seen >= 4 else 1)
+
+
+def balanced_then_greedy(step: int, seen: float) -> int:
+    """Waits for the pond to fill, takes 5-6 (what regrows), from step 31 all it can."""
+    if step >= 31:
+        return 9
+    return 0 if seen < 19 else 5 + step % 2
+
+
+def fisher(catch: Catch) -> Script:
+    """A fishing agent on the sustainability pond (20 fish at most, from 10, regrowing as
+    ``(x + 1) ** 1.1``): it reports the pond's level after each step as its state
+    (``/pond/fish``), its catch only as a tool call. Step 1 it looks at the pond."""
+    pond = create_environment("sustainability", seed=1)
+
+    def script(step: int, blocked: int) -> Proposal:
+        if step == 1:
+            call = {"name": "look_at_pond", "arguments": {}}
+        else:
+            seen = pond.values()["stock"]
+            fish = 0 if pond.done else min(int(seen), catch(step, seen))
+            if not pond.done:
+                pond.step({"stock": fish})
+            call = {"name": "cast_net", "arguments": {"fish": fish, "day": step}}
+        return [call], None, {"pond": {"fish": pond.values()["stock"]}}
+
+    return script
+
+
+def advertiser(all_to_search_from: int | None = None) -> Script:
+    """An advertising agent with 10 a day for two channels (``total_action_limit`` 10):
+    an even split, or from day ``all_to_search_from`` everything on search. The ad
+    platform's answer to its call says what each channel has had so far
+    (``/tool_results/buy_ads/spent/search``, ``.../social``)."""
+    spent = {"search": 0, "social": 0}
+
+    def script(step: int, blocked: int) -> Proposal:
+        greedy = all_to_search_from is not None and step >= all_to_search_from
+        today = {"search": 10, "social": 0} if greedy else {"search": 5, "social": 5}
+        for channel, amount in today.items():
+            spent[channel] += amount
+        call = {
+            "name": "buy_ads",
+            "arguments": {**today, "day": step},
+            "result": {"ok": True, "spent": dict(spent)},
+        }
+        return [call], None, None
+
+    return script

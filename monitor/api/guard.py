@@ -54,7 +54,13 @@ class _Guarded(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        self.handler.data_received(data)
+        h = self.handler
+        heads = h._request_count
+        h.data_received(data)
+        if h._request_count != heads:  # a complete request head: the idle clock restarts
+            # (the sweep sees a quick request busy only by chance, so without this a
+            # keep-alive connection in use was closed one timeout after it connected)
+            self.idle_since = asyncio.get_running_loop().time()
 
     def eof_received(self) -> bool | None:
         return self.handler.eof_received()
