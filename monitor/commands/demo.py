@@ -8,7 +8,7 @@ from pathlib import Path
 
 from monitor.cli_settings import settings_from
 from monitor.pipeline import print_summary, run_episodes
-from monitor.runtime import run
+from monitor.runtime import STOP_GRACE_S, run
 from workers.jobs import demo_specs
 
 
@@ -37,7 +37,8 @@ def main(args: argparse.Namespace) -> int:
             run_id=run_id,
             show_progress=not args.json,
             log_dir=args.log_dir,
-        )
+        ),
+        grace_s=settings.shutdown_grace_s + STOP_GRACE_S,
     )
     if args.json:
         print(json.dumps(summary))

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from monitor.cli_settings import settings_from
 from monitor.experiments.config import ConfigError, load_config
-from monitor.runtime import run
+from monitor.runtime import STOP_GRACE_S, run
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -63,7 +64,8 @@ def main(args: argparse.Namespace) -> int:
         outcome = run(
             lambda stop: run_experiment(
                 config, out, stop, config_text=text, show_progress=not args.json
-            )
+            ),
+            grace_s=settings_from().shutdown_grace_s + STOP_GRACE_S,
         )
     except (ConfigError, ValueError, ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)

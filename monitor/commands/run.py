@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from monitor.cli_settings import settings_from
 from monitor.pipeline import print_summary, run_episodes
-from monitor.runtime import run
+from monitor.runtime import STOP_GRACE_S, run
 from monitor.specs import episode_spec
 from schemas.episode import AgentSpec, EpisodeSpec, VerdictPolicy
 from workers.environments.catalog import ENVIRONMENT_NAMES
@@ -126,7 +126,8 @@ def main(args: argparse.Namespace) -> int:
     summary = run(
         lambda stop: run_episodes(
             settings, specs, stop, run_id=run_id, show_progress=not args.json, log_dir=args.log_dir
-        )
+        ),
+        grace_s=settings.shutdown_grace_s + STOP_GRACE_S,
     )
     if args.json:
         print(json.dumps(summary))
