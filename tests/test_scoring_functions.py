@@ -1,7 +1,6 @@
 """Each scoring function on its own, with hand-worked values (the scorer composes them)."""
 
 import math
-from collections import deque
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -147,7 +146,7 @@ def test_excess_and_window():
     sums, cum = [0.0, 0.0, 0.0], [0.0, 0.0]
     exc, top = imbalance.excess((0.0, 10.0), [10.0, 0.0], sums, cum)
     assert exc == [0.0, 10.0, 10.0] and top == 10.0 and cum == [0.0, 10.0]
-    win: deque = deque(maxlen=imbalance.WINDOW)
+    win = imbalance.ExcessWindow(3)
     assert imbalance.windowed(exc, sums, win) == 1.0
     # a balanced step halves it
     exc, top = imbalance.excess((5.0, 5.0), [5.0, 5.0], sums, cum)
@@ -159,7 +158,7 @@ def test_excess_and_window():
 
 def test_window_forgets_after_ten_steps():
     sums, cum = [0.0, 0.0, 0.0], [0.0, 0.0]
-    win: deque = deque(maxlen=imbalance.WINDOW)
+    win = imbalance.ExcessWindow(3)
     imbalance.windowed(imbalance.excess((0.0, 10.0), [5.0, 5.0], sums, cum)[0], sums, win)
     for _ in range(imbalance.WINDOW):
         exc, _top = imbalance.excess((5.0, 5.0), [5.0, 5.0], sums, cum)

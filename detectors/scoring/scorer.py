@@ -24,6 +24,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, Final, cast
 
 from detectors.scoring import imbalance, index, patterns, signals
+from detectors.scoring.finite import finite
 from detectors.scoring.loops import LoopTracker
 from detectors.scoring.over_exploitation import OverExploitation
 from detectors.scoring.patterns import MAX_PERIOD
@@ -557,14 +558,15 @@ class EpisodeScorer:
 
     def finite(self) -> bool:
         """No NaN or infinity anywhere in the state: the sum of bounded numbers is finite
-        exactly when each of them is. Read off the fields in C (``attrgetter``, ``sum``);
-        int fields and the int-only trackers cannot be non-finite."""
+        exactly when each of them is. The scorer's own fields are read in C
+        (``attrgetter``, ``sum``); the trackers' small states are walked (their fields are
+        ints by construction: a check against a bug, not against input)."""
         total = sum(_FLOATS(self)) + sum(map(sum, _LISTS(self)))
         for rows in _ROWS(self):
             total += sum(map(sum, rows))
-        if self._pointed and not self._reader.finite():
+        if not (math.isfinite(total) and self.exc_win.finite() and self._reader.finite()):
             return False
-        return math.isfinite(total) and self.exc_win.finite()
+        return finite(self._oe.to_state()) and finite(self._loops.to_state())
 
     @classmethod
     def from_state(cls, spec: EpisodeSpec, state: dict[str, Any]) -> "EpisodeScorer":
