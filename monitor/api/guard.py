@@ -55,11 +55,14 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         h = self.handler
-        heads = h._request_count
+        # aiohttp's count of request heads parsed on this connection (private: read with a
+        # default, so another aiohttp release keeps the old behaviour instead of failing)
+        heads = getattr(h, "_request_count", None)
         h.data_received(data)
-        if h._request_count != heads:  # a complete request head: the idle clock restarts
-            # (the sweep sees a quick request busy only by chance, so without this a
-            # keep-alive connection in use was closed one timeout after it connected)
+        if heads is not None and getattr(h, "_request_count", heads) != heads:
+            # a complete request head: the idle clock restarts (the sweep sees a quick
+            # request busy only by chance, so without this a keep-alive connection in use
+            # was closed one timeout after it connected)
             self.idle_since = asyncio.get_running_loop().time()
 
     def eof_received(self) -> bool | None:
