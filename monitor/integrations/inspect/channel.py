@@ -168,10 +168,13 @@ class MonitorChannel:
             self.waiters.on_recovery(event)
 
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            # bounded: on a loop inspect-ai has patched (nest_asyncio2), a cancelled reader
+            # blocked in XREAD was seen to stay "cancelling" for minutes; closing its
+            # connections below ends the read in any case
+            await asyncio.wait({reader}, timeout=1.0)
         if self._store is not None:
             await self._store.aclose()
         if self._redis is not None:
