@@ -4,24 +4,27 @@ Evals run in process (``eval_async`` on the test's loop, beside a real detector 
 test's Redis) or through the ``inspect eval`` CLI; what is asserted comes from the eval
 logs (``read_eval_log``), the model server's request log and the monitor's streams.
 The model here drifts: a function of the observation that overfeeds A without bound,
-so the detectors flip it within a few steps.
+so the detectors flip it within a few steps. Where a test needs given verdicts (a reset
+at a given step, a stop), a scripted detector (:func:`answering`) answers the steps.
 """
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from inspect_ai import Task, eval_async
+from inspect_ai.agent import as_solver, react
 from inspect_ai.approval import ApprovalPolicy
 from inspect_ai.dataset import Sample
 from inspect_ai.log import read_eval_log
@@ -38,11 +41,19 @@ from monitor.integrations.inspect.episodes import open_episode
 from monitor.integrations.inspect.recovery import EpisodeLink
 from monitor.integrations.inspect.tasks import bioblue_task
 from monitor.integrations.inspect.wrapper import MessagesTarget
-from schemas.events import RecoveryCommand, Verdict
+from schemas.events import RecoveryCommand, StepEvent, Verdict
+from schemas.redis_io import stream_entries
 from schemas.settings import Settings
-from schemas.wire import decode
+from schemas.wire import decode, encode, routed
 from tests.fakes.llama_server import LlamaServer
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, raw, respond_with, text
+from tests.fakes.model_server import (
+    FakeModelServer,
+    RecordedRequest,
+    raw,
+    respond_with,
+    text,
+    tool_calls,
+)
 from workers.environments import create_environment
 
 # inspect-ai's own: its retry config passes tenacity a deprecated parameter, and its
@@ -127,15 +138,60 @@ def chat_requests(server: FakeModelServer) -> list[RecordedRequest]:
     return [r for r in server.requests if r.path.endswith("/chat/completions")]
 
 
+async def stream_events(redis: Any, settings: Settings) -> list[Any]:
+    """Every event in the steps streams, each stream in its order."""
+    events = []
+    for stream in settings.keys.all_steps():
+        events += [decode(fields) for _, fields in await redis.xrange(stream)]
+    return events
+
+
 async def steps_in_streams(redis: Any, settings: Settings) -> dict[str, list[int]]:
     """Episode id -> the step numbers of its StepEvents, as the detectors read them."""
     found: dict[str, list[int]] = {}
-    for stream in settings.keys.all_steps():
-        for _, fields in await redis.xrange(stream):
-            event = decode(fields)
-            if event.kind == "step":
-                found.setdefault(event.episode_id, []).append(event.step)
+    for event in await stream_events(redis, settings):
+        if event.kind == "step":
+            found.setdefault(event.episode_id, []).append(event.step)
     return found
+
+
+Script = Callable[[StepEvent], list[Any]]  # a step -> the verdict events that answer it
+
+
+async def _answer_steps(
+    redis: Any, settings: Settings, script: Script, stop: asyncio.Event
+) -> None:
+    cursors: dict[str, Any] = dict.fromkeys(settings.keys.all_steps(), "0-0")
+    while not stop.is_set():
+        reply = await redis.xread(cursors, count=100, block=20)
+        for stream, entries in stream_entries(reply):
+            for entry_id, fields in entries:
+                cursors[stream] = entry_id
+                event = decode(fields)
+                if event.kind != "step":
+                    continue
+                verdicts = settings.keys.verdicts(settings.keys.shard_of(event.episode_id))
+                for answer in script(event):
+                    await redis.xadd(verdicts, routed(encode(answer), event.episode_id))
+
+
+@contextlib.asynccontextmanager
+async def answering(redis: Any, settings: Settings, script: Script) -> AsyncIterator[None]:
+    """A scripted detector: every step in the streams is answered with ``script(step)``
+    (a RecoveryCommand goes before its Verdict, as the detectors send them)."""
+    stop = asyncio.Event()
+    reader = asyncio.create_task(_answer_steps(redis, settings, script, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await reader  # a failure of the script's reader fails the test here
+
+
+def _answer(step: StepEvent, verdict: str, **kw: Any) -> Verdict:
+    return Verdict(
+        episode_id=step.episode_id, step=step.step, step_ts=step.ts, verdict=verdict, **kw
+    )
 
 
 async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
@@ -284,6 +340,8 @@ def test_the_registry_names_every_task_after_the_package() -> None:
         )
     }
     assert all(n.startswith("runaway_monitor/") for n in names) and len(names) == 6
+    wrappers = {registry_info(w).name for w in (registry.monitored, registry.monitored_agent)}
+    assert wrappers == {"runaway_monitor/monitored", "runaway_monitor/monitored_agent"}
 
 
 def test_bad_task_arguments_name_the_argument() -> None:
@@ -427,6 +485,93 @@ async def test_the_approver_reports_each_tool_call_and_approves_on_continue(
     assert [(e.step, [(c.name, c.arguments) for c in e.tool_calls]) for e in steps] == [
         (1, [("add", {"x": 1, "y": 2})])
     ]
+
+
+REMINDER = "Add no more numbers; submit the answer."
+
+
+def reset_at_step_2(step: StepEvent) -> list[Any]:
+    """Every step safe (its own savepoint) but step 2: reset to step 1's savepoint."""
+    if step.step != 2:
+        return [_answer(step, "continue", savepoint_step=step.step, runaway_index=0.1)]
+    command = RecoveryCommand(
+        episode_id=step.episode_id,
+        step=2,
+        step_ts=step.ts,
+        command_id="reset-2",
+        savepoint_step=1,
+        reminder=REMINDER,
+    )
+    return [command, _answer(step, "reset", savepoint_step=1, runaway_index=0.9)]
+
+
+async def test_the_agent_wrapper_resets_a_react_agents_messages_to_the_savepoint(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """Inspect's react() agent under monitored_agent, the monitor's verdicts scripted (step
+    2: reset to step 1): the next request is step 1's context (its tool result included)
+    plus the reminder, step 2's call and result gone; each model call is one step (the
+    hooks, on, add none) and the detectors are told of the recovery."""
+    channel_module.configure(monitor_settings.model_copy(update={"step_timeout_s": 30}))
+    drifting_server.push(
+        tool_calls(("add", {"x": 1, "y": 2})),
+        tool_calls(("add", {"x": 2, "y": 3})),
+        tool_calls(("add", {"x": 3, "y": 4})),
+        tool_calls(("submit", {"answer": "7"})),
+    )
+    agent = registry.monitored_agent(react(tools=[add()]))
+    task = Task(dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=agent)
+    async with answering(redis, monitor_settings, reset_at_step_2):
+        log = await run_eval(task, drifting_server, tmp_path)
+    requests = [r.messages for r in chat_requests(drifting_server)]
+    assert len(requests) == 4
+    assert [m["role"] for m in requests[1]] == ["system", "user", "assistant", "tool"]
+    assert requests[2] == [*requests[1], {"role": "user", "content": REMINDER}]
+    assert len(requests[3]) == len(requests[2]) + 2  # step 3's call and result
+    (sample,) = log.samples
+    episode = f"inspect-{sample.uuid}"
+    assert await steps_in_streams(redis, monitor_settings) == {episode: [1, 2, 3, 4]}
+    applied = [
+        e for e in await stream_events(redis, monitor_settings) if e.kind == "recovery_applied"
+    ]
+    assert [(e.step, e.savepoint_step, e.messages_dropped) for e in applied] == [(2, 1, 2)]
+    link = sample.store["runaway_monitor:link"]
+    assert (link["verdicts"], link["verdict_timeouts"], link["recoveries"]) == (4, 0, [2])
+    calls = [
+        c.arguments for m in sample.messages if m.role == "assistant" for c in m.tool_calls or []
+    ]
+    assert {"x": 2, "y": 3} not in calls and {"x": 3, "y": 4} in calls
+
+
+def stop_at_step_1(step: StepEvent) -> list[Any]:
+    return [_answer(step, "stop", runaway_index=1.0, cause="loop", reason="scripted stop")]
+
+
+async def test_the_agent_wrapper_ends_agent_and_sample_on_stop_before_the_tools_run(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """A stop for the agent's first answer: its tool call never runs, the agent returns
+    with that answer, and the sample ends (the solver after the agent never calls)."""
+    channel_module.configure(monitor_settings.model_copy(update={"step_timeout_s": 30}))
+    drifting_server.default = tool_calls(("add", {"x": 1, "y": 2}))  # adds on, unless stopped
+    agent = registry.monitored_agent(react(tools=[add()]))
+    task = Task(
+        dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=[as_solver(agent), generate()]
+    )
+    async with answering(redis, monitor_settings, stop_at_step_1):
+        log = await run_eval(task, drifting_server, tmp_path, message_limit=12)
+    assert len(chat_requests(drifting_server)) == 1
+    (sample,) = log.samples
+    assert not [e for e in sample.events if e.event == "tool"]
+    last = sample.messages[-1]
+    assert last.role == "assistant" and [c.function for c in last.tool_calls] == ["add"]
+    assert sample.store["runaway_monitor:link"]["verdicts"] == 1
 
 
 async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(
