@@ -487,6 +487,33 @@ async def test_the_approver_reports_each_tool_call_and_approves_on_continue(
     ]
 
 
+async def test_the_hooks_stream_a_tool_call_and_its_result_as_steps(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """Anybody's tool-using eval, hooks on: the model's tool call is a step, the tool's
+    run (the same call, with its result) the next one, the model's answer the last."""
+    drifting_server.push(tool_calls(("add", {"x": 1, "y": 2})), text("3"))
+    task = Task(
+        dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=[use_tools(add()), generate()]
+    )
+    log = await run_eval(task, drifting_server, tmp_path)
+    events = await stream_events(redis, monitor_settings)
+    assert {e.episode_id for e in events} == {f"inspect-{log.samples[0].uuid}"}
+    steps = [e for e in events if e.kind == "step"]
+    assert [
+        (e.step, e.text, [(c.name, c.arguments, c.result) for c in e.tool_calls]) for e in steps
+    ] == [
+        (1, None, [("add", {"x": 1, "y": 2}, None)]),
+        (2, None, [("add", {"x": 1, "y": 2}, "3")]),
+        (3, "3", []),
+    ]
+    assert steps[0].tool_calls[0].id == steps[1].tool_calls[0].id  # the call, then its run
+    assert (events[-1].kind, events[-1].step) == ("episode_finished", 3)
+
+
 REMINDER = "Add no more numbers; submit the answer."
 
 
