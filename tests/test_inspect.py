@@ -2,10 +2,11 @@
 
 Evals run in process (``eval_async`` on the test's loop, beside a real detector on the
 test's Redis) or through the ``inspect eval`` CLI; what is asserted comes from the eval
-logs (``read_eval_log``), the model server's request log and the monitor's streams.
-The model here drifts: a function of the observation that overfeeds A without bound,
-so the detectors flip it within a few steps. Where a test needs given verdicts (a reset
-at a given step, a stop), a scripted detector (:func:`answering`) answers the steps.
+logs (``read_eval_log``), the model server's request log and the monitor's streams
+(and, for an eval watched while it runs, the sidecar's listing and metrics). The model
+here drifts: a function of the observation that overfeeds A without bound, so the
+detectors flip it within a few steps. Where a test needs given verdicts (a reset at a
+given step, a stop), a scripted detector (:func:`answering`) answers the steps.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver, use_tools
 from inspect_ai.tool import Tool, tool
+from prometheus_client.parser import text_string_to_metric_families
 
 import runaway_monitor._registry as registry
 from detectors.service import DetectorService
@@ -45,15 +47,18 @@ from schemas.events import RecoveryCommand, StepEvent, Verdict
 from schemas.redis_io import stream_entries
 from schemas.settings import Settings
 from schemas.wire import decode, encode, routed
+from tests.api_helpers import api_client, wait_ready
 from tests.fakes.llama_server import LlamaServer
 from tests.fakes.model_server import (
     FakeModelServer,
     RecordedRequest,
+    held,
     raw,
     respond_with,
     text,
     tool_calls,
 )
+from tests.waiting import wait_for
 from workers.environments import create_environment
 
 # inspect-ai's own: its retry config passes tenacity a deprecated parameter, and its
@@ -512,6 +517,72 @@ async def test_the_hooks_stream_a_tool_call_and_its_result_as_steps(
     ]
     assert steps[0].tool_calls[0].id == steps[1].tool_calls[0].id  # the call, then its run
     assert (events[-1].kind, events[-1].step) == ("episode_finished", 3)
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def _inspect_rows(client: Any) -> list[dict[str, Any]]:
+    resp = await client.get("/v1/episodes", params={"source": "inspect"})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["items"]
+
+
+async def _seen_while_held(
+    client: Any, server: FakeModelServer, running: "asyncio.Task[Any]"
+) -> dict[str, Any]:
+    """What the sidecar shows while the eval waits on its third model call (held)."""
+    await wait_for(
+        lambda: running.done() or len(chat_requests(server)) == 3, 60, "the third model call"
+    )
+    assert not running.done(), "the eval ended before its held model call"
+
+    async def scored() -> list[dict[str, Any]]:
+        rows = await _inspect_rows(client)
+        return rows if rows and rows[0]["last_step"] == 2 else []
+
+    (row,) = await wait_for(scored, 30, "the listing to show both steps, scored")
+
+    async def counted() -> bool:
+        text = await (await client.get("/metrics")).text()
+        return _metric(text, "runaway_episode_steps_total", environment="custom") == 2
+
+    await wait_for(counted, 30, "/metrics to count the eval's two steps")
+    assert not running.done()  # all of it seen while the eval runs
+    return row
+
+
+async def test_the_sidecar_lists_and_counts_an_inspect_eval_while_it_runs(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """A sidecar (with its detector) and anybody's eval, hooks on, its third model call held
+    by the model server: meanwhile ``GET /v1/episodes`` lists the sample as an inspect
+    episode with its two steps accepted and scored, and ``/metrics`` counts them."""
+    release = asyncio.Event()
+    drifting_server.push(text("42"), text("42"), held(release, text("42")))
+    task = Task(dataset=[Sample(input="Pick a number.", id="s1")], solver=three_turns())
+    async with api_client(monitor_settings) as client:
+        await wait_ready(client)  # the feed follows the streams before the eval starts
+        running = asyncio.create_task(run_eval(task, drifting_server, tmp_path))
+        try:
+            row = await _seen_while_held(client, drifting_server, running)
+        finally:
+            release.set()
+            log = await asyncio.wait_for(running, 120)
+        assert row["episode_id"] == f"inspect-{log.samples[0].uuid}"
+        assert (row["source"], row["status"], row["accepted_step"]) == ("inspect", "active", 2)
+        assert row["model"].endswith("drift")
+        (done,) = await _inspect_rows(client)
+        assert (done["status"], done["accepted_step"]) == ("finished", 3)
 
 
 REMINDER = "Add no more numbers; submit the answer."
