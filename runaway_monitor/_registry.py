@@ -1,4 +1,4 @@
-"""What the ``inspect_ai`` entry point registers: tasks, hooks, scorer, solvers, approver.
+"""What the ``inspect_ai`` entry point registers: tasks, hooks, scorer, wrappers, approver.
 
 Each is a thin definition here (so that Inspect names it ``runaway_monitor/...``)
 around :mod:`monitor.integrations.inspect`, which checks the inspect-ai version on import.
@@ -7,11 +7,13 @@ around :mod:`monitor.integrations.inspect`, which checks the inspect-ai version 
 from collections.abc import Callable
 
 from inspect_ai import Task, task
+from inspect_ai.agent import Agent, agent
 from inspect_ai.approval import Approver, approver
 from inspect_ai.hooks import hooks
 from inspect_ai.scorer import Scorer, scorer
 from inspect_ai.solver import Solver, solver
 
+from monitor.integrations.inspect import agent_wrapper as _agent_wrapper
 from monitor.integrations.inspect import approval as _approval
 from monitor.integrations.inspect import hooks as _hooks
 from monitor.integrations.inspect import scorer as _scorer
@@ -117,6 +119,13 @@ def runaway() -> Scorer:
 def monitored(inner: Solver) -> Solver:
     """Wrap a solver so each model call is checked by the monitor and its verdict applied."""
     return _wrapper.monitored_solver(inner)
+
+
+@agent(name=_name("monitored_agent"))
+def monitored_agent(inner: Agent) -> Agent:
+    """Wrap an agent so each of its model calls is checked by the monitor and its verdict
+    applied to its ``AgentState.messages``."""
+    return _agent_wrapper.monitored_agent(inner)
 
 
 @approver(name=_name("approver"))

@@ -2,32 +2,37 @@
 
 Evals run in process (``eval_async`` on the test's loop, beside a real detector on the
 test's Redis) or through the ``inspect eval`` CLI; what is asserted comes from the eval
-logs (``read_eval_log``), the model server's request log and the monitor's streams.
-The model here drifts: a function of the observation that overfeeds A without bound,
-so the detectors flip it within a few steps.
+logs (``read_eval_log``), the model server's request log and the monitor's streams
+(and, for an eval watched while it runs, the sidecar's listing and metrics). The model
+here drifts: a function of the observation that overfeeds A without bound, so the
+detectors flip it within a few steps. Where a test needs given verdicts (a reset at a
+given step, a stop), a scripted detector (:func:`answering`) answers the steps.
 """
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from inspect_ai import Task, eval_async
+from inspect_ai.agent import as_solver, react
 from inspect_ai.approval import ApprovalPolicy
 from inspect_ai.dataset import Sample
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver, use_tools
 from inspect_ai.tool import Tool, tool
+from prometheus_client.parser import text_string_to_metric_families
 
 import runaway_monitor._registry as registry
 from detectors.service import DetectorService
@@ -38,11 +43,22 @@ from monitor.integrations.inspect.episodes import open_episode
 from monitor.integrations.inspect.recovery import EpisodeLink
 from monitor.integrations.inspect.tasks import bioblue_task
 from monitor.integrations.inspect.wrapper import MessagesTarget
-from schemas.events import RecoveryCommand, Verdict
+from schemas.events import RecoveryCommand, StepEvent, Verdict
+from schemas.redis_io import stream_entries
 from schemas.settings import Settings
-from schemas.wire import decode
+from schemas.wire import decode, encode, routed
+from tests.api_helpers import api_client, wait_ready
 from tests.fakes.llama_server import LlamaServer
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, raw, respond_with, text
+from tests.fakes.model_server import (
+    FakeModelServer,
+    RecordedRequest,
+    held,
+    raw,
+    respond_with,
+    text,
+    tool_calls,
+)
+from tests.waiting import wait_for
 from workers.environments import create_environment
 
 # inspect-ai's own: its retry config passes tenacity a deprecated parameter, and its
@@ -127,15 +143,60 @@ def chat_requests(server: FakeModelServer) -> list[RecordedRequest]:
     return [r for r in server.requests if r.path.endswith("/chat/completions")]
 
 
+async def stream_events(redis: Any, settings: Settings) -> list[Any]:
+    """Every event in the steps streams, each stream in its order."""
+    events = []
+    for stream in settings.keys.all_steps():
+        events += [decode(fields) for _, fields in await redis.xrange(stream)]
+    return events
+
+
 async def steps_in_streams(redis: Any, settings: Settings) -> dict[str, list[int]]:
     """Episode id -> the step numbers of its StepEvents, as the detectors read them."""
     found: dict[str, list[int]] = {}
-    for stream in settings.keys.all_steps():
-        for _, fields in await redis.xrange(stream):
-            event = decode(fields)
-            if event.kind == "step":
-                found.setdefault(event.episode_id, []).append(event.step)
+    for event in await stream_events(redis, settings):
+        if event.kind == "step":
+            found.setdefault(event.episode_id, []).append(event.step)
     return found
+
+
+Script = Callable[[StepEvent], list[Any]]  # a step -> the verdict events that answer it
+
+
+async def _answer_steps(
+    redis: Any, settings: Settings, script: Script, stop: asyncio.Event
+) -> None:
+    cursors: dict[str, Any] = dict.fromkeys(settings.keys.all_steps(), "0-0")
+    while not stop.is_set():
+        reply = await redis.xread(cursors, count=100, block=20)
+        for stream, entries in stream_entries(reply):
+            for entry_id, fields in entries:
+                cursors[stream] = entry_id
+                event = decode(fields)
+                if event.kind != "step":
+                    continue
+                verdicts = settings.keys.verdicts(settings.keys.shard_of(event.episode_id))
+                for answer in script(event):
+                    await redis.xadd(verdicts, routed(encode(answer), event.episode_id))
+
+
+@contextlib.asynccontextmanager
+async def answering(redis: Any, settings: Settings, script: Script) -> AsyncIterator[None]:
+    """A scripted detector: every step in the streams is answered with ``script(step)``
+    (a RecoveryCommand goes before its Verdict, as the detectors send them)."""
+    stop = asyncio.Event()
+    reader = asyncio.create_task(_answer_steps(redis, settings, script, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await reader  # a failure of the script's reader fails the test here
+
+
+def _answer(step: StepEvent, verdict: str, **kw: Any) -> Verdict:
+    return Verdict(
+        episode_id=step.episode_id, step=step.step, step_ts=step.ts, verdict=verdict, **kw
+    )
 
 
 async def test_flips_are_scored_and_a_reset_shortens_the_next_request(
@@ -284,6 +345,8 @@ def test_the_registry_names_every_task_after_the_package() -> None:
         )
     }
     assert all(n.startswith("runaway_monitor/") for n in names) and len(names) == 6
+    wrappers = {registry_info(w).name for w in (registry.monitored, registry.monitored_agent)}
+    assert wrappers == {"runaway_monitor/monitored", "runaway_monitor/monitored_agent"}
 
 
 def test_bad_task_arguments_name_the_argument() -> None:
@@ -427,6 +490,186 @@ async def test_the_approver_reports_each_tool_call_and_approves_on_continue(
     assert [(e.step, [(c.name, c.arguments) for c in e.tool_calls]) for e in steps] == [
         (1, [("add", {"x": 1, "y": 2})])
     ]
+
+
+async def test_the_hooks_stream_a_tool_call_and_its_result_as_steps(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """Anybody's tool-using eval, hooks on: the model's tool call is a step, the tool's
+    run (the same call, with its result) the next one, the model's answer the last."""
+    drifting_server.push(tool_calls(("add", {"x": 1, "y": 2})), text("3"))
+    task = Task(
+        dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=[use_tools(add()), generate()]
+    )
+    log = await run_eval(task, drifting_server, tmp_path)
+    events = await stream_events(redis, monitor_settings)
+    assert {e.episode_id for e in events} == {f"inspect-{log.samples[0].uuid}"}
+    steps = [e for e in events if e.kind == "step"]
+    assert [
+        (e.step, e.text, [(c.name, c.arguments, c.result) for c in e.tool_calls]) for e in steps
+    ] == [
+        (1, None, [("add", {"x": 1, "y": 2}, None)]),
+        (2, None, [("add", {"x": 1, "y": 2}, "3")]),
+        (3, "3", []),
+    ]
+    assert steps[0].tool_calls[0].id == steps[1].tool_calls[0].id  # the call, then its run
+    assert (events[-1].kind, events[-1].step) == ("episode_finished", 3)
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def _inspect_rows(client: Any) -> list[dict[str, Any]]:
+    resp = await client.get("/v1/episodes", params={"source": "inspect"})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["items"]
+
+
+async def _seen_while_held(
+    client: Any, server: FakeModelServer, running: "asyncio.Task[Any]"
+) -> dict[str, Any]:
+    """What the sidecar shows while the eval waits on its third model call (held)."""
+    await wait_for(
+        lambda: running.done() or len(chat_requests(server)) == 3, 60, "the third model call"
+    )
+    assert not running.done(), "the eval ended before its held model call"
+
+    async def scored() -> list[dict[str, Any]]:
+        rows = await _inspect_rows(client)
+        return rows if rows and rows[0]["last_step"] == 2 else []
+
+    (row,) = await wait_for(scored, 30, "the listing to show both steps, scored")
+
+    async def counted() -> bool:
+        text = await (await client.get("/metrics")).text()
+        return _metric(text, "runaway_episode_steps_total", environment="custom") == 2
+
+    await wait_for(counted, 30, "/metrics to count the eval's two steps")
+    assert not running.done()  # all of it seen while the eval runs
+    return row
+
+
+async def test_the_sidecar_lists_and_counts_an_inspect_eval_while_it_runs(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """A sidecar (with its detector) and anybody's eval, hooks on, its third model call held
+    by the model server: meanwhile ``GET /v1/episodes`` lists the sample as an inspect
+    episode with its two steps accepted and scored, and ``/metrics`` counts them."""
+    release = asyncio.Event()
+    drifting_server.push(text("42"), text("42"), held(release, text("42")))
+    task = Task(dataset=[Sample(input="Pick a number.", id="s1")], solver=three_turns())
+    async with api_client(monitor_settings) as client:
+        await wait_ready(client)  # the feed follows the streams before the eval starts
+        running = asyncio.create_task(run_eval(task, drifting_server, tmp_path))
+        try:
+            row = await _seen_while_held(client, drifting_server, running)
+        finally:
+            release.set()
+            log = await asyncio.wait_for(running, 120)
+        assert row["episode_id"] == f"inspect-{log.samples[0].uuid}"
+        assert (row["source"], row["status"], row["accepted_step"]) == ("inspect", "active", 2)
+        assert row["model"].endswith("drift")
+        (done,) = await _inspect_rows(client)
+        assert (done["status"], done["accepted_step"]) == ("finished", 3)
+
+
+REMINDER = "Add no more numbers; submit the answer."
+
+
+def reset_at_step_2(step: StepEvent) -> list[Any]:
+    """Every step safe (its own savepoint) but step 2: reset to step 1's savepoint."""
+    if step.step != 2:
+        return [_answer(step, "continue", savepoint_step=step.step, runaway_index=0.1)]
+    command = RecoveryCommand(
+        episode_id=step.episode_id,
+        step=2,
+        step_ts=step.ts,
+        command_id="reset-2",
+        savepoint_step=1,
+        reminder=REMINDER,
+    )
+    return [command, _answer(step, "reset", savepoint_step=1, runaway_index=0.9)]
+
+
+async def test_the_agent_wrapper_resets_a_react_agents_messages_to_the_savepoint(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """Inspect's react() agent under monitored_agent, the monitor's verdicts scripted (step
+    2: reset to step 1): the next request is step 1's context (its tool result included)
+    plus the reminder, step 2's call and result gone; each model call is one step (the
+    hooks, on, add none) and the detectors are told of the recovery."""
+    channel_module.configure(monitor_settings.model_copy(update={"step_timeout_s": 30}))
+    drifting_server.push(
+        tool_calls(("add", {"x": 1, "y": 2})),
+        tool_calls(("add", {"x": 2, "y": 3})),
+        tool_calls(("add", {"x": 3, "y": 4})),
+        tool_calls(("submit", {"answer": "7"})),
+    )
+    agent = registry.monitored_agent(react(tools=[add()]))
+    task = Task(dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=agent)
+    async with answering(redis, monitor_settings, reset_at_step_2):
+        log = await run_eval(task, drifting_server, tmp_path)
+    requests = [r.messages for r in chat_requests(drifting_server)]
+    assert len(requests) == 4
+    assert [m["role"] for m in requests[1]] == ["system", "user", "assistant", "tool"]
+    assert requests[2] == [*requests[1], {"role": "user", "content": REMINDER}]
+    assert len(requests[3]) == len(requests[2]) + 2  # step 3's call and result
+    (sample,) = log.samples
+    episode = f"inspect-{sample.uuid}"
+    assert await steps_in_streams(redis, monitor_settings) == {episode: [1, 2, 3, 4]}
+    applied = [
+        e for e in await stream_events(redis, monitor_settings) if e.kind == "recovery_applied"
+    ]
+    assert [(e.step, e.savepoint_step, e.messages_dropped) for e in applied] == [(2, 1, 2)]
+    link = sample.store["runaway_monitor:link"]
+    assert (link["verdicts"], link["verdict_timeouts"], link["recoveries"]) == (4, 0, [2])
+    calls = [
+        c.arguments for m in sample.messages if m.role == "assistant" for c in m.tool_calls or []
+    ]
+    assert {"x": 2, "y": 3} not in calls and {"x": 3, "y": 4} in calls
+
+
+def stop_at_step_1(step: StepEvent) -> list[Any]:
+    return [_answer(step, "stop", runaway_index=1.0, cause="loop", reason="scripted stop")]
+
+
+async def test_the_agent_wrapper_ends_agent_and_sample_on_stop_before_the_tools_run(
+    drifting_server: FakeModelServer,
+    redis: Any,
+    tmp_path: Path,
+    monitor_settings: Settings,
+) -> None:
+    """A stop for the agent's first answer: its tool call never runs, the agent returns
+    with that answer, and the sample ends (the solver after the agent never calls)."""
+    channel_module.configure(monitor_settings.model_copy(update={"step_timeout_s": 30}))
+    drifting_server.default = tool_calls(("add", {"x": 1, "y": 2}))  # adds on, unless stopped
+    agent = registry.monitored_agent(react(tools=[add()]))
+    task = Task(
+        dataset=[Sample(input="What is 1 + 2?", id="s1")], solver=[as_solver(agent), generate()]
+    )
+    async with answering(redis, monitor_settings, stop_at_step_1):
+        log = await run_eval(task, drifting_server, tmp_path, message_limit=12)
+    assert len(chat_requests(drifting_server)) == 1
+    (sample,) = log.samples
+    assert not [e for e in sample.events if e.event == "tool"]
+    last = sample.messages[-1]
+    assert last.role == "assistant" and [c.function for c in last.tool_calls] == ["add"]
+    assert sample.store["runaway_monitor:link"]["verdicts"] == 1
 
 
 async def test_verdicts_act_on_task_messages_once_and_map_to_approvals(

@@ -7,7 +7,8 @@ model actually received: the context after truncation, mitigations' reminders, k
 
 Script answers with :meth:`FakeModelServer.push` (consumed in order); when the script
 is empty, ``default`` answers. Behaviours: :func:`text`, :func:`json_answer`,
-:func:`status`, :func:`sleep`, :func:`raw`, :func:`respond_with`, :func:`tool_calls`.
+:func:`status`, :func:`sleep`, :func:`held`, :func:`raw`, :func:`respond_with`,
+:func:`tool_calls`.
 
 Use the ``fake_model_server`` fixture (registered in ``tests/conftest.py``).
 """
@@ -172,6 +173,22 @@ def sleep(seconds: float, then: Behaviour | None = None) -> Behaviour:
         except TimeoutError:
             pass
         return await (then or text("0"))(server, req)
+
+    return behave
+
+
+def held(release: asyncio.Event, then: Behaviour) -> Behaviour:
+    """Hold the answer until the test sets ``release`` (or the server closes), then behave
+    like ``then``: to look at a run while it waits for its model."""
+
+    async def behave(server: "FakeModelServer", req: RecordedRequest) -> web.StreamResponse:
+        waits = [asyncio.ensure_future(e.wait()) for e in (release, server.closing)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return await then(server, req)
 
     return behave
 

@@ -6,21 +6,32 @@ verdict and applies it to ``TaskState.messages``: a savepoint is the length of t
 messages after a step judged safe, ``reset`` cuts them back to it (and adds the
 reminder), ``remind`` adds the reminder, ``stop`` ends the sample (``completed``). The
 wrapper publishes its sample's steps itself, so the hooks skip that sample's events.
+The agent wrapper (:mod:`.agent_wrapper`) shares :class:`MessagesTarget` and
+:func:`report_step`.
 """
 
-from typing import Any
+from typing import Any, Protocol
 
-from inspect_ai.model import ChatMessageUser
+from inspect_ai.model import ChatMessage, ChatMessageUser
 from inspect_ai.solver import Generate, Solver, TaskState
 
+from monitor.api.verdicts import Answer
 from monitor.integrations.inspect.episodes import model_step
 from monitor.integrations.inspect.recovery import EpisodeLink, link_episode
 
+LINK_KEY = "runaway_monitor:link"  # the sample store's entry: the link's summary
+
+
+class HasMessages(Protocol):
+    """``TaskState`` or ``AgentState``: what a recovery acts on."""
+
+    messages: list[ChatMessage]
+
 
 class MessagesTarget:
-    """Savepoints over ``TaskState.messages``: step -> the messages' length after it."""
+    """Savepoints over ``state.messages``: step -> the messages' length after it."""
 
-    def __init__(self, state: TaskState) -> None:
+    def __init__(self, state: HasMessages) -> None:
         self.state = state
         self.lengths: dict[int, int] = {0: len(state.messages)}
         self.safe = 0
@@ -57,11 +68,29 @@ class _Event:
         self.output = output
 
 
+async def report_step(link: EpisodeLink, output: Any) -> tuple[int, Answer | None]:
+    """Publish a model call's output as the episode's next step and wait for its verdict:
+    the step and the verdict (None when the monitor is offline or late, counted)."""
+    step = link.episode.steps + 1
+    link.expect(step)
+    if not await link.connect():
+        link.episode.steps = step
+        return step, None
+    await link.publish(model_step(link.episode_id, step, _Event(output)))
+    return step, await link.verdict(step)
+
+
+async def own_link(sample_uuid: str) -> EpisodeLink:
+    """The sample's link, publishing the steps itself (the hooks skip its events)."""
+    link = await link_episode(sample_uuid)
+    link.episode.published_by_hooks = False
+    link.own = True
+    return link
+
+
 def monitored_solver(inner: Solver) -> Solver:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        link = await link_episode(state.uuid)
-        link.episode.published_by_hooks = False  # this wrapper reports the steps
-        link.own = True
+        link = await own_link(state.uuid)
         target = MessagesTarget(state)
 
         async def checked(st: TaskState, *args: Any, **kwargs: Any) -> TaskState:
@@ -72,21 +101,14 @@ def monitored_solver(inner: Solver) -> Solver:
         try:
             return await inner(state, checked)
         finally:
-            state.store.set("runaway_monitor:link", link.summary())
+            state.store.set(LINK_KEY, link.summary())
             await link.close(link.episode.steps)
 
     return solve
 
 
 async def _check(link: EpisodeLink, target: MessagesTarget, st: TaskState) -> None:
-    step = link.episode.steps + 1
-    link.expect(step)
-    if not await link.connect():
-        link.episode.steps = step
-        target.after_step(step)
-        return
-    await link.publish(model_step(link.episode_id, step, _Event(st.output)))
+    step, answer = await report_step(link, st.output)
     target.after_step(step)
-    action = await link.apply(await link.verdict(step), target)
-    if action == "stop":
+    if await link.apply(answer, target) == "stop":
         st.completed = True
