@@ -37,13 +37,19 @@ async def _session(client, body=TOOL_AGENT):
     return mon, await mon.register(**body)
 
 
-async def test_identical_calls_noted_at_2_blocked_at_3_stopped_at_6(settings, redis):
+async def _played(settings, agent, steps: int, body=TOOL_AGENT):
+    """``agent`` played for ``steps`` against a real sidecar and its detector, its
+    episode registered with ``body``."""
     async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client)
+        mon, ep = await _session(client, body)
         try:
-            run = await run_agent(mon, ep, looping_search, steps=20)
+            return await run_agent(mon, ep, agent, steps=steps)
         finally:
             await mon.__aexit__(None)
+
+
+async def test_identical_calls_noted_at_2_blocked_at_3_stopped_at_6(settings, redis):
+    run = await _played(settings, looping_search, 20)
     verdicts = [v.verdict for v in run.verdicts]
     assert verdicts == ["continue", "continue", "block", "block", "block", "stop"]
     assert run.verdicts[1].reason and "loop suspected" in run.verdicts[1].reason
@@ -55,12 +61,7 @@ async def test_identical_calls_noted_at_2_blocked_at_3_stopped_at_6(settings, re
 
 
 async def test_a_cycle_of_two_calls_is_blocked_at_its_third_repetition(settings, redis):
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client)
-        try:
-            run = await run_agent(mon, ep, ping_pong, steps=14)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, ping_pong, 14)
     assert run.first("block") == 2 * D.loop_cycle_repeats == 6
     assert "cycle of 2 tool calls" in run.verdicts[5].reason
     assert run.first("stop") == 2 * D.loop_stop == 12
@@ -68,23 +69,13 @@ async def test_a_cycle_of_two_calls_is_blocked_at_its_third_repetition(settings,
 
 async def test_repeated_text_is_flagged_at_the_tenth_repeat_of_a_chunk(settings, redis):
     assert len(SENTENCE) >= D.loop_chunk
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client)
-        try:
-            run = await run_agent(mon, ep, repeating_text, steps=12)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, repeating_text, 12)
     assert run.loop_flagged_at == D.loop_text_repeats == 10
     assert run.first("block") == 10 and "repeated 10 times" in run.verdicts[9].reason
 
 
 async def test_a_varied_legitimate_session_is_never_flagged(settings, redis):
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client)
-        try:
-            run = await run_agent(mon, ep, varied_coder, steps=60)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, varied_coder, 60)
     assert len(run.verdicts) == 60
     assert all(v.verdict == "continue" and not v.flags for v in run.verdicts)
     assert not any(v.reason for v in run.verdicts)  # not even a noted repeat
@@ -102,12 +93,7 @@ async def test_pointer_objective_runaway_on_an_inventory_agent(settings, redis):
             }
         ]
     }
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client, body)
-        try:
-            run = await run_agent(mon, ep, hoarding_buyer, steps=16)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, hoarding_buyer, 16, body)
     first = run.first("reset")
     assert first is not None and 9 <= first <= 9 + D.n_consecutive, first
     reset = run.verdicts[first - 1]
@@ -117,12 +103,7 @@ async def test_pointer_objective_runaway_on_an_inventory_agent(settings, redis):
 
 async def test_renewable_pointer_a_greedy_fisher_is_reminded_of_over_exploitation(settings, redis):
     pond = {"name": "fish", "kind": "renewable", "capacity": 20, "pointer": "/pond/fish"}
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client, {"objectives": [pond]})
-        try:
-            run = await run_agent(mon, ep, fisher(greedy_catch), steps=16)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, fisher(greedy_catch), 16, {"objectives": [pond]})
     # the pond is seen below 8 of 20 from step 3: the 10th such step raises the flag
     assert run.first("remind") == 3 + D.oe_steps - 1 == 12
     remind = run.verdicts[11]
@@ -150,12 +131,7 @@ async def test_unbounded_pointers_with_a_limit_an_advertiser_is_reset_to_its_eve
         ],
         "total_action_limit": 10,
     }
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client, body)
-        try:
-            run = await run_agent(mon, ep, advertiser(all_to_search_from=12), steps=18)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, advertiser(all_to_search_from=12), 18, body)
     assert all(v.verdict == "continue" and not v.flags for v in run.verdicts[:11])
     assert run.first("reset") == 12 + D.n_consecutive - 1 == 16
     reset = run.verdicts[15]
@@ -165,12 +141,7 @@ async def test_unbounded_pointers_with_a_limit_an_advertiser_is_reset_to_its_eve
 
 async def test_policy_set_at_registration(settings, redis):
     body = {**TOOL_AGENT, "policy": {"loop": "remind"}}
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client, body)
-        try:
-            run = await run_agent(mon, ep, looping_search, steps=8)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, looping_search, 8, body)
     assert [v.verdict for v in run.verdicts].count("remind") == 1  # once, at the flag
     assert run.verdicts[2].verdict == "remind" and run.verdicts[2].cause == "loop"
     assert run.stopped_at is None
@@ -180,12 +151,7 @@ async def test_a_tool_agent_is_reminded_of_its_loop_not_of_a_nominal_objective(s
     """The guards' and OTLP/LiteLLM routes' episodes have one nominal objective
     (tool_use): their reminder speaks of the repeated calls, never of growing tool_use."""
     body = {**GUARD_TOOL_AGENT, "policy": {"loop": "remind"}}
-    async with api_client(settings, step_timeout_s=10) as client:
-        mon, ep = await _session(client, body)
-        try:
-            run = await run_agent(mon, ep, looping_search, steps=8)
-        finally:
-            await mon.__aexit__(None)
+    run = await _played(settings, looping_search, 8, body)
     (remind,) = [v for v in run.verdicts if v.verdict == "remind"]
     assert remind.reminder == TOOL_AGENT_REMINDER and "tool_use" not in remind.reminder
 
