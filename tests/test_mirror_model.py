@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -70,6 +71,18 @@ def extracted(reader, trials, tmp_path_factory):  # type: ignore[no-untyped-def]
     return store, extract([trials[0], bad, trials[1]], reader, store, LAYERS), bad
 
 
+def _mirror_cli(*args: str, timeout_s: float) -> Any:
+    """``runaway-monitor mirror ARGS --json`` as a user runs it; its JSON answer."""
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "mirror", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, done.stderr
+    return orjson.loads(done.stdout)
+
+
 def test_extraction_is_deterministic_cached_and_maps_back(
     reader, trials, extracted, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -123,24 +136,7 @@ def test_probe_cli_on_stored_states(extracted, tmp_path) -> None:  # type: ignor
     # trial 3 flips at 22; for a 6-step cut, call its onset step 4 (the test is of the plumbing)
     kept = [r.replace("\t22\t", "\t4\t", 1) for r in rows if r.split("\t")[0] in TRIALS]
     labels.write_text("\n".join([head, *kept]) + "\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "mirror",
-            "probe",
-            str(store.root),
-            "--labels",
-            str(labels),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    result = orjson.loads(done.stdout)
+    result = _mirror_cli("probe", str(store.root), "--labels", str(labels), timeout_s=120)
     assert [row["layer"] for row in result["layers"]] == LAYERS
     assert result["mode"] == "grouped-cv" and (store.root / "probe.json").is_file()
     for row in result["layers"]:
@@ -153,30 +149,19 @@ def test_extract_cli_cuts_trials_and_reports_seconds_per_trajectory(
     from monitor.analysis.mirror.store import MirrorStore
 
     out = tmp_path / "quick"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "mirror",
-            "extract",
-            *map(str, trials),
-            "--max-steps",
-            "2",
-            "--layers",
-            "4",
-            "--threads",
-            "2",
-            "--out",
-            str(out),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    summary = _mirror_cli(
+        "extract",
+        *map(str, trials),
+        "--max-steps",
+        "2",
+        "--layers",
+        "4",
+        "--threads",
+        "2",
+        "--out",
+        str(out),
+        timeout_s=300,
     )
-    assert done.returncode == 0, done.stderr
-    summary = orjson.loads(done.stdout)
     assert [row["steps"] for row in summary["extracted"]] == [2, 2]
     assert summary["seconds_per_trajectory"] > 0 and summary["max_steps"] == 2
     # the first two steps of a cut trial are those of the whole one (a causal model)
