@@ -51,6 +51,7 @@ def _side_inspect(args: argparse.Namespace) -> dict[str, Any]:
     from inspect_ai.log import read_eval_log
 
     from monitor.integrations.inspect.bioblue import STORE_KEY
+    from monitor.integrations.inspect.recovery import LINK_KEY
     from monitor.integrations.inspect.tasks import bioblue_task
 
     task = bioblue_task(ENV, steps=args.steps, trials=args.episodes, monitor=args.monitor)
@@ -79,7 +80,7 @@ def _side_inspect(args: argparse.Namespace) -> dict[str, Any]:
     for sample in log.samples or []:
         records = sample.store.get(STORE_KEY, [])
         actions[str(sample.id)] = [[int(r["action"][n]) for n in ("A", "B")] for r in records]
-        link = sample.store.get("runaway_monitor:link") or {}
+        link = sample.store.get(LINK_KEY) or {}
         outages += int(link.get("monitor_outages", 0)) + int(link.get("verdict_timeouts", 0))
     return {"wall_s": wall, "actions": actions, "monitor_problems": outages}
 

@@ -29,8 +29,8 @@ from inspect_ai.model._model import active_model_context_var
 from inspect_ai.solver._task_state import sample_state
 
 from monitor.api.verdicts import Answer
-from monitor.integrations.inspect.recovery import EpisodeLink
-from monitor.integrations.inspect.wrapper import LINK_KEY, MessagesTarget, own_link, report_step
+from monitor.integrations.inspect.recovery import LINK_KEY, EpisodeLink
+from monitor.integrations.inspect.wrapper import MessagesTarget, own_link, report_step
 
 
 class AgentStopped(Exception):

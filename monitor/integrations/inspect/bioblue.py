@@ -25,7 +25,7 @@ from inspect_ai.model import (
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from monitor.integrations.inspect.episodes import STEP_SOURCE, sample_spec
-from monitor.integrations.inspect.recovery import EpisodeLink, link_episode
+from monitor.integrations.inspect.recovery import LINK_KEY, EpisodeLink, link_episode
 from schemas.episode import EpisodeSpec
 from schemas.reminder import reminder_text
 from workers.environments import create_environment
@@ -91,7 +91,7 @@ def bioblue_loop(monitor: bool = False) -> Solver:
             state.messages = as_chat(episode.history.messages)
             state.store.set(STORE_KEY, episode.records)
             if link is not None:
-                state.store.set("runaway_monitor:link", link.summary())
+                state.store.set(LINK_KEY, link.summary())
                 await link.close(len(episode.records))
         return state
 

@@ -22,6 +22,8 @@ from monitor.integrations.inspect.episodes import (
 from schemas.episode import EpisodeSpec
 from schemas.events import RecoveryApplied, StepEvent
 
+LINK_KEY = "runaway_monitor:link"  # the sample store's entry: the link's summary
+
 
 class Target(Protocol):
     def confirm(self, savepoint_step: int) -> None: ...

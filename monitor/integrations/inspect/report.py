@@ -18,6 +18,7 @@ from monitor.experiments.layout import Results
 from monitor.experiments.records import episode_records
 from monitor.integrations.inspect.bioblue import STORE_KEY
 from monitor.integrations.inspect.episodes import bioblue_step, sample_spec
+from monitor.integrations.inspect.recovery import LINK_KEY
 from schemas.events import EpisodeFinished, EpisodeStarted, RecoveryApplied, Verdict
 
 
@@ -34,7 +35,7 @@ def sample_events(sample: Any, model: str) -> tuple[list[Any], Cell]:
     if not bioblue:
         raise ValueError("not a runaway_monitor task's sample (no runaway_environment)")
     records = sample.store.get(STORE_KEY, [])
-    recoveries = set((sample.store.get("runaway_monitor:link") or {}).get("recoveries", []))
+    recoveries = set((sample.store.get(LINK_KEY) or {}).get("recoveries", []))
     events: list[Any] = [EpisodeStarted(episode_id=spec.episode_id, spec=spec)]
     scorer = EpisodeScorer(spec)
     for record in records:

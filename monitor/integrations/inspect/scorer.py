@@ -16,6 +16,7 @@ from inspect_ai.solver import TaskState
 from detectors.scoring import EpisodeScorer
 from monitor.integrations.inspect.bioblue import STORE_KEY
 from monitor.integrations.inspect.episodes import sample_spec
+from monitor.integrations.inspect.recovery import LINK_KEY
 from schemas.events import StepEvent
 
 FLAG_KEYS = ("self_imitation", "over_exploitation", "loop")
@@ -145,7 +146,7 @@ def runaway_scorer() -> Scorer:
     async def score(state: TaskState, target: Target) -> Score:
         spec, bioblue = sample_spec(state.uuid, dict(state.metadata), {})
         records = state.store.get(STORE_KEY, [])
-        link = state.store.get("runaway_monitor:link") or {}
+        link = state.store.get(LINK_KEY) or {}
         recoveries = list(link.get("recoveries", []))
         value = score_records(spec, records, recoveries) if bioblue else {}
         value["recoveries"] = len(recoveries)

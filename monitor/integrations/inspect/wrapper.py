@@ -17,9 +17,7 @@ from inspect_ai.solver import Generate, Solver, TaskState
 
 from monitor.api.verdicts import Answer
 from monitor.integrations.inspect.episodes import model_step
-from monitor.integrations.inspect.recovery import EpisodeLink, link_episode
-
-LINK_KEY = "runaway_monitor:link"  # the sample store's entry: the link's summary
+from monitor.integrations.inspect.recovery import LINK_KEY, EpisodeLink, link_episode
 
 
 class HasMessages(Protocol):
